@@ -1,0 +1,300 @@
+"""Numba kernels: forward and backward pass of a ReLaX-Net over (batch, step).
+
+The model (DESIGN.md section 4), for rows ``b`` of a batch and steps ``t = 0 .. T-1``::
+
+    k = sched[t], p = prev[t]                      (bank now, bank at the step before)
+    Wt_t = (1 - eps[t,b]) W[k] + eps[t,b] W[p]     (bt_t likewise; the switch leak)
+    u_t  = W_in x_{slot[t]} + h_t Wt_t^T + bt_t + noise_t
+    h_{t+1} = a[t,b] * h_t + c[t,b] * f(u_t)
+    z = h_T W_out^T + b_out
+
+Coefficient arrays ``a``, ``c`` and ``eps`` have shape ``(T, 1)`` (per step) or ``(T, B)``
+(per step and sample). Input slots ``X`` have shape ``(S, B, D)``; ``slot[t]`` picks the slot fed at
+step t or is -1 when step t gets no input (``every_step``: S = 1 and every slot 0; ``first_step``:
+slot 0 then -1; ``sequence``: slot t). ``mix[t]`` is 1 when step t has a non-zero leak into a
+different bank, so the second product ``h_t W[p]^T`` is computed only then, and row-mixed: a
+per-sample matrix is never built.
+
+Public functions validate and allocate, then call private ``@njit`` kernels that take arrays only and
+never raise. Matrix products go through BLAS (``np.dot`` with an output buffer); element-wise work is
+fused into one batch-parallel loop per step. Each kernel has a numpy twin in
+:mod:`relaxsim.reference` that the tests compare against.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numba import prange
+
+# Fast-math flags for every kernel: reassociation and contraction are allowed; nnan/ninf are not,
+# so NaN and Inf still propagate to the divergence checks, and no approximate functions (afn), so
+# kernels agree with their numpy twins to 1e-12.
+FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+
+_jit = nb.njit(cache=True, fastmath=FASTMATH)
+_pjit = nb.njit(cache=True, fastmath=FASTMATH, parallel=True)
+
+
+@nb.njit(cache=True, fastmath=FASTMATH, inline="always")
+def activate(code, u):
+    """Return ``(f(u), f'(u))`` for the activation with kernel ``code`` (see relaxsim.activations)."""
+    if code == 0:  # tanh
+        f = math.tanh(u)
+        return f, 1.0 - f * f
+    if code == 1:  # sigmoid, as 0.5 (1 + tanh(u / 2)): no overflow for large |u|
+        f = 0.5 * (1.0 + math.tanh(0.5 * u))
+        return f, f * (1.0 - f)
+    # relu
+    if u > 0.0:
+        return u, 1.0
+    return 0.0 * u, 0.0 * u
+
+
+@_pjit
+def _forward(X, slot, W_in, W, b, W_out, b_out, sched, prev, a, c, eps, mix, act, noise, H, G, Z):
+    S, B, _ = X.shape
+    T = sched.shape[0]
+    N = W.shape[1]
+    dt = H.dtype
+    Din = np.empty((S, B, N), dtype=dt)
+    for s in range(S):
+        np.dot(X[s], W_in.T, Din[s])
+    U = np.empty((B, N), dtype=dt)
+    U2 = np.empty((B, N), dtype=dt)
+    sa = 1 if a.shape[1] > 1 else 0  # 0: one coefficient for all rows
+    sc = 1 if c.shape[1] > 1 else 0  # 0: one coefficient for all rows
+    se = 1 if eps.shape[1] > 1 else 0  # 0: one coefficient for all rows
+    has_noise = noise.shape[0] > 0
+    H[0, :, :] = 0.0
+    for t in range(T):
+        k = sched[t]
+        p = prev[t]
+        s = slot[t]
+        m = mix[t] != 0
+        np.dot(H[t], W[k].T, U)
+        if m:
+            np.dot(H[t], W[p].T, U2)
+        for r in prange(B):
+            at = a[t, r * sa]
+            ct = c[t, r * sc]
+            e = eps[t, r * se]
+            for i in range(N):
+                if m:
+                    v = (1.0 - e) * (U[r, i] + b[k, i]) + e * (U2[r, i] + b[p, i])
+                else:
+                    v = U[r, i] + b[k, i]
+                if s >= 0:
+                    v += Din[s, r, i]
+                if has_noise:
+                    v += noise[t, r, i]
+                f, df = activate(act, v)
+                H[t + 1, r, i] = at * H[t, r, i] + ct * f
+                G[t, r, i] = ct * df
+    np.dot(H[T], W_out.T, Z)
+    for r in prange(B):
+        for j in range(Z.shape[1]):
+            Z[r, j] += b_out[j]
+
+
+@_pjit
+def _backward(X, slot, W, W_out, sched, prev, a, eps, mix, H, G, gZ,
+              dW_in, dW, db, dW_out, db_out):
+    S, B, _ = X.shape
+    T = sched.shape[0]
+    N = W.shape[1]
+    dt = H.dtype
+    np.dot(gZ.T, H[T], dW_out)
+    db_out[:] = 0.0
+    for r in range(B):
+        for j in range(gZ.shape[1]):
+            db_out[j] += gZ[r, j]
+    dh = np.empty((B, N), dtype=dt)
+    np.dot(gZ, W_out, dh)
+    GX = np.zeros((S, B, N), dtype=dt)
+    du = np.empty((B, N), dtype=dt)
+    du2 = np.empty((B, N), dtype=dt)
+    back = np.empty((B, N), dtype=dt)
+    back2 = np.empty((B, N), dtype=dt)
+    tmp = np.empty((N, N), dtype=dt)
+    dW[:, :, :] = 0.0
+    db[:, :] = 0.0
+    sa = 1 if a.shape[1] > 1 else 0  # 0: one coefficient for all rows
+    se = 1 if eps.shape[1] > 1 else 0  # 0: one coefficient for all rows
+    for t in range(T - 1, -1, -1):
+        k = sched[t]
+        p = prev[t]
+        s = slot[t]
+        m = mix[t] != 0
+        for r in prange(B):
+            e = eps[t, r * se]
+            for i in range(N):
+                g = dh[r, i] * G[t, r, i]
+                if s >= 0:
+                    GX[s, r, i] += g
+                if m:
+                    du[r, i] = (1.0 - e) * g
+                    du2[r, i] = e * g
+                else:
+                    du[r, i] = g
+        np.dot(du.T, H[t], tmp)
+        _add_to(dW[k], tmp)
+        _sum_rows_to(db[k], du)
+        np.dot(du, W[k], back)
+        if m:
+            np.dot(du2.T, H[t], tmp)
+            _add_to(dW[p], tmp)
+            _sum_rows_to(db[p], du2)
+            np.dot(du2, W[p], back2)
+        for r in prange(B):
+            at = a[t, r * sa]
+            for i in range(N):
+                v = at * dh[r, i] + back[r, i]
+                if m:
+                    v += back2[r, i]
+                dh[r, i] = v
+    np.dot(GX[0].T, X[0], dW_in)
+    if S > 1:
+        tmp_in = np.empty_like(dW_in)
+        for s in range(1, S):
+            np.dot(GX[s].T, X[s], tmp_in)
+            _add_to(dW_in, tmp_in)
+
+
+@_jit
+def _add_to(dst, src):
+    for i in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[i, j] += src[i, j]
+
+
+@_jit
+def _sum_rows_to(dst, src):
+    for r in range(src.shape[0]):
+        for i in range(src.shape[1]):
+            dst[i] += src[r, i]
+
+
+@_pjit
+def _softmax_xent(Z, y, gZ):
+    """Mean softmax cross-entropy of logits ``Z`` against labels ``y``; fills ``gZ = dL/dZ``."""
+    B, C = Z.shape
+    losses = np.empty(B, dtype=np.float64)
+    for r in prange(B):
+        zmax = Z[r, 0]
+        for j in range(1, C):
+            zmax = max(zmax, Z[r, j])
+        total = 0.0
+        for j in range(C):
+            e = math.exp(Z[r, j] - zmax)
+            gZ[r, j] = e
+            total += e
+        for j in range(C):
+            gZ[r, j] = (gZ[r, j] / total - (1.0 if j == y[r] else 0.0)) / B
+        losses[r] = math.log(total) + zmax - Z[r, y[r]]
+    out = 0.0
+    for r in range(B):  # serial sum: the same bytes whatever the thread count
+        out += losses[r]
+    return out / B
+
+
+# ----------------------------------------------------------------------------------------------
+# Public wrappers: check shapes and dtypes, allocate, call the kernels.
+
+
+def _as(arr, dtype, ndim, name):
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if out.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array (got shape {out.shape})")
+    return out
+
+
+def _coefficients(arr, T, B, dtype, name):
+    """Return a per-step ``(T, 1)`` or per-sample ``(T, B)`` coefficient array."""
+    out = np.asarray(arr, dtype=dtype)
+    if out.ndim == 1:
+        out = out[:, None]
+    if out.ndim != 2 or out.shape[0] != T or out.shape[1] not in (1, B):
+        raise ValueError(f"{name}: expected shape ({T},), ({T}, 1) or ({T}, {B}) (got {out.shape})")
+    return np.ascontiguousarray(out)
+
+
+def mix_flags(sched, prev, eps) -> np.ndarray:
+    """1 for the steps whose leak ``eps`` mixes in a different bank, else 0."""
+    eps = np.asarray(eps)
+    nonzero = np.any(eps.reshape(eps.shape[0], -1) != 0, axis=1)
+    return (nonzero & (np.asarray(sched) != np.asarray(prev))).astype(np.uint8)
+
+
+class Tape:
+    """What the forward pass keeps for the backward pass: states ``H`` (T+1, B, N) and ``G = c f'(u)``."""
+
+    __slots__ = ("X", "slot", "sched", "prev", "a", "c", "eps", "mix", "H", "G", "Z")
+
+    def __init__(self, **kw):
+        for key, value in kw.items():
+            setattr(self, key, value)
+
+
+def forward(params, X, slot, sched, prev, a, c, eps, act, noise=None, dtype=np.float64):
+    """Run the forward pass; return ``(logits, tape)``.
+
+    ``params`` holds ``W_in (N, D)``, ``W (L_W, N, N)``, ``b (L_W, N)``, ``W_out (C, N)``,
+    ``b_out (C,)``; ``X`` is ``(S, B, D)``; ``noise`` is ``None`` or ``(T, B, N)`` added to ``u_t``.
+    """
+    W_in = _as(params["W_in"], dtype, 2, "W_in")
+    W = _as(params["W"], dtype, 3, "W")
+    b = _as(params["b"], dtype, 2, "b")
+    W_out = _as(params["W_out"], dtype, 2, "W_out")
+    b_out = _as(params["b_out"], dtype, 1, "b_out")
+    X = _as(X, dtype, 3, "X")
+    sched = np.ascontiguousarray(sched, dtype=np.int64)
+    prev = np.ascontiguousarray(prev, dtype=np.int64)
+    slot = np.ascontiguousarray(slot, dtype=np.int64)
+    T, (S, B, D), N = sched.shape[0], X.shape, W.shape[1]
+    if W_in.shape != (N, D):
+        raise ValueError(f"W_in: expected shape ({N}, {D}) (got {W_in.shape})")
+    a = _coefficients(a, T, B, dtype, "a")
+    c = _coefficients(c, T, B, dtype, "c")
+    eps = _coefficients(eps, T, B, dtype, "eps")
+    if noise is None:
+        noise = np.zeros((0, B, N), dtype=dtype)
+    else:
+        noise = _as(noise, dtype, 3, "noise")
+        if noise.shape != (T, B, N):
+            raise ValueError(f"noise: expected shape ({T}, {B}, {N}) (got {noise.shape})")
+    mix = mix_flags(sched, prev, eps)
+    H = np.empty((T + 1, B, N), dtype=dtype)
+    G = np.empty((T, B, N), dtype=dtype)
+    Z = np.empty((B, W_out.shape[0]), dtype=dtype)
+    _forward(X, slot, W_in, W, b, W_out, b_out, sched, prev, a, c, eps, mix, act, noise, H, G, Z)
+    tape = Tape(X=X, slot=slot, sched=sched, prev=prev, a=a, c=c, eps=eps, mix=mix, H=H, G=G, Z=Z)
+    return Z, tape
+
+
+def loss(Z, y):
+    """Mean softmax cross-entropy and its gradient with respect to the logits ``Z``."""
+    Z = np.ascontiguousarray(Z)
+    gZ = np.empty_like(Z)
+    value = _softmax_xent(Z, np.ascontiguousarray(y, dtype=np.int64), gZ)
+    return value, gZ
+
+
+def backward(params, tape, gZ):
+    """Gradients of the loss with respect to every parameter, given ``gZ = dL/dz``."""
+    dtype = tape.H.dtype
+    W = _as(params["W"], dtype, 3, "W")
+    W_out = _as(params["W_out"], dtype, 2, "W_out")
+    grads = {
+        "W_in": np.empty(np.shape(params["W_in"]), dtype=dtype),
+        "W": np.empty(W.shape, dtype=dtype),
+        "b": np.empty(np.shape(params["b"]), dtype=dtype),
+        "W_out": np.empty(W_out.shape, dtype=dtype),
+        "b_out": np.empty(np.shape(params["b_out"]), dtype=dtype),
+    }
+    _backward(tape.X, tape.slot, W, W_out, tape.sched, tape.prev, tape.a, tape.eps, tape.mix,
+              tape.H, tape.G, np.ascontiguousarray(gZ, dtype=dtype),
+              grads["W_in"], grads["W"], grads["b"], grads["W_out"], grads["b_out"])
+    return grads
