@@ -1,3 +1,22 @@
-"""relaxsim: hardware co-simulation of ReLaX-Net physical neural networks."""
+"""relaxsim: hardware co-simulation of ReLaX-Net physical neural networks.
+
+The Python API::
+
+    import relaxsim
+    cfg = relaxsim.load_config("exp.toml", overrides={"network.banks": 2})
+    net = relaxsim.build(cfg)
+    params = net.init_params(seed=0)
+    logits = net.forward(params, x)
+    loss, grads = net.loss_and_grad(params, x, y)
+    result = relaxsim.run(cfg)
+"""
 
 __version__ = "0.1.0"
+
+from .config import Config, load_config  # noqa: E402
+from .errors import ConfigError, DataError, RelaxsimError, UnknownNameError  # noqa: E402
+from .model import Network, build  # noqa: E402
+from .runner import run  # noqa: E402
+
+__all__ = ["Config", "ConfigError", "DataError", "Network", "RelaxsimError", "UnknownNameError",
+           "build", "load_config", "run", "__version__"]

@@ -1,0 +1,123 @@
+"""The ``relaxsim`` command line.
+
+Every error caused by bad input is printed on one line and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import RelaxsimError
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="TOML config file (default: the built-in experiment)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set network.banks=1 (repeatable)")
+
+
+def _load(args):
+    from .config import load_config, parse_assignment
+
+    overrides = dict(parse_assignment(text) for text in args.overrides)
+    return load_config(args.config, overrides)
+
+
+def network_kind(banks: int, steps: int) -> str:
+    """What the literature calls a network with these sizes."""
+    if banks == 1 and steps > 1:
+        return "RNN"
+    if banks == steps:
+        return "DNN"
+    return "ReLaX-Net"
+
+
+def cmd_run(args) -> int:
+    from .runner import check_output_dir, run
+
+    cfg = _load(args)
+    out = Path(args.out) if args.out else _fresh_run_dir()
+    check_output_dir(out, args.overwrite)
+    result = run(cfg, out=out, quiet=args.quiet, overwrite=args.overwrite)
+    net, p = cfg.network, result["params"]
+    schedule = net.schedule if isinstance(net.schedule, str) else "explicit"
+    lines = [
+        f"{network_kind(net.banks, net.steps)} on {result['task']['name']}: N = {net.hidden}, "
+        f"L_W = {net.banks}, L_T = {net.steps} ({schedule}), {net.activation}",
+        f"  test accuracy   {result['test_accuracy']:.4f}",
+        f"  val accuracy    {result['val_accuracy']:.4f} (best epoch {result['best_epoch']} "
+        f"of {result['epochs']})",
+        f"  train loss      {result['train_loss']:.4f}",
+        f"  parameters      banks {p['banks']:,} | input {p['input']:,} | "
+        f"readout {p['readout']:,} | total {p['total']:,}",
+        f"  time            {result['seconds']:.1f} s",
+        f"  results         {out}/",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def _fresh_run_dir() -> Path:
+    base = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def cmd_config(args) -> int:
+    print(_load(args).to_toml(), end="")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from relaxsim.validation import bench
+
+    return bench.main(quick=args.quick, json_path=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="relaxsim", description="Hardware co-simulation of ReLaX-Net physical neural networks.")
+    parser.add_argument("--version", action="version", version=f"relaxsim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="train and evaluate one experiment")
+    _add_config_args(p)
+    p.add_argument("--out", help="result directory (default: runs/<date>-<time>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier run in --out")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("config", help="print the resolved config as TOML")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("bench", help="benchmark the numba kernels against their numpy twins")
+    p.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
+    p.add_argument("--json", help="also write the measurements to this JSON file")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RelaxsimError as exc:
+        print(f"relaxsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("relaxsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""Experiment configuration: a TOML file, ``--set`` overrides and the built-in default, validated.
+
+A :class:`Config` is frozen, fully resolved data: every key of the schema present, every value
+checked. It is built once by :func:`load_config` and never changes; ``cfg.network.hidden`` and
+``cfg["network.hidden"]`` both read it. Every problem is reported as
+``section.key: must be ... (got ...)`` through :class:`~relaxsim.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+import tomli_w
+
+from .errors import ConfigError, RelaxsimError
+from .registry import closest
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: its kind (``int``, ``float``, ``str``, ``schedule``), checks and meaning."""
+
+    kind: str
+    doc: str
+    check: Callable[[Any], str | None] | None = None  # returns the requirement a bad value breaks
+
+
+def _at_least(lo):
+    return lambda v: None if v >= lo else f"must be >= {lo}"
+
+
+def _positive(v):
+    return None if math.isfinite(v) and v > 0 else "must be a finite number > 0"
+
+
+def _fraction(lo_open=False):
+    def check(v):
+        ok = math.isfinite(v) and (0 < v < 1 if lo_open else 0 <= v < 1)
+        return None if ok else f"must be in {'(0' if lo_open else '[0'}, 1)"
+    return check
+
+
+def _one_of(*choices):
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "network": {
+        "hidden": Key("int", "hidden width N (units per bank)", _at_least(1)),
+        "banks": Key("int", "number of physical weight banks L_W", _at_least(1)),
+        "steps": Key("int", "number of steps L_T (effective depth)", _at_least(1)),
+        "schedule": Key("schedule", "bank per step: 'cyclic', 'blocked' or a list of bank indices"),
+        "alpha": Key("float", "leak: h_{t+1} = alpha h_t + f(u_t)", _fraction()),
+        "activation": Key("str", "activation function (see `relaxsim.activations.ACTIVATIONS`)"),
+        "input_injection": Key("str", "where the input enters: every_step, first_step or sequence",
+                               _one_of("every_step", "first_step", "sequence")),
+        "dtype": Key("str", "floating-point type of the kernels", _one_of("float64", "float32")),
+    },
+    "training": {
+        "epochs": Key("int", "passes over the training split", _at_least(1)),
+        "batch_size": Key("int", "samples per minibatch", _at_least(1)),
+        "lr": Key("float", "learning rate", _positive),
+        "optimizer": Key("str", "adam or sgd"),
+        "momentum": Key("float", "momentum of sgd (0: plain gradient descent)", _fraction()),
+        "seed": Key("int", "seed of initialisation and shuffling", _at_least(0)),
+    },
+    "task": {
+        "name": Key("str", "task (see `relaxsim.tasks.TASKS`)"),
+        "path": Key("str", "directory or file of the task's data ('' for the built-in location)"),
+        "val_fraction": Key("float", "share of the data held out for validation", _fraction(True)),
+        "test_fraction": Key("float", "share of the data held out for testing", _fraction(True)),
+        "split_seed": Key("int", "seed of the train/validation/test split", _at_least(0)),
+    },
+}
+
+DEFAULT_CONFIG = "default.toml"
+
+
+def _describe(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _coerce(field: str, kind: str, value: Any) -> Any:
+    """Check the type of ``value`` for ``kind``; ints are accepted where floats are expected."""
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(field, "must be an integer", _describe(value))
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(field, "must be a number", _describe(value))
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(field, "must be a string", _describe(value))
+        return value
+    if kind == "schedule":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise ConfigError(field, "must be a schedule name or a list of bank indices",
+                          _describe(value))
+    raise AssertionError(kind)
+
+
+class Section(Mapping):
+    """One validated section of a :class:`Config`, read by attribute or by key."""
+
+    def __init__(self, name: str, values: dict[str, Any]):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_values", MappingProxyType(dict(values)))
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"{self._name}.{key}") from None
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Config is frozen; use load_config(..., overrides=...) for a new one")
+
+    def __getitem__(self, key):
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __repr__(self):
+        return f"Section({self._name!r}, {dict(self._values)!r})"
+
+
+class Config(Mapping):
+    """A frozen, validated experiment configuration."""
+
+    def __init__(self, data: Mapping[str, Mapping[str, Any]]):
+        sections = {name: Section(name, values) for name, values in data.items()}
+        object.__setattr__(self, "_sections", MappingProxyType(sections))
+
+    def __getattr__(self, name: str) -> Section:
+        try:
+            return self._sections[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Config is frozen; use load_config(..., overrides=...) for a new one")
+
+    def __getitem__(self, key: str):
+        if "." in key:
+            section, name = key.split(".", 1)
+            return self._sections[section][name]
+        return self._sections[key]
+
+    def __iter__(self):
+        return iter(self._sections)
+
+    def __len__(self):
+        return len(self._sections)
+
+    def __eq__(self, other):
+        return isinstance(other, Config) and self.to_dict() == other.to_dict()
+
+    def __hash__(self):
+        return hash(self.to_toml())
+
+    def __repr__(self):
+        return f"Config({self.to_dict()!r})"
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """A plain nested ``dict`` (deep copy), as saved in ``result.json``."""
+        return {name: copy.deepcopy(dict(sec)) for name, sec in self._sections.items()}
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def replace(self, overrides: Mapping[str, Any]) -> "Config":
+        """A new validated config with ``overrides`` (``{"section.key": value}``) applied."""
+        return validate(apply_overrides(self.to_dict(), overrides))
+
+
+def default_dict() -> dict[str, dict[str, Any]]:
+    """The built-in default experiment as a plain dict."""
+    text = resources.files("relaxsim").joinpath(DEFAULT_CONFIG).read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file, turning every way it can fail into a one-line error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RelaxsimError(f"config file {str(path)!r}: not found") from None
+    except IsADirectoryError:
+        raise RelaxsimError(f"config file {str(path)!r}: is a directory, not a TOML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RelaxsimError(f"config file {str(path)!r}: cannot read ({exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RelaxsimError(f"config file {str(path)!r}: invalid TOML ({exc})") from None
+
+
+def parse_value(text: str) -> Any:
+    """Read a ``--set`` value as TOML when it parses as TOML, else as a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Split ``section.key=value`` into the dotted key and the parsed value."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or "." not in key or not all(key.split(".")):
+        raise RelaxsimError(f"--set {text!r}: expected section.key=value")
+    return key, parse_value(value.strip())
+
+
+def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Set each dotted key of ``overrides`` in the nested dict ``data`` (modified and returned)."""
+    for dotted, value in (overrides or {}).items():
+        parts = dotted.split(".")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(parts[: depth + 1]), "is a value, not a table",
+                                  _describe(child))
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def validate(data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> Config:
+    """Merge ``data`` over ``base`` (the default experiment), check everything, return a Config."""
+    merged = default_dict() if base is None else copy.deepcopy(dict(base))
+    for section, values in data.items():
+        if section not in SCHEMA:
+            raise ConfigError(section, "unknown section", hint=_hint(section, SCHEMA))
+        if not isinstance(values, Mapping):
+            raise ConfigError(section, "must be a table of keys", _describe(values))
+        for key, value in values.items():
+            if key not in SCHEMA[section]:
+                names = [f"{section}.{k}" for k in SCHEMA[section]]
+                raise ConfigError(f"{section}.{key}", "unknown key",
+                                  hint=_hint(f"{section}.{key}", names))
+            merged.setdefault(section, {})[key] = value
+    resolved: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        resolved[section] = {}
+        for key, spec in keys.items():
+            field = f"{section}.{key}"
+            if key not in merged.get(section, {}):
+                raise ConfigError(field, "is missing")
+            value = _coerce(field, spec.kind, merged[section][key])
+            if spec.check is not None and (problem := spec.check(value)):
+                raise ConfigError(field, problem, _describe(value))
+            resolved[section][key] = value
+    _check_together(resolved)
+    return Config(resolved)
+
+
+def _hint(name: str, choices) -> str:
+    hint = closest(name, choices).removeprefix("; ")
+    return hint or f"known: {', '.join(choices)}"
+
+
+def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
+    """Checks that involve several keys, and names that live in registries."""
+    # Imported here: the registries import this module's errors, not the other way round.
+    from relaxsim.schedules import resolve
+
+    from .activations import ACTIVATIONS
+    from .optim import OPTIMIZERS
+    from .tasks import TASKS
+
+    net, train, task = cfg["network"], cfg["training"], cfg["task"]
+    ACTIVATIONS.get(net["activation"], field="network.activation")
+    OPTIMIZERS.get(train["optimizer"], field="training.optimizer")
+    TASKS.get(task["name"], field="task.name")
+    resolve(net["schedule"], net["banks"], net["steps"])
+    if task["val_fraction"] + task["test_fraction"] >= 1:
+        raise ConfigError("task.test_fraction", "must leave data for training: "
+                          "task.val_fraction + task.test_fraction < 1",
+                          f"{task['val_fraction']} + {task['test_fraction']}")
+
+
+def load_config(path: str | Path | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """Load a config: the default experiment, updated by the TOML file at ``path`` (if given), then
+    by ``overrides`` (``{"network.banks": 2}``); validated."""
+    data = read_toml(path) if path is not None else {}
+    return validate(apply_overrides(data, overrides))

@@ -1,0 +1,155 @@
+"""The ReLaX-Net: built from a validated config, evaluated and differentiated by the kernels.
+
+:class:`Network` holds the built description only (sizes, schedule, activation, per-step coupling
+arrays); parameters are plain dicts of arrays passed in and out, so training, checkpoints and
+scripts can hold them however they like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from relaxsim.schedules import previous_banks, resolve
+
+from . import kernels
+from .activations import ACTIVATIONS, Activation
+from .config import Config, ConfigError
+from .tasks import TASKS, TaskInfo
+
+PARAM_KEYS = ("W_in", "W", "b", "W_out", "b_out")
+EVAL_BATCH = 1024  # rows per kernel call when evaluating a whole split: bounds the tape's memory
+
+
+@dataclass(frozen=True)
+class Network:
+    """A ReLaX-Net of ``banks`` weight banks of width ``hidden`` reused over ``steps`` steps.
+
+    RNN (``banks = 1``) and DNN (``banks = steps``) are the same network with other sizes.
+    The per-step coupling arrays ``a``, ``c``, ``eps`` are those of the ideal machine
+    (``a = alpha``, ``c = 1``, ``eps = 0``).
+    """
+
+    hidden: int
+    banks: int
+    steps: int
+    schedule: np.ndarray
+    activation: Activation
+    input_injection: str
+    alpha: float
+    n_inputs: int
+    n_classes: int
+    dtype: np.dtype = np.dtype(np.float64)
+    prev: np.ndarray = field(init=False)
+    a: np.ndarray = field(init=False)
+    c: np.ndarray = field(init=False)
+    eps: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        T = self.steps
+        set_ = object.__setattr__
+        set_(self, "schedule", np.asarray(self.schedule, dtype=np.int64))
+        set_(self, "prev", previous_banks(self.schedule))
+        set_(self, "a", np.full(T, self.alpha, dtype=self.dtype))
+        set_(self, "c", np.ones(T, dtype=self.dtype))
+        set_(self, "eps", np.zeros(T, dtype=self.dtype))
+
+    # -- description ---------------------------------------------------------------------------
+
+    def param_counts(self) -> dict[str, int]:
+        """Trainable parameters: banks ``L_W (N^2 + N)``, input layer ``N D``, readout ``C (N + 1)``."""
+        N, D, C = self.hidden, self.n_inputs, self.n_classes
+        counts = {"banks": self.banks * (N * N + N), "input": N * D, "readout": C * N + C}
+        counts["total"] = sum(counts.values())
+        return counts
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        N, L, D, C = self.hidden, self.banks, self.n_inputs, self.n_classes
+        return {"W_in": (N, D), "W": (L, N, N), "b": (L, N), "W_out": (C, N), "b_out": (C,)}
+
+    def init_params(self, seed: int | np.random.Generator = 0) -> dict[str, np.ndarray]:
+        """Gaussian weights with variance 1/fan-in, zero biases."""
+        rng = np.random.default_rng(seed)
+        N, D = self.hidden, self.n_inputs
+        shapes = self.param_shapes()
+        params = {
+            "W_in": rng.standard_normal(shapes["W_in"]) / np.sqrt(D),
+            "W": rng.standard_normal(shapes["W"]) / np.sqrt(N),
+            "b": np.zeros(shapes["b"]),
+            "W_out": rng.standard_normal(shapes["W_out"]) / np.sqrt(N),
+            "b_out": np.zeros(shapes["b_out"]),
+        }
+        return {k: v.astype(self.dtype) for k, v in params.items()}
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def input_slots(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Arrange a batch ``x`` as kernel input slots ``(S, B, D)`` and the slot of each step.
+
+        ``x`` is ``(B, D)`` for ``every_step`` and ``first_step``, ``(B, L_T, D)`` for ``sequence``.
+        """
+        x = np.asarray(x)
+        T = self.steps
+        if self.input_injection == "sequence":
+            if x.ndim != 3 or x.shape[1:] != (T, self.n_inputs):
+                raise ValueError(f"x: expected shape (batch, {T}, {self.n_inputs}) for sequence "
+                                 f"input (got {x.shape})")
+            return np.ascontiguousarray(x.transpose(1, 0, 2), dtype=self.dtype), np.arange(T)
+        if x.ndim != 2 or x.shape[1] != self.n_inputs:
+            raise ValueError(f"x: expected shape (batch, {self.n_inputs}) (got {x.shape})")
+        slot = np.zeros(T, dtype=np.int64)
+        if self.input_injection == "first_step":
+            slot[1:] = -1
+        return np.ascontiguousarray(x[None], dtype=self.dtype), slot
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def _forward(self, params, x):
+        X, slot = self.input_slots(x)
+        return kernels.forward(params, X, slot, self.schedule, self.prev, self.a, self.c, self.eps,
+                               self.activation.code, dtype=self.dtype)
+
+    def forward(self, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+        """Logits ``(B, C)`` for the batch ``x``."""
+        return self._forward(params, x)[0]
+
+    def loss_and_grad(self, params, x, y) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean cross-entropy on ``(x, y)`` and its exact gradient (keys and shapes of ``params``)."""
+        Z, tape = self._forward(params, x)
+        loss, gZ = kernels.loss(Z, y)
+        return loss, kernels.backward(params, tape, gZ)
+
+    def evaluate(self, params, x, y, batch: int = EVAL_BATCH) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy over a whole split, in chunks of ``batch`` rows."""
+        total_loss, correct = 0.0, 0
+        for start in range(0, len(y), batch):
+            Z = self.forward(params, x[start:start + batch])
+            yb = y[start:start + batch]
+            total_loss += kernels.loss(Z, yb)[0] * len(yb)
+            correct += int(np.sum(np.argmax(Z, axis=1) == yb))
+        return total_loss / len(y), correct / len(y)
+
+
+def build(cfg: Config, info: TaskInfo | None = None) -> Network:
+    """Build the network that ``cfg`` describes, sized for its task (or for ``info``)."""
+    net = cfg.network
+    if info is None:
+        info = TASKS.get(cfg.task.name, field="task.name").info(cfg.task)
+    if net.input_injection == "sequence" and not getattr(info, "sequence", False):
+        raise ConfigError("network.input_injection",
+                          f"'sequence' needs a task whose samples are sequences "
+                          f"(task.name = {cfg.task.name!r} gives one input vector per sample)",
+                          "'sequence'")
+    return Network(
+        hidden=net.hidden,
+        banks=net.banks,
+        steps=net.steps,
+        schedule=resolve(net.schedule, net.banks, net.steps),
+        activation=ACTIVATIONS.get(net.activation, field="network.activation"),
+        input_injection=net.input_injection,
+        alpha=net.alpha,
+        n_inputs=info.n_inputs,
+        n_classes=info.n_classes,
+        dtype=np.dtype(net.dtype),
+    )
