@@ -2,7 +2,7 @@
 
 The model (DESIGN.md section 4), for rows ``b`` of a batch and steps ``t = 0 .. T-1``::
 
-    k = sched[t], p = prev[t]                      (bank now, bank at the step before)
+    k = bank_at[t], p = prev[t]                      (bank_at: bank switched in at each step)
     Wt_t = (1 - eps[t,b]) W[k] + eps[t,b] W[p]     (bt_t likewise; the switch leak)
     u_t  = W_in x_{slot[t]} + h_t Wt_t^T + bt_t + noise_t
     h_{t+1} = a[t,b] * h_t + c[t,b] * f(u_t)
@@ -29,10 +29,15 @@ import numba as nb
 import numpy as np
 from numba import prange
 
+from .threads import single_threaded_kernel_blas
+
 # Fast-math flags for every kernel: reassociation and contraction are allowed; nnan/ninf are not,
 # so NaN and Inf still propagate to the divergence checks, and no approximate functions (afn), so
 # kernels agree with their numpy twins to 1e-12.
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+
+# Rows of the weight gradients per parallel task in the backward pass (fixed, for determinism).
+GRAD_BLOCK = 16
 
 _jit = nb.njit(cache=True, fastmath=FASTMATH)
 _pjit = nb.njit(cache=True, fastmath=FASTMATH, parallel=True)
@@ -54,127 +59,176 @@ def activate(code, u):
 
 
 @_pjit
-def _forward(X, slot, W_in, W, b, W_out, b_out, sched, prev, a, c, eps, mix, act, noise, H, G, Z):
-    S, B, _ = X.shape
-    T = sched.shape[0]
+def _forward(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, a, c, eps, mix, act, noise, chunk,
+             H, G, Z):
+    # Rows never interact in the forward pass: each chunk of rows runs every step on its own, its
+    # products single-threaded BLAS calls inside one parallel loop (no nested threading).
+    B = X.shape[1]
+    for ci in prange((B + chunk - 1) // chunk):
+        r0 = ci * chunk
+        _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, a, c, eps, mix, act, noise,
+                      r0, min(B, r0 + chunk), H, G, Z)
+
+
+@_jit
+def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, a, c, eps, mix, act, noise,
+                  r0, r1, H, G, Z):
+    T = bank_at.shape[0]
     N = W.shape[1]
     dt = H.dtype
-    Din = np.empty((S, B, N), dtype=dt)
-    for s in range(S):
-        np.dot(X[s], W_in.T, Din[s])
-    U = np.empty((B, N), dtype=dt)
-    U2 = np.empty((B, N), dtype=dt)
     sa = 1 if a.shape[1] > 1 else 0  # 0: one coefficient for all rows
-    sc = 1 if c.shape[1] > 1 else 0  # 0: one coefficient for all rows
-    se = 1 if eps.shape[1] > 1 else 0  # 0: one coefficient for all rows
+    sc = 1 if c.shape[1] > 1 else 0
+    se = 1 if eps.shape[1] > 1 else 0
     has_noise = noise.shape[0] > 0
-    H[0, :, :] = 0.0
+    U = np.empty((r1 - r0, N), dtype=dt)
+    U2 = np.empty((r1 - r0, N), dtype=dt)
+    Din = np.empty((r1 - r0, N), dtype=dt)
+    H[0, r0:r1, :] = 0.0
+    loaded = -1
     for t in range(T):
-        k = sched[t]
+        k = bank_at[t]
         p = prev[t]
         s = slot[t]
         m = mix[t] != 0
-        np.dot(H[t], W[k].T, U)
+        np.dot(H[t, r0:r1], W[k].T, U)
         if m:
-            np.dot(H[t], W[p].T, U2)
-        for r in prange(B):
+            np.dot(H[t, r0:r1], W[p].T, U2)
+        if s >= 0 and s != loaded:
+            np.dot(X[s, r0:r1], W_in.T, Din)
+            loaded = s
+        for rr in range(r1 - r0):
+            r = r0 + rr
             at = a[t, r * sa]
             ct = c[t, r * sc]
             e = eps[t, r * se]
             for i in range(N):
                 if m:
-                    v = (1.0 - e) * (U[r, i] + b[k, i]) + e * (U2[r, i] + b[p, i])
+                    v = (1.0 - e) * (U[rr, i] + b[k, i]) + e * (U2[rr, i] + b[p, i])
                 else:
-                    v = U[r, i] + b[k, i]
+                    v = U[rr, i] + b[k, i]
                 if s >= 0:
-                    v += Din[s, r, i]
+                    v += Din[rr, i]
                 if has_noise:
                     v += noise[t, r, i]
                 f, df = activate(act, v)
                 H[t + 1, r, i] = at * H[t, r, i] + ct * f
                 G[t, r, i] = ct * df
-    np.dot(H[T], W_out.T, Z)
-    for r in prange(B):
+    np.dot(H[T, r0:r1], W_out.T, Z[r0:r1])
+    for r in range(r0, r1):
         for j in range(Z.shape[1]):
             Z[r, j] += b_out[j]
 
 
 @_pjit
-def _backward(X, slot, W, W_out, sched, prev, a, eps, mix, H, G, gZ,
+def _backward(X, slot, W, W_out, bank_at, prev, a, eps, mix, H, G, gZ, chunk, block,
               dW_in, dW, db, dW_out, db_out):
     S, B, _ = X.shape
-    T = sched.shape[0]
+    T = bank_at.shape[0]
     N = W.shape[1]
     dt = H.dtype
+    any_mix = False
+    for t in range(T):
+        any_mix |= mix[t] != 0
+    # Phase 1, parallel over chunks of rows: the recursion for dh runs per row. The gradients
+    # with respect to u_t are stored transposed, (T, N, B), for phase 2.
+    DUT = np.empty((T, N, B), dtype=dt)
+    DU2T = np.empty((T if any_mix else 0, N, B), dtype=dt)
+    GXT = np.zeros((S, N, B), dtype=dt)
+    for ci in prange((B + chunk - 1) // chunk):
+        r0 = ci * chunk
+        _backward_rows(slot, W, W_out, bank_at, prev, a, eps, mix, G, gZ, r0, min(B, r0 + chunk),
+                       DUT, DU2T, GXT)
+    # Phase 2, parallel over blocks of rows of the weight gradients: each block sums its rows
+    # over every step, in step order; blocks never share an output row.
+    for bi in prange((N + block - 1) // block):
+        i0 = bi * block
+        _weight_grads(X, bank_at, prev, mix, H, DUT, DU2T, GXT, i0, min(N, i0 + block),
+                      dW_in, dW, db)
     np.dot(gZ.T, H[T], dW_out)
     db_out[:] = 0.0
     for r in range(B):
         for j in range(gZ.shape[1]):
             db_out[j] += gZ[r, j]
-    dh = np.empty((B, N), dtype=dt)
-    np.dot(gZ, W_out, dh)
-    GX = np.zeros((S, B, N), dtype=dt)
-    du = np.empty((B, N), dtype=dt)
-    du2 = np.empty((B, N), dtype=dt)
-    back = np.empty((B, N), dtype=dt)
-    back2 = np.empty((B, N), dtype=dt)
-    tmp = np.empty((N, N), dtype=dt)
-    dW[:, :, :] = 0.0
-    db[:, :] = 0.0
-    sa = 1 if a.shape[1] > 1 else 0  # 0: one coefficient for all rows
-    se = 1 if eps.shape[1] > 1 else 0  # 0: one coefficient for all rows
+
+
+@_jit
+def _backward_rows(slot, W, W_out, bank_at, prev, a, eps, mix, G, gZ, r0, r1, DUT, DU2T, GXT):
+    T = bank_at.shape[0]
+    N = W.shape[1]
+    dt = G.dtype
+    se = 1 if eps.shape[1] > 1 else 0
+    sa = 1 if a.shape[1] > 1 else 0
+    dh = np.empty((r1 - r0, N), dtype=dt)
+    du = np.empty((r1 - r0, N), dtype=dt)
+    du2 = np.empty((r1 - r0, N), dtype=dt)
+    back = np.empty((r1 - r0, N), dtype=dt)
+    back2 = np.empty((r1 - r0, N), dtype=dt)
+    np.dot(gZ[r0:r1], W_out, dh)
     for t in range(T - 1, -1, -1):
-        k = sched[t]
+        k = bank_at[t]
         p = prev[t]
         s = slot[t]
         m = mix[t] != 0
-        for r in prange(B):
+        for rr in range(r1 - r0):
+            r = r0 + rr
             e = eps[t, r * se]
             for i in range(N):
-                g = dh[r, i] * G[t, r, i]
+                g = dh[rr, i] * G[t, r, i]
                 if s >= 0:
-                    GX[s, r, i] += g
+                    GXT[s, i, r] += g
                 if m:
-                    du[r, i] = (1.0 - e) * g
-                    du2[r, i] = e * g
+                    du[rr, i] = (1.0 - e) * g
+                    du2[rr, i] = e * g
+                    DU2T[t, i, r] = e * g
                 else:
-                    du[r, i] = g
-        np.dot(du.T, H[t], tmp)
-        _add_to(dW[k], tmp)
-        _sum_rows_to(db[k], du)
+                    du[rr, i] = g
+                DUT[t, i, r] = du[rr, i]
+        if t == 0:
+            break  # dh_0 is not needed: h_0 = 0 is not a parameter
         np.dot(du, W[k], back)
         if m:
-            np.dot(du2.T, H[t], tmp)
-            _add_to(dW[p], tmp)
-            _sum_rows_to(db[p], du2)
             np.dot(du2, W[p], back2)
-        for r in prange(B):
-            at = a[t, r * sa]
+        for rr in range(r1 - r0):
+            at = a[t, (r0 + rr) * sa]
             for i in range(N):
-                v = at * dh[r, i] + back[r, i]
+                v = at * dh[rr, i] + back[rr, i]
                 if m:
-                    v += back2[r, i]
-                dh[r, i] = v
-    np.dot(GX[0].T, X[0], dW_in)
-    if S > 1:
-        tmp_in = np.empty_like(dW_in)
-        for s in range(1, S):
-            np.dot(GX[s].T, X[s], tmp_in)
-            _add_to(dW_in, tmp_in)
+                    v += back2[rr, i]
+                dh[rr, i] = v
 
 
 @_jit
-def _add_to(dst, src):
-    for i in range(dst.shape[0]):
-        for j in range(dst.shape[1]):
-            dst[i, j] += src[i, j]
+def _weight_grads(X, bank_at, prev, mix, H, DUT, DU2T, GXT, i0, i1, dW_in, dW, db):
+    T = bank_at.shape[0]
+    S, _, D = X.shape
+    N = H.shape[2]
+    tmp = np.empty((i1 - i0, N), dtype=H.dtype)
+    dW[:, i0:i1, :] = 0.0
+    db[:, i0:i1] = 0.0
+    for t in range(T):
+        _accumulate(DUT[t, i0:i1], H[t], dW[bank_at[t], i0:i1], db[bank_at[t], i0:i1], tmp)
+        if mix[t] != 0:
+            _accumulate(DU2T[t, i0:i1], H[t], dW[prev[t], i0:i1], db[prev[t], i0:i1], tmp)
+    np.dot(GXT[0, i0:i1], X[0], dW_in[i0:i1])
+    tmp_in = np.empty((i1 - i0, D), dtype=H.dtype)
+    for s in range(1, S):
+        np.dot(GXT[s, i0:i1], X[s], tmp_in)
+        for i in range(i1 - i0):
+            for j in range(D):
+                dW_in[i0 + i, j] += tmp_in[i, j]
 
 
 @_jit
-def _sum_rows_to(dst, src):
-    for r in range(src.shape[0]):
-        for i in range(src.shape[1]):
-            dst[i] += src[r, i]
+def _accumulate(dut, h, dw, db, tmp):
+    """``dw += dut @ h`` and ``db += row sums of dut`` for one block of rows."""
+    np.dot(dut, h, tmp)
+    for i in range(dw.shape[0]):
+        for j in range(dw.shape[1]):
+            dw[i, j] += tmp[i, j]
+        acc = 0.0
+        for r in range(dut.shape[1]):
+            acc += dut[i, r]
+        db[i] += acc
 
 
 @_pjit
@@ -221,24 +275,33 @@ def _coefficients(arr, T, B, dtype, name):
     return np.ascontiguousarray(out)
 
 
-def mix_flags(sched, prev, eps) -> np.ndarray:
+def chunk_rows(batch: int) -> int:
+    """Rows per parallel task: about 8 tasks per batch, 8 to 64 rows each.
+
+    Depends on the batch size only, never on the thread count, so results are the same bytes
+    whatever the number of threads.
+    """
+    return min(max(batch // 8, 8), 64)
+
+
+def mix_flags(bank_at, prev, eps) -> np.ndarray:
     """1 for the steps whose leak ``eps`` mixes in a different bank, else 0."""
     eps = np.asarray(eps)
     nonzero = np.any(eps.reshape(eps.shape[0], -1) != 0, axis=1)
-    return (nonzero & (np.asarray(sched) != np.asarray(prev))).astype(np.uint8)
+    return (nonzero & (np.asarray(bank_at) != np.asarray(prev))).astype(np.uint8)
 
 
 class Tape:
     """What the forward pass keeps for the backward pass: states ``H`` (T+1, B, N) and ``G = c f'(u)``."""
 
-    __slots__ = ("X", "slot", "sched", "prev", "a", "c", "eps", "mix", "H", "G", "Z")
+    __slots__ = ("X", "slot", "bank_at", "prev", "a", "c", "eps", "mix", "H", "G", "Z", "chunk")
 
     def __init__(self, **kw):
         for key, value in kw.items():
             setattr(self, key, value)
 
 
-def forward(params, X, slot, sched, prev, a, c, eps, act, noise=None, dtype=np.float64):
+def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np.float64):
     """Run the forward pass; return ``(logits, tape)``.
 
     ``params`` holds ``W_in (N, D)``, ``W (L_W, N, N)``, ``b (L_W, N)``, ``W_out (C, N)``,
@@ -250,10 +313,10 @@ def forward(params, X, slot, sched, prev, a, c, eps, act, noise=None, dtype=np.f
     W_out = _as(params["W_out"], dtype, 2, "W_out")
     b_out = _as(params["b_out"], dtype, 1, "b_out")
     X = _as(X, dtype, 3, "X")
-    sched = np.ascontiguousarray(sched, dtype=np.int64)
+    bank_at = np.ascontiguousarray(bank_at, dtype=np.int64)
     prev = np.ascontiguousarray(prev, dtype=np.int64)
     slot = np.ascontiguousarray(slot, dtype=np.int64)
-    T, (S, B, D), N = sched.shape[0], X.shape, W.shape[1]
+    T, (S, B, D), N = bank_at.shape[0], X.shape, W.shape[1]
     if W_in.shape != (N, D):
         raise ValueError(f"W_in: expected shape ({N}, {D}) (got {W_in.shape})")
     a = _coefficients(a, T, B, dtype, "a")
@@ -265,12 +328,16 @@ def forward(params, X, slot, sched, prev, a, c, eps, act, noise=None, dtype=np.f
         noise = _as(noise, dtype, 3, "noise")
         if noise.shape != (T, B, N):
             raise ValueError(f"noise: expected shape ({T}, {B}, {N}) (got {noise.shape})")
-    mix = mix_flags(sched, prev, eps)
+    mix = mix_flags(bank_at, prev, eps)
     H = np.empty((T + 1, B, N), dtype=dtype)
     G = np.empty((T, B, N), dtype=dtype)
     Z = np.empty((B, W_out.shape[0]), dtype=dtype)
-    _forward(X, slot, W_in, W, b, W_out, b_out, sched, prev, a, c, eps, mix, act, noise, H, G, Z)
-    tape = Tape(X=X, slot=slot, sched=sched, prev=prev, a=a, c=c, eps=eps, mix=mix, H=H, G=G, Z=Z)
+    chunk = chunk_rows(B)
+    single_threaded_kernel_blas()
+    _forward(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, a, c, eps, mix, act, noise, chunk,
+             H, G, Z)
+    tape = Tape(X=X, slot=slot, bank_at=bank_at, prev=prev, a=a, c=c, eps=eps, mix=mix, H=H, G=G, Z=Z,
+                chunk=chunk)
     return Z, tape
 
 
@@ -294,7 +361,7 @@ def backward(params, tape, gZ):
         "W_out": np.empty(W_out.shape, dtype=dtype),
         "b_out": np.empty(np.shape(params["b_out"]), dtype=dtype),
     }
-    _backward(tape.X, tape.slot, W, W_out, tape.sched, tape.prev, tape.a, tape.eps, tape.mix,
-              tape.H, tape.G, np.ascontiguousarray(gZ, dtype=dtype),
+    _backward(tape.X, tape.slot, W, W_out, tape.bank_at, tape.prev, tape.a, tape.eps, tape.mix,
+              tape.H, tape.G, np.ascontiguousarray(gZ, dtype=dtype), tape.chunk, GRAD_BLOCK,
               grads["W_in"], grads["W"], grads["b"], grads["W_out"], grads["b_out"])
     return grads

@@ -1,0 +1,33 @@
+"""Shared helpers for the relaxsim test suite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from relaxsim.activations import ACTIVATIONS
+from relaxsim.model import Network
+from relaxsim.schedules import resolve
+
+
+def make_net(banks=2, steps=4, schedule="cyclic", activation="tanh", injection="every_step",
+             alpha=0.0, hidden=4, n_inputs=3, n_classes=3, dtype=np.float64) -> Network:
+    """A small network built directly, without a config or a task."""
+    return Network(hidden=hidden, banks=banks, steps=steps,
+                   schedule=resolve(schedule, banks, steps),
+                   activation=ACTIVATIONS.get(activation), input_injection=injection,
+                   alpha=alpha, n_inputs=n_inputs, n_classes=n_classes, dtype=np.dtype(dtype))
+
+
+def make_batch(net: Network, batch: int, rng: np.random.Generator):
+    """Random inputs of the shape ``net`` expects and random labels."""
+    if net.input_injection == "sequence":
+        x = rng.standard_normal((batch, net.steps, net.n_inputs))
+    else:
+        x = rng.standard_normal((batch, net.n_inputs))
+    return x, rng.integers(0, net.n_classes, batch)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

@@ -1,0 +1,120 @@
+"""Analytical gradients against central finite differences (float64)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from relaxsim import kernels
+from tests.conftest import make_batch, make_net
+from tests.test_kernels import random_problem
+
+# Fourth-order central differences with step 1e-4: truncation error ~ h^4 |f^(5)| ~ 1e-16 and
+# rounding error ~ 1e-16 |L| / h ~ 1e-12 per entry, so even the small gradients that reach W_in
+# through seven sigmoid steps (norm ~ 1e-5) are resolved to better than 1e-6 relative.
+FD_STEP = 1e-4
+FD_TOL = 1e-6
+
+
+def finite_differences(loss_of, params):
+    """Fourth-order central differences of ``loss_of(params)`` for every parameter entry."""
+    fd = {}
+    for key, value in params.items():
+        out = np.zeros_like(value)
+        flat, grad = value.reshape(-1), out.reshape(-1)
+        for i in range(flat.size):
+            orig = flat[i]
+            values = []
+            for k in (2, 1, -1, -2):
+                flat[i] = orig + k * FD_STEP
+                values.append(loss_of(params))
+            flat[i] = orig
+            up2, up1, down1, down2 = values
+            grad[i] = (8 * (up1 - down1) - (up2 - down2)) / (12 * FD_STEP)
+        fd[key] = out
+    return fd
+
+
+def relative_error(g, fd):
+    return float(np.linalg.norm(g - fd) / max(np.linalg.norm(fd), np.linalg.norm(g), 1e-12))
+
+
+def assert_gradients_match(grads, fd):
+    for key in fd:
+        err = relative_error(grads[key], fd[key])
+        assert err < FD_TOL, f"{key}: relative error {err:.2e}"
+
+
+def explicit_schedule(banks, steps):
+    """A schedule that is neither cyclic nor blocked: blocked runs in reverse bank order."""
+    return [banks - 1 - t * banks // steps for t in range(steps)]
+
+
+SIZES = [(L, T) for L in (1, 2, 3) for T in (1, 4, 7) if L <= T]
+GRID = list(itertools.product(["cyclic", "blocked", "explicit"], ["tanh", "sigmoid", "relu"],
+                              ["every_step", "first_step", "sequence"], [0.0, 0.3], SIZES))
+
+
+@pytest.mark.parametrize("schedule,activation,injection,alpha,sizes", GRID)
+def test_network_gradient_matches_finite_differences(schedule, activation, injection, alpha,
+                                                     sizes):
+    banks, steps = sizes
+    if schedule == "explicit":
+        schedule = explicit_schedule(banks, steps)
+    net = make_net(banks=banks, steps=steps, schedule=schedule, activation=activation,
+                   injection=injection, alpha=alpha)
+    # relu has a kink at 0: draw until no pre-activation lies within 1e-3 of it, so that the
+    # central difference never straddles it.
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        params = net.init_params(rng)
+        for key in ("b", "b_out"):
+            params[key] = rng.standard_normal(params[key].shape) * 0.3
+        x, y = make_batch(net, 5, rng)
+        _, tape = net._forward(params, x)
+        if activation != "relu" or _min_abs_preactivation(net, params, x) > 1e-3:
+            break
+    loss, grads = net.loss_and_grad(params, x, y)
+    fd = finite_differences(lambda p: net.loss_and_grad(p, x, y)[0], params)
+    assert_gradients_match(grads, fd)
+
+
+def _min_abs_preactivation(net, params, x):
+    from relaxsim import reference
+
+    X, slot = net.input_slots(x)
+    _, _, U = reference.forward(params, X, slot, net.schedule, net.prev, net.a, net.c, net.eps,
+                                net.activation.code)
+    return float(np.min(np.abs(U)))
+
+
+@pytest.mark.parametrize("slots", ["static", "first", "sequence"])
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_kernel_gradient_with_coupling_matches_finite_differences(slots, per_sample):
+    """Non-trivial a_t, c_t, eps_t (per step or per sample) and additive noise."""
+    p = random_problem(np.random.default_rng(7), slots=slots, per_sample=per_sample)
+
+    def loss_of(params):
+        Z, _ = kernels.forward(params, p["X"], p["slot"], p["sched"], p["prev"], p["a"], p["c"],
+                               p["eps"], 0, p["noise"])
+        return kernels.loss(Z, p["y"])[0]
+
+    Z, tape = kernels.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
+                              p["c"], p["eps"], 0, p["noise"])
+    grads = kernels.backward(p["params"], tape, kernels.loss(Z, p["y"])[1])
+    assert_gradients_match(grads, finite_differences(loss_of, p["params"]))
+
+
+def test_a_wrong_gradient_is_caught():
+    """The check has teeth: a gradient off by 1e-4 in one entry fails it."""
+    net = make_net()
+    rng = np.random.default_rng(0)
+    params = net.init_params(rng)
+    x, y = make_batch(net, 5, rng)
+    _, grads = net.loss_and_grad(params, x, y)
+    fd = finite_differences(lambda p: net.loss_and_grad(p, x, y)[0], params)
+    grads["W"][1, 2, 3] += 1e-4 * np.abs(grads["W"]).max() * 100
+    with pytest.raises(AssertionError, match="W: relative error"):
+        assert_gradients_match(grads, fd)

@@ -1,0 +1,169 @@
+"""The numba kernels against their numpy twins (relaxsim.reference)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from relaxsim import kernels, reference
+from relaxsim.activations import ACTIVATIONS
+
+# Kernels and twins do the same float64 arithmetic in a different order (BLAS blocking, fused
+# element-wise loops); the spread is a few ulps times the depth, far below this bound.
+TWIN_TOL = 1e-12
+# float32 kernels against the float64 twin: float32 has a 6e-8 unit roundoff; products of length
+# N <= 16 and 7 steps stay well inside 1e-4 relative.
+FLOAT32_TOL = 1e-4
+
+
+def random_problem(rng, B=6, N=5, D=4, C=3, L=3, T=7, slots="static", per_sample=True,
+                   noise=True, schedule=None):
+    """Parameters, inputs and non-trivial coupling arrays for one kernel call."""
+    sched = np.array(schedule if schedule is not None else [t % L for t in range(T)])
+    T = len(sched)
+    prev = np.r_[sched[0], sched[:-1]]
+    params = {"W_in": rng.standard_normal((N, D)) / 2, "W": rng.standard_normal((L, N, N)) / 2,
+              "b": rng.standard_normal((L, N)) / 2, "W_out": rng.standard_normal((C, N)),
+              "b_out": rng.standard_normal(C)}
+    if slots == "static":
+        X, slot = rng.standard_normal((1, B, D)), np.zeros(T, dtype=np.int64)
+    elif slots == "first":
+        X, slot = rng.standard_normal((1, B, D)), np.r_[0, -np.ones(T - 1, dtype=np.int64)]
+    else:
+        X, slot = rng.standard_normal((T, B, D)), np.arange(T)
+    cols = B if per_sample else 1
+    a = rng.uniform(0, 0.6, (T, cols))
+    c = rng.uniform(0.5, 1.5, (T, cols))
+    eps = rng.uniform(0, 0.4, (T, cols))
+    eps[0] = 0.0
+    nz = rng.standard_normal((T, B, N)) * 0.1 if noise else None
+    y = rng.integers(0, C, B)
+    return dict(params=params, X=X, slot=slot, sched=sched, prev=prev, a=a, c=c, eps=eps,
+                noise=nz, y=y)
+
+
+def run_both(p, act, dtype=np.float64):
+    Z, tape = kernels.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
+                              p["c"], p["eps"], act, p["noise"], dtype=dtype)
+    loss, gZ = kernels.loss(Z, p["y"])
+    grads = kernels.backward(p["params"], tape, gZ)
+    Zr, H, U = reference.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
+                                 p["c"], p["eps"], act, p["noise"])
+    loss_r, gZ_r = reference.loss(Zr, p["y"])
+    grads_r = reference.backward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
+                                 p["c"], p["eps"], act, H, U, gZ_r)
+    return (Z, tape, loss, grads), (Zr, H, loss_r, grads_r)
+
+
+def max_rel(a, b):
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+CASES = list(itertools.product(
+    ACTIVATIONS.names(), ["static", "first", "sequence"], [True, False], [True, False]))
+
+
+@pytest.mark.parametrize("act,slots,per_sample,noise", CASES)
+def test_kernels_match_numpy_twin(act, slots, per_sample, noise, rng):
+    p = random_problem(rng, slots=slots, per_sample=per_sample, noise=noise)
+    (Z, tape, loss, grads), (Zr, H, loss_r, grads_r) = run_both(p, ACTIVATIONS.get(act).code)
+    assert max_rel(Z, Zr) < TWIN_TOL
+    assert max_rel(tape.H, H) < TWIN_TOL
+    assert abs(loss - loss_r) < TWIN_TOL * abs(loss_r)
+    for key in grads_r:
+        assert grads[key].shape == grads_r[key].shape
+        assert max_rel(grads[key], grads_r[key]) < TWIN_TOL, key
+
+
+@pytest.mark.parametrize("schedule", [[0, 0, 0, 0], [0, 1, 2, 3], [2, 2, 0, 1, 1, 0], [1, 0]])
+def test_kernels_match_twin_over_schedules(schedule, rng):
+    """Repeated banks (no mixing), a DNN, an explicit order and a two-step reuse."""
+    L = max(schedule) + 1
+    p = random_problem(rng, L=L, schedule=schedule)
+    (Z, _, _, grads), (Zr, _, _, grads_r) = run_both(p, 0)
+    assert max_rel(Z, Zr) < TWIN_TOL
+    for key in grads_r:
+        assert max_rel(grads[key], grads_r[key]) < TWIN_TOL, key
+
+
+def test_float32_kernels_follow_float64(rng):
+    p = random_problem(rng)
+    (Z, tape, _, grads), (Zr, _, _, grads_r) = run_both(p, 0, dtype=np.float32)
+    assert Z.dtype == np.float32 and tape.H.dtype == np.float32
+    assert grads["W"].dtype == np.float32
+    assert max_rel(Z, Zr) < FLOAT32_TOL
+    for key in grads_r:
+        assert max_rel(grads[key], grads_r[key]) < FLOAT32_TOL, key
+
+
+def test_zero_leak_skips_the_second_product(rng):
+    """With eps = 0 no step mixes banks; with eps > 0 only steps that change bank do."""
+    sched = np.array([0, 0, 1, 1, 0])
+    prev = np.r_[0, sched[:-1]]
+    assert not kernels.mix_flags(sched, prev, np.zeros(5)).any()
+    assert kernels.mix_flags(sched, prev, np.full(5, 0.1)).tolist() == [0, 0, 1, 0, 1]
+
+
+def test_leak_mixes_the_previous_bank(rng):
+    """eps = 1 on a step routes the signal wholly through the previous bank."""
+    p = random_problem(rng, per_sample=False, noise=False)
+    p["eps"][:] = 0.0
+    p["eps"][3] = 1.0
+    Z_leak, _ = kernels.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
+                                p["c"], p["eps"], 0)
+    swapped = p["sched"].copy()
+    swapped[3] = p["prev"][3]
+    Z_swap, _ = kernels.forward(p["params"], p["X"], p["slot"], swapped, p["prev"], p["a"],
+                                p["c"], np.zeros_like(p["eps"]), 0)
+    np.testing.assert_allclose(Z_leak, Z_swap, rtol=TWIN_TOL, atol=TWIN_TOL)
+
+
+def test_relu_derivative_is_zero_at_and_below_zero():
+    f0, d0 = kernels.activate(2, 0.0)
+    fn, dn = kernels.activate(2, -3.0)
+    fp, dp = kernels.activate(2, 2.0)
+    assert (f0, d0, fn, dn, fp, dp) == (0.0, 0.0, 0.0, 0.0, 2.0, 1.0)
+
+
+def test_sigmoid_kernel_does_not_overflow():
+    assert kernels.activate(1, -1000.0) == (0.0, 0.0)
+    assert kernels.activate(1, 1000.0) == (1.0, 0.0)
+
+
+@pytest.mark.parametrize("name,shape,msg", [
+    ("a", (3,), "a: expected shape (7,), (7, 1) or (7, 6)"),
+    ("eps", (7, 4), "eps: expected shape (7,), (7, 1) or (7, 6)"),
+    ("noise", (7, 6, 4), "noise: expected shape (7, 6, 5)"),
+])
+def test_wrapper_rejects_wrong_coefficient_shapes(name, shape, msg, rng):
+    p = random_problem(rng)
+    p[name] = np.zeros(shape)
+    with pytest.raises(ValueError) as err:
+        kernels.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"], p["c"],
+                        p["eps"], 0, p["noise"])
+    assert msg in str(err.value)
+
+
+def test_kernels_run_as_plain_python():
+    """The kernels are valid Python too (NUMBA_DISABLE_JIT=1), and agree with the twin there."""
+    code = textwrap.dedent("""
+        import numpy as np
+        from tests.test_kernels import random_problem, run_both, max_rel
+        p = random_problem(np.random.default_rng(1))
+        (Z, _, _, g), (Zr, _, _, gr) = run_both(p, 1)
+        assert max_rel(Z, Zr) < 1e-12
+        assert all(max_rel(g[k], gr[k]) < 1e-12 for k in g)
+        print("ok")
+    """)
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
