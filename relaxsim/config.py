@@ -29,7 +29,8 @@ class Key:
 
     kind: str
     doc: str
-    check: Callable[[Any], str | None] | None = None  # returns the requirement a bad value breaks
+    # returns None for a good value, else the requirement it breaks (or (requirement, hint))
+    check: Callable[[Any], str | tuple[str, str] | None] | None = None
 
 
 def _at_least(lo):
@@ -48,7 +49,8 @@ def _fraction(lo_open=False):
 
 
 def _one_of(*choices):
-    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+    return lambda v: (None if v in choices else
+                      (f"must be one of {', '.join(choices)}", closest(v, choices)[2:]))
 
 
 SCHEMA: dict[str, dict[str, Key]] = {
@@ -84,6 +86,9 @@ DEFAULT_CONFIG = "default.toml"
 
 
 def _describe(value: Any) -> str:
+    """A value as a user wrote it in TOML: strings quoted, booleans lower case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -96,7 +101,11 @@ def _coerce(field: str, kind: str, value: Any) -> Any:
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(field, "must be a number", _describe(value))
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(field, "must be a finite number",
+                              f"an integer of {len(str(value))} digits") from None
     if kind == "str":
         if not isinstance(value, str):
             raise ConfigError(field, "must be a string", _describe(value))
@@ -111,6 +120,10 @@ def _coerce(field: str, kind: str, value: Any) -> Any:
     raise AssertionError(kind)
 
 
+def _frozen(self, *args):
+    raise AttributeError("Config is frozen; use load_config(..., overrides=...) for a new one")
+
+
 class Section(Mapping):
     """One validated section of a :class:`Config`, read by attribute or by key."""
 
@@ -119,13 +132,17 @@ class Section(Mapping):
         object.__setattr__(self, "_values", MappingProxyType(dict(values)))
 
     def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
         try:
             return self._values[key]
         except KeyError:
             raise AttributeError(f"{self._name}.{key}") from None
 
-    def __setattr__(self, key, value):
-        raise AttributeError("Config is frozen; use load_config(..., overrides=...) for a new one")
+    __setattr__ = __delattr__ = _frozen
+
+    def __reduce__(self):
+        return Section, (self._name, dict(self._values))
 
     def __getitem__(self, key):
         return self._values[key]
@@ -148,13 +165,17 @@ class Config(Mapping):
         object.__setattr__(self, "_sections", MappingProxyType(sections))
 
     def __getattr__(self, name: str) -> Section:
+        if name.startswith("_"):
+            raise AttributeError(name)
         try:
             return self._sections[name]
         except KeyError:
             raise AttributeError(name) from None
 
-    def __setattr__(self, key, value):
-        raise AttributeError("Config is frozen; use load_config(..., overrides=...) for a new one")
+    __setattr__ = __delattr__ = _frozen
+
+    def __reduce__(self):
+        return Config, (self.to_dict(),)
 
     def __getitem__(self, key: str):
         if "." in key:
@@ -265,9 +286,11 @@ def validate(data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> 
             field = f"{section}.{key}"
             if key not in merged.get(section, {}):
                 raise ConfigError(field, "is missing")
-            value = _coerce(field, spec.kind, merged[section][key])
+            raw = merged[section][key]
+            value = _coerce(field, spec.kind, raw)
             if spec.check is not None and (problem := spec.check(value)):
-                raise ConfigError(field, problem, _describe(value))
+                requirement, hint = problem if isinstance(problem, tuple) else (problem, "")
+                raise ConfigError(field, requirement, _describe(raw), hint)
             resolved[section][key] = value
     _check_together(resolved)
     return Config(resolved)

@@ -39,14 +39,14 @@ def resolve(spec, banks: int, steps: int, field: str = "network.schedule") -> np
                 f"{banks} > {steps}",
             )
         return np.asarray(builder(banks, steps), dtype=np.int64)
-    if not isinstance(spec, (list, tuple)) or not all(
-        isinstance(k, int) and not isinstance(k, bool) for k in spec
-    ):
+    if not isinstance(spec, (list, tuple)):
         raise ConfigError(
-            field,
-            f"must be one of {', '.join(SCHEDULES.names())} or a list of bank indices",
-            repr(spec),
-        )
+            field, f"must be one of {', '.join(SCHEDULES.names())} or a list of bank indices",
+            repr(spec))
+    odd = [k for k in spec if isinstance(k, bool) or not isinstance(k, int)]
+    if odd:
+        raise ConfigError(field, "entries must be integer bank indices",
+                          f"{odd[0]!r} in {list(spec)}")
     if len(spec) != steps:
         raise ConfigError(field, f"must list one bank per step, network.steps = {steps}",
                           f"{len(spec)} entries")
