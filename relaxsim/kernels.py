@@ -1,23 +1,26 @@
 """Numba kernels: forward and backward pass of a ReLaX-Net over (batch, step).
 
-The model (DESIGN.md section 4), for rows ``b`` of a batch and steps ``t = 0 .. T-1``::
+The model (DESIGN.md section 4), for rows ``r`` of a batch and steps ``t = 0 .. T-1``::
 
-    k = bank_at[t], p = prev[t]                      (bank_at: bank switched in at each step)
-    Wt_t = (1 - eps[t,b]) W[k] + eps[t,b] W[p]     (bt_t likewise; the switch leak)
-    u_t  = W_in x_{slot[t]} + h_t Wt_t^T + bt_t + noise_t
-    h_{t+1} = a[t,b] * h_t + c[t,b] * f(u_t)
-    z = h_T W_out^T + b_out
+    k = bank_at[t], p = prev[t]                 (bank switched in now, and at the step before)
+    Wt_t = (1 - eps) W[k] + eps W[p]            (bt_t likewise: the switch leak)
+    u_t  = W_in x_{slot[t]} + tr (h_t Wt_t^T) + bt_t      (tr: transmission of the switch path)
+    h_{t+1} = a h_t + c f(u_t) + noise_t        (a: carry-over, c: drive, noise: element noise)
+    z = (h_T + det) W_out^T + b_out             (det: detector noise at readout)
 
-Coefficient arrays ``a``, ``c`` and ``eps`` have shape ``(T, 1)`` (per step) or ``(T, B)``
+The coefficients ``coef = [a, c, eps, tr]`` have shape ``(4, T, 1)`` (per step) or ``(4, T, B)``
 (per step and sample). Input slots ``X`` have shape ``(S, B, D)``; ``slot[t]`` picks the slot fed at
 step t or is -1 when step t gets no input (``every_step``: S = 1 and every slot 0; ``first_step``:
 slot 0 then -1; ``sequence``: slot t). ``mix[t]`` is 1 when step t has a non-zero leak into a
 different bank, so the second product ``h_t W[p]^T`` is computed only then, and row-mixed: a
-per-sample matrix is never built.
+per-sample matrix is never built. ``f`` is the transfer function with kernel code ``act`` and
+parameters ``ap = (gain, saturation, p)`` (relaxsim.activations). Noise draws are inputs: they
+change values, not the form of the equations, so the same backward pass is exact for them.
 
 Public functions validate and allocate, then call private ``@njit`` kernels that take arrays only and
-never raise. Matrix products go through BLAS (``np.dot`` with an output buffer); element-wise work is
-fused into one batch-parallel loop per step. Each kernel has a numpy twin in
+never raise. Rows never interact in the recursion, so the batch is cut into chunks that run in
+parallel, each doing its matrix products as single-threaded BLAS calls (``np.dot`` with an output
+buffer) with the element-wise physics fused. Each kernel has a numpy twin in
 :mod:`relaxsim.reference` that the tests compare against.
 """
 
@@ -29,6 +32,7 @@ import numba as nb
 import numpy as np
 from numba import prange
 
+from .activations import by_code
 from .threads import single_threaded_kernel_blas
 
 # Fast-math flags for every kernel: reassociation and contraction are allowed; nnan/ninf are not,
@@ -38,48 +42,61 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
 # Rows of the weight gradients per parallel task in the backward pass (fixed, for determinism).
 GRAD_BLOCK = 16
+A, C, EPS, TR = 0, 1, 2, 3  # rows of the coefficient array
 
 _jit = nb.njit(cache=True, fastmath=FASTMATH)
 _pjit = nb.njit(cache=True, fastmath=FASTMATH, parallel=True)
 
 
 @nb.njit(cache=True, fastmath=FASTMATH, inline="always")
-def activate(code, u):
-    """Return ``(f(u), f'(u))`` for the activation with kernel ``code`` (see relaxsim.activations)."""
-    if code == 0:  # tanh
-        f = math.tanh(u)
-        return f, 1.0 - f * f
-    if code == 1:  # sigmoid, as 0.5 (1 + tanh(u / 2)): no overflow for large |u|
-        f = 0.5 * (1.0 + math.tanh(0.5 * u))
-        return f, f * (1.0 - f)
-    # relu
-    if u > 0.0:
-        return u, 1.0
-    return 0.0 * u, 0.0 * u
+def activate(code, u, g, s, p):
+    """``(f(u), f'(u))`` of the transfer function with kernel ``code`` and parameters g, s, p."""
+    if code == 0:  # tanh: s tanh(g u / s), linear when s = inf
+        if s == math.inf:
+            return g * u, g
+        f = math.tanh(g * u / s)
+        return s * f, g * (1.0 - f * f)
+    if code == 1:  # sigmoid, as 0.5 (1 + tanh(x / 2)): no overflow for large |x|
+        y = 0.5 * (1.0 + math.tanh(0.5 * g * u))
+        return s * y, s * g * y * (1.0 - y)
+    if code == 2:  # relu with saturation
+        if u > 0.0 and g * u < s:
+            return g * u, g
+        if u > 0.0:
+            return s, 0.0
+        return 0.0 * u, 0.0 * u
+    q = (u / s) * (u / s)
+    if code == 3:  # saturable absorber
+        return (g * u * (1.0 - p / (1.0 + q)),
+                g * (1.0 - p / (1.0 + q) + 2.0 * p * q / ((1.0 + q) * (1.0 + q))))
+    if code == 4:  # sin^2 modulator
+        x = g * u + p
+        sx = math.sin(x)
+        return s * sx * sx, s * g * math.sin(2.0 * x)
+    # soa: gain saturation
+    r = 1.0 / math.sqrt(1.0 + q)
+    return g * u * r, g * r * r * r
 
 
 @_pjit
-def _forward(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, a, c, eps, mix, act, noise, chunk,
-             H, G, Z):
-    # Rows never interact in the forward pass: each chunk of rows runs every step on its own, its
-    # products single-threaded BLAS calls inside one parallel loop (no nested threading).
+def _forward(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise, det,
+             chunk, H, G, Z):
     B = X.shape[1]
     for ci in prange((B + chunk - 1) // chunk):
         r0 = ci * chunk
-        _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, a, c, eps, mix, act, noise,
-                      r0, min(B, r0 + chunk), H, G, Z)
+        _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap,
+                      noise, det, r0, min(B, r0 + chunk), H, G, Z)
 
 
 @_jit
-def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, a, c, eps, mix, act, noise,
-                  r0, r1, H, G, Z):
+def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise,
+                  det, r0, r1, H, G, Z):
     T = bank_at.shape[0]
     N = W.shape[1]
     dt = H.dtype
-    sa = 1 if a.shape[1] > 1 else 0  # 0: one coefficient for all rows
-    sc = 1 if c.shape[1] > 1 else 0
-    se = 1 if eps.shape[1] > 1 else 0
+    sc = 1 if coef.shape[2] > 1 else 0  # 0: one coefficient for all rows
     has_noise = noise.shape[0] > 0
+    g, s, pp = ap[0], ap[1], ap[2]
     U = np.empty((r1 - r0, N), dtype=dt)
     U2 = np.empty((r1 - r0, N), dtype=dt)
     Din = np.empty((r1 - r0, N), dtype=dt)
@@ -88,63 +105,76 @@ def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, a, c, eps, m
     for t in range(T):
         k = bank_at[t]
         p = prev[t]
-        s = slot[t]
+        sl = slot[t]
         m = mix[t] != 0
         np.dot(H[t, r0:r1], W[k].T, U)
         if m:
             np.dot(H[t, r0:r1], W[p].T, U2)
-        if s >= 0 and s != loaded:
-            np.dot(X[s, r0:r1], W_in.T, Din)
-            loaded = s
+        if sl >= 0 and sl != loaded:
+            np.dot(X[sl, r0:r1], W_in.T, Din)
+            loaded = sl
         for rr in range(r1 - r0):
             r = r0 + rr
-            at = a[t, r * sa]
-            ct = c[t, r * sc]
-            e = eps[t, r * se]
+            at = coef[A, t, r * sc]
+            ct = coef[C, t, r * sc]
+            e = coef[EPS, t, r * sc]
+            tt = coef[TR, t, r * sc]
             for i in range(N):
                 if m:
-                    v = (1.0 - e) * (U[rr, i] + b[k, i]) + e * (U2[rr, i] + b[p, i])
+                    v = tt * ((1.0 - e) * U[rr, i] + e * U2[rr, i]) + (1.0 - e) * b[k, i] \
+                        + e * b[p, i]
                 else:
-                    v = U[rr, i] + b[k, i]
-                if s >= 0:
+                    v = tt * U[rr, i] + b[k, i]
+                if sl >= 0:
                     v += Din[rr, i]
+                f, df = activate(act, v, g, s, pp)
+                hn = at * H[t, r, i] + ct * f
                 if has_noise:
-                    v += noise[t, r, i]
-                f, df = activate(act, v)
-                H[t + 1, r, i] = at * H[t, r, i] + ct * f
+                    hn += noise[t, r, i]
+                H[t + 1, r, i] = hn
                 G[t, r, i] = ct * df
-    np.dot(H[T, r0:r1], W_out.T, Z[r0:r1])
+    if det.shape[0] > 0:
+        R = H[T, r0:r1] + det[r0:r1]
+        np.dot(R, W_out.T, Z[r0:r1])
+    else:
+        np.dot(H[T, r0:r1], W_out.T, Z[r0:r1])
     for r in range(r0, r1):
         for j in range(Z.shape[1]):
             Z[r, j] += b_out[j]
 
 
 @_pjit
-def _backward(X, slot, W, W_out, bank_at, prev, a, eps, mix, H, G, gZ, chunk, block,
+def _backward(X, slot, W, W_out, bank_at, prev, coef, mix, H, G, HR, gZ, chunk, block,
               dW_in, dW, db, dW_out, db_out):
     S, B, _ = X.shape
     T = bank_at.shape[0]
     N = W.shape[1]
     dt = H.dtype
     any_mix = False
+    scaled = False
     for t in range(T):
         any_mix |= mix[t] != 0
+        for r in range(coef.shape[2]):
+            scaled |= coef[TR, t, r] != 1.0
     # Phase 1, parallel over chunks of rows: the recursion for dh runs per row. The gradients
-    # with respect to u_t are stored transposed, (T, N, B), for phase 2.
+    # with respect to u_t are stored transposed, (T, N, B), for phase 2; so are the states as the
+    # banks saw them (tr h_t) when the transmission is not 1.
     DUT = np.empty((T, N, B), dtype=dt)
     DU2T = np.empty((T if any_mix else 0, N, B), dtype=dt)
     GXT = np.zeros((S, N, B), dtype=dt)
+    HS = np.empty((T if scaled else 0, B, N), dtype=dt)
     for ci in prange((B + chunk - 1) // chunk):
         r0 = ci * chunk
-        _backward_rows(slot, W, W_out, bank_at, prev, a, eps, mix, G, gZ, r0, min(B, r0 + chunk),
-                       DUT, DU2T, GXT)
+        _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0,
+                       min(B, r0 + chunk), DUT, DU2T, GXT, HS)
     # Phase 2, parallel over blocks of rows of the weight gradients: each block sums its rows
     # over every step, in step order; blocks never share an output row.
+    HB = HS if scaled else H
     for bi in prange((N + block - 1) // block):
         i0 = bi * block
-        _weight_grads(X, bank_at, prev, mix, H, DUT, DU2T, GXT, i0, min(N, i0 + block),
+        _weight_grads(X, bank_at, prev, mix, HB, DUT, DU2T, GXT, i0, min(N, i0 + block),
                       dW_in, dW, db)
-    np.dot(gZ.T, H[T], dW_out)
+    np.dot(gZ.T, HR, dW_out)
     db_out[:] = 0.0
     for r in range(B):
         for j in range(gZ.shape[1]):
@@ -152,36 +182,42 @@ def _backward(X, slot, W, W_out, bank_at, prev, a, eps, mix, H, G, gZ, chunk, bl
 
 
 @_jit
-def _backward_rows(slot, W, W_out, bank_at, prev, a, eps, mix, G, gZ, r0, r1, DUT, DU2T, GXT):
+def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, DUT, DU2T, GXT,
+                   HS):
     T = bank_at.shape[0]
     N = W.shape[1]
     dt = G.dtype
-    se = 1 if eps.shape[1] > 1 else 0
-    sa = 1 if a.shape[1] > 1 else 0
+    sc = 1 if coef.shape[2] > 1 else 0
     dh = np.empty((r1 - r0, N), dtype=dt)
     du = np.empty((r1 - r0, N), dtype=dt)
     du2 = np.empty((r1 - r0, N), dtype=dt)
     back = np.empty((r1 - r0, N), dtype=dt)
     back2 = np.empty((r1 - r0, N), dtype=dt)
+    if HS.shape[0] > 0:
+        for t in range(T):
+            for r in range(r0, r1):
+                tt = coef[TR, t, r * sc]
+                for i in range(N):
+                    HS[t, r, i] = tt * H[t, r, i]
     np.dot(gZ[r0:r1], W_out, dh)
     for t in range(T - 1, -1, -1):
         k = bank_at[t]
         p = prev[t]
-        s = slot[t]
+        sl = slot[t]
         m = mix[t] != 0
         for rr in range(r1 - r0):
             r = r0 + rr
-            e = eps[t, r * se]
+            e = coef[EPS, t, r * sc]
             for i in range(N):
-                g = dh[rr, i] * G[t, r, i]
-                if s >= 0:
-                    GXT[s, i, r] += g
+                gu = dh[rr, i] * G[t, r, i]
+                if sl >= 0:
+                    GXT[sl, i, r] += gu
                 if m:
-                    du[rr, i] = (1.0 - e) * g
-                    du2[rr, i] = e * g
-                    DU2T[t, i, r] = e * g
+                    du[rr, i] = (1.0 - e) * gu
+                    du2[rr, i] = e * gu
+                    DU2T[t, i, r] = e * gu
                 else:
-                    du[rr, i] = g
+                    du[rr, i] = gu
                 DUT[t, i, r] = du[rr, i]
         if t == 0:
             break  # dh_0 is not needed: h_0 = 0 is not a parameter
@@ -189,12 +225,13 @@ def _backward_rows(slot, W, W_out, bank_at, prev, a, eps, mix, G, gZ, r0, r1, DU
         if m:
             np.dot(du2, W[p], back2)
         for rr in range(r1 - r0):
-            at = a[t, (r0 + rr) * sa]
+            at = coef[A, t, (r0 + rr) * sc]
+            tt = coef[TR, t, (r0 + rr) * sc]
             for i in range(N):
-                v = at * dh[rr, i] + back[rr, i]
+                v = back[rr, i]
                 if m:
                     v += back2[rr, i]
-                dh[rr, i] = v
+                dh[rr, i] = at * dh[rr, i] + tt * v
 
 
 @_jit
@@ -211,8 +248,8 @@ def _weight_grads(X, bank_at, prev, mix, H, DUT, DU2T, GXT, i0, i1, dW_in, dW, d
             _accumulate(DU2T[t, i0:i1], H[t], dW[prev[t], i0:i1], db[prev[t], i0:i1], tmp)
     np.dot(GXT[0, i0:i1], X[0], dW_in[i0:i1])
     tmp_in = np.empty((i1 - i0, D), dtype=H.dtype)
-    for s in range(1, S):
-        np.dot(GXT[s, i0:i1], X[s], tmp_in)
+    for sl in range(1, S):
+        np.dot(GXT[sl, i0:i1], X[sl], tmp_in)
         for i in range(i1 - i0):
             for j in range(D):
                 dW_in[i0 + i, j] += tmp_in[i, j]
@@ -234,18 +271,18 @@ def _accumulate(dut, h, dw, db, tmp):
 @_pjit
 def _softmax_xent(Z, y, gZ):
     """Mean softmax cross-entropy of logits ``Z`` against labels ``y``; fills ``gZ = dL/dZ``."""
-    B, C = Z.shape
+    B, C_ = Z.shape
     losses = np.empty(B, dtype=np.float64)
     for r in prange(B):
         zmax = Z[r, 0]
-        for j in range(1, C):
+        for j in range(1, C_):
             zmax = max(zmax, Z[r, j])
         total = 0.0
-        for j in range(C):
+        for j in range(C_):
             e = math.exp(Z[r, j] - zmax)
             gZ[r, j] = e
             total += e
-        for j in range(C):
+        for j in range(C_):
             gZ[r, j] = (gZ[r, j] / total - (1.0 if j == y[r] else 0.0)) / B
         losses[r] = math.log(total) + zmax - Z[r, y[r]]
     out = 0.0
@@ -265,14 +302,20 @@ def _as(arr, dtype, ndim, name):
     return out
 
 
-def _coefficients(arr, T, B, dtype, name):
-    """Return a per-step ``(T, 1)`` or per-sample ``(T, B)`` coefficient array."""
-    out = np.asarray(arr, dtype=dtype)
-    if out.ndim == 1:
-        out = out[:, None]
-    if out.ndim != 2 or out.shape[0] != T or out.shape[1] not in (1, B):
-        raise ValueError(f"{name}: expected shape ({T},), ({T}, 1) or ({T}, {B}) (got {out.shape})")
-    return np.ascontiguousarray(out)
+def coefficients(a, c, eps, tr, T, B, dtype) -> np.ndarray:
+    """Stack ``a, c, eps, tr`` (each per step ``(T,)``/``(T, 1)`` or per sample ``(T, B)``) into
+    one ``(4, T, 1)`` or ``(4, T, B)`` array."""
+    arrays = []
+    for name, arr in (("a", a), ("c", c), ("eps", eps), ("tr", tr)):
+        arr = np.asarray(arr, dtype=dtype)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2 or arr.shape[0] != T or arr.shape[1] not in (1, B):
+            raise ValueError(f"{name}: expected shape ({T},), ({T}, 1) or ({T}, {B}) "
+                             f"(got {arr.shape})")
+        arrays.append(arr)
+    width = max(arr.shape[1] for arr in arrays)
+    return np.ascontiguousarray(np.stack([np.broadcast_to(arr, (T, width)) for arr in arrays]))
 
 
 def chunk_rows(batch: int) -> int:
@@ -292,20 +335,24 @@ def mix_flags(bank_at, prev, eps) -> np.ndarray:
 
 
 class Tape:
-    """What the forward pass keeps for the backward pass: states ``H`` (T+1, B, N) and ``G = c f'(u)``."""
+    """What the forward pass keeps for the backward pass."""
 
-    __slots__ = ("X", "slot", "bank_at", "prev", "a", "c", "eps", "mix", "H", "G", "Z", "chunk")
+    __slots__ = ("X", "slot", "bank_at", "prev", "coef", "mix", "H", "G", "HR", "Z", "chunk")
 
     def __init__(self, **kw):
         for key, value in kw.items():
             setattr(self, key, value)
 
 
-def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np.float64):
+def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np.float64, *,
+            tr=None, det=None, act_params=None):
     """Run the forward pass; return ``(logits, tape)``.
 
     ``params`` holds ``W_in (N, D)``, ``W (L_W, N, N)``, ``b (L_W, N)``, ``W_out (C, N)``,
-    ``b_out (C,)``; ``X`` is ``(S, B, D)``; ``noise`` is ``None`` or ``(T, B, N)`` added to ``u_t``.
+    ``b_out (C,)``; ``X`` is ``(S, B, D)``; ``a, c, eps, tr`` are per-step ``(T,)`` or per-sample
+    ``(T, B)`` coefficients (``tr`` defaults to 1); ``noise`` is ``None`` or ``(T, B, N)``, added to
+    the element output; ``det`` is ``None`` or ``(B, N)``, added to ``h_T`` at readout; ``act`` is
+    a kernel code and ``act_params`` its ``(gain, saturation, p)`` (default: the ideal ones).
     """
     W_in = _as(params["W_in"], dtype, 2, "W_in")
     W = _as(params["W"], dtype, 3, "W")
@@ -319,26 +366,32 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     T, (S, B, D), N = bank_at.shape[0], X.shape, W.shape[1]
     if W_in.shape != (N, D):
         raise ValueError(f"W_in: expected shape ({N}, {D}) (got {W_in.shape})")
-    a = _coefficients(a, T, B, dtype, "a")
-    c = _coefficients(c, T, B, dtype, "c")
-    eps = _coefficients(eps, T, B, dtype, "eps")
-    if noise is None:
-        noise = np.zeros((0, B, N), dtype=dtype)
-    else:
-        noise = _as(noise, dtype, 3, "noise")
-        if noise.shape != (T, B, N):
-            raise ValueError(f"noise: expected shape ({T}, {B}, {N}) (got {noise.shape})")
-    mix = mix_flags(bank_at, prev, eps)
+    coef = coefficients(a, c, eps, np.ones(T) if tr is None else tr, T, B, dtype)
+    noise = _optional(noise, (T, B, N), dtype, "noise")
+    det = _optional(det, (B, N), dtype, "det")
+    ap = np.asarray(by_code(act).ideal if act_params is None else act_params, dtype=np.float64)
+    mix = mix_flags(bank_at, prev, coef[EPS])
     H = np.empty((T + 1, B, N), dtype=dtype)
     G = np.empty((T, B, N), dtype=dtype)
     Z = np.empty((B, W_out.shape[0]), dtype=dtype)
     chunk = chunk_rows(B)
     single_threaded_kernel_blas()
-    _forward(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, a, c, eps, mix, act, noise, chunk,
-             H, G, Z)
-    tape = Tape(X=X, slot=slot, bank_at=bank_at, prev=prev, a=a, c=c, eps=eps, mix=mix, H=H, G=G, Z=Z,
-                chunk=chunk)
+    _forward(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise, det,
+             chunk, H, G, Z)
+    HR = H[T] + det if det.shape[0] else H[T]
+    tape = Tape(X=X, slot=slot, bank_at=bank_at, prev=prev, coef=coef, mix=mix, H=H, G=G, HR=HR,
+                Z=Z, chunk=chunk)
     return Z, tape
+
+
+def _optional(arr, shape, dtype, name):
+    """``arr`` checked against ``shape``, or an empty array of that rank when ``arr`` is None."""
+    if arr is None:
+        return np.zeros((0,) + shape[1:], dtype=dtype)
+    arr = _as(arr, dtype, len(shape), name)
+    if arr.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape} (got {arr.shape})")
+    return arr
 
 
 def loss(Z, y):
@@ -361,7 +414,8 @@ def backward(params, tape, gZ):
         "W_out": np.empty(W_out.shape, dtype=dtype),
         "b_out": np.empty(np.shape(params["b_out"]), dtype=dtype),
     }
-    _backward(tape.X, tape.slot, W, W_out, tape.bank_at, tape.prev, tape.a, tape.eps, tape.mix,
-              tape.H, tape.G, np.ascontiguousarray(gZ, dtype=dtype), tape.chunk, GRAD_BLOCK,
-              grads["W_in"], grads["W"], grads["b"], grads["W_out"], grads["b_out"])
+    _backward(tape.X, tape.slot, W, W_out, tape.bank_at, tape.prev, tape.coef, tape.mix, tape.H,
+              tape.G, np.ascontiguousarray(tape.HR), np.ascontiguousarray(gZ, dtype=dtype),
+              tape.chunk, GRAD_BLOCK, grads["W_in"], grads["W"], grads["b"], grads["W_out"],
+              grads["b_out"])
     return grads

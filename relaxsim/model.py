@@ -7,7 +7,7 @@ scripts can hold them however they like.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from relaxsim.schedules import previous_banks, resolve
 from . import kernels
 from .activations import ACTIVATIONS, Activation
 from .config import Config, ConfigError
+from .hardware import Coupling
 from .tasks import TASKS, TaskInfo
 
 PARAM_KEYS = ("W_in", "W", "b", "W_out", "b_out")
@@ -27,8 +28,9 @@ class Network:
     """A ReLaX-Net of ``banks`` weight banks of width ``hidden`` reused over ``steps`` steps.
 
     RNN (``banks = 1``) and DNN (``banks = steps``) are the same network with other sizes.
-    The per-step coupling arrays ``a``, ``c``, ``eps`` are those of the ideal machine
-    (``a = alpha``, ``c = 1``, ``eps = 0``).
+    ``coupling`` holds the per-step arrays and transfer function the kernels run with: by
+    default the ideal machine's (``a = alpha``, ``c = 1``, ``eps = 0``, ``tr = 1``, the textbook
+    activation).
     """
 
     hidden: int
@@ -41,19 +43,21 @@ class Network:
     n_inputs: int
     n_classes: int
     dtype: np.dtype = np.dtype(np.float64)
+    coupling: Coupling | None = None  # None: the ideal machine
     prev: np.ndarray = field(init=False)
-    a: np.ndarray = field(init=False)
-    c: np.ndarray = field(init=False)
-    eps: np.ndarray = field(init=False)
+    eval_batch: int = EVAL_BATCH
 
     def __post_init__(self):
-        T = self.steps
         set_ = object.__setattr__
         set_(self, "schedule", np.asarray(self.schedule, dtype=np.int64))
         set_(self, "prev", previous_banks(self.schedule))
-        set_(self, "a", np.full(T, self.alpha, dtype=self.dtype))
-        set_(self, "c", np.ones(T, dtype=self.dtype))
-        set_(self, "eps", np.zeros(T, dtype=self.dtype))
+        if self.coupling is None:
+            set_(self, "coupling",
+                 Coupling.ideal(self.steps, self.alpha, self.activation, self.dtype))
+
+    def on(self, coupling: Coupling) -> "Network":
+        """The same network on a machine with ``coupling``."""
+        return replace(self, coupling=coupling)
 
     # -- description ---------------------------------------------------------------------------
 
@@ -105,29 +109,41 @@ class Network:
 
     # -- evaluation ----------------------------------------------------------------------------
 
-    def _forward(self, params, x):
+    def _forward(self, params, x, noise=None, det=None):
         X, slot = self.input_slots(x)
-        return kernels.forward(params, X, slot, self.schedule, self.prev, self.a, self.c, self.eps,
-                               self.activation.code, dtype=self.dtype)
+        cp = self.coupling
+        return kernels.forward(params, X, slot, self.schedule, self.prev, cp.a, cp.c, cp.eps,
+                               cp.code, noise, dtype=self.dtype, tr=cp.tr, det=det,
+                               act_params=cp.act_params)
 
-    def forward(self, params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-        """Logits ``(B, C)`` for the batch ``x``."""
-        return self._forward(params, x)[0]
+    def forward(self, params: dict[str, np.ndarray], x: np.ndarray, noise=None,
+                det=None) -> np.ndarray:
+        """Logits ``(B, C)`` for the batch ``x`` (with element noise ``(T, B, N)`` and detector
+        noise ``(B, N)`` draws, if given)."""
+        return self._forward(params, x, noise, det)[0]
 
-    def loss_and_grad(self, params, x, y) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean cross-entropy on ``(x, y)`` and its exact gradient (keys and shapes of ``params``)."""
-        Z, tape = self._forward(params, x)
+    def loss_and_grad(self, params, x, y, noise=None,
+                      det=None) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean cross-entropy on ``(x, y)`` and its exact gradient (keys and shapes of ``params``),
+        with the noise draws (if any) held fixed."""
+        Z, tape = self._forward(params, x, noise, det)
         loss, gZ = kernels.loss(Z, y)
         return loss, kernels.backward(params, tape, gZ)
 
-    def evaluate(self, params, x, y, batch: int = EVAL_BATCH) -> tuple[float, float]:
+    @staticmethod
+    def score(Z, y) -> tuple[float, int]:
+        """Mean cross-entropy of logits ``Z`` and the number of correct predictions."""
+        return kernels.loss(Z, y)[0], int(np.sum(np.argmax(Z, axis=1) == y))
+
+    def evaluate(self, params, x, y, batch: int | None = None) -> tuple[float, float]:
         """Mean cross-entropy and accuracy over a whole split, in chunks of ``batch`` rows."""
+        batch = batch or self.eval_batch
         total_loss, correct = 0.0, 0
         for start in range(0, len(y), batch):
-            Z = self.forward(params, x[start:start + batch])
             yb = y[start:start + batch]
-            total_loss += kernels.loss(Z, yb)[0] * len(yb)
-            correct += int(np.sum(np.argmax(Z, axis=1) == yb))
+            loss, hits = self.score(self.forward(params, x[start:start + batch]), yb)
+            total_loss += loss * len(yb)
+            correct += hits
         return total_loss / len(y), correct / len(y)
 
 

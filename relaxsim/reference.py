@@ -7,15 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import ACTIVATIONS
-
-
-def _by_code(code):
-    for name in ACTIVATIONS:
-        act = ACTIVATIONS.get(name)
-        if act.code == code:
-            return act
-    raise KeyError(code)
+from .activations import by_code
 
 
 def _col(coef, t):
@@ -23,24 +15,34 @@ def _col(coef, t):
     return np.asarray(coef, dtype=float).reshape(len(coef), -1)[t][:, None]
 
 
-def forward(params, X, slot, sched, prev, a, c, eps, act, noise=None):
+def _transfer(act, act_params):
+    fn = by_code(act)
+    g, s, p = fn.ideal if act_params is None else act_params
+    return (lambda u: fn.f(u, g, s, p)), (lambda u: fn.df(u, g, s, p))
+
+
+def forward(params, X, slot, sched, prev, a, c, eps, act, noise=None, *, tr=None, det=None,
+            act_params=None):
     """Return ``(logits, H, U)`` with states ``H[t]`` (T+1, B, N) and pre-activations ``U[t]``."""
-    f = _by_code(act).f
+    f, _ = _transfer(act, act_params)
     W_in, W, b = params["W_in"], params["W"], params["b"]
     T, (_, B, _), N = len(sched), X.shape, W.shape[1]
+    tr = np.ones(T) if tr is None else tr
     H = np.zeros((T + 1, B, N))
     U = np.zeros((T, B, N))
     for t in range(T):
         k, p = sched[t], prev[t]
         e = _col(eps, t)
-        u = (1 - e) * (H[t] @ W[k].T + b[k]) + e * (H[t] @ W[p].T + b[p])
+        u = _col(tr, t) * ((1 - e) * (H[t] @ W[k].T) + e * (H[t] @ W[p].T))
+        u = u + (1 - e) * b[k] + e * b[p]
         if slot[t] >= 0:
             u = u + X[slot[t]] @ W_in.T
-        if noise is not None:
-            u = u + noise[t]
         U[t] = u
         H[t + 1] = _col(a, t) * H[t] + _col(c, t) * f(u)
-    Z = H[T] @ params["W_out"].T + params["b_out"]
+        if noise is not None:
+            H[t + 1] += noise[t]
+    read = H[T] if det is None else H[T] + det
+    Z = read @ params["W_out"].T + params["b_out"]
     return Z, H, U
 
 
@@ -54,24 +56,27 @@ def loss(Z, y):
     return value, (P - onehot) / B
 
 
-def backward(params, X, slot, sched, prev, a, c, eps, act, H, U, gZ):
-    """BPTT exactly as in DESIGN.md section 4."""
-    df = _by_code(act).df
+def backward(params, X, slot, sched, prev, a, c, eps, act, H, U, gZ, *, tr=None, det=None,
+             act_params=None):
+    """BPTT exactly as in DESIGN.md section 4, with the transmission ``tr`` and readout noise."""
+    _, df = _transfer(act, act_params)
     W = params["W"]
     T = len(sched)
+    tr = np.ones(T) if tr is None else tr
     grads = {key: np.zeros_like(value, dtype=float) for key, value in params.items()}
-    grads["W_out"] = gZ.T @ H[T]
+    read = H[T] if det is None else H[T] + det
+    grads["W_out"] = gZ.T @ read
     grads["b_out"] = gZ.sum(axis=0)
     dh = gZ @ params["W_out"]
     for t in range(T - 1, -1, -1):
         k, p = sched[t], prev[t]
-        e = _col(eps, t)
+        e, g = _col(eps, t), _col(tr, t)
         du = dh * _col(c, t) * df(U[t])
-        grads["W"][k] += ((1 - e) * du).T @ H[t]
+        grads["W"][k] += ((1 - e) * du).T @ (g * H[t])
         grads["b"][k] += ((1 - e) * du).sum(axis=0)
-        grads["W"][p] += (e * du).T @ H[t]
+        grads["W"][p] += (e * du).T @ (g * H[t])
         grads["b"][p] += (e * du).sum(axis=0)
         if slot[t] >= 0:
             grads["W_in"] += du.T @ X[slot[t]]
-        dh = _col(a, t) * dh + ((1 - e) * du) @ W[k] + (e * du) @ W[p]
+        dh = _col(a, t) * dh + g * (((1 - e) * du) @ W[k] + (e * du) @ W[p])
     return grads

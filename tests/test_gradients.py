@@ -7,9 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from relaxsim import kernels
+from relaxsim import kernels, reference
 from tests.conftest import make_batch, make_net
-from tests.test_kernels import random_problem
+from relaxsim.activations import ACTIVATIONS
+from tests.test_kernels import device_params, random_problem
 
 # Fourth-order central differences with step 1e-4: truncation error ~ h^4 |f^(5)| ~ 1e-16 and
 # rounding error ~ 1e-16 |L| / h ~ 1e-12 per entry, so even the small gradients that reach W_in
@@ -85,24 +86,34 @@ def _min_abs_preactivation(net, params, x):
     from relaxsim import reference
 
     X, slot = net.input_slots(x)
-    _, _, U = reference.forward(params, X, slot, net.schedule, net.prev, net.a, net.c, net.eps,
-                                net.activation.code)
+    cp = net.coupling
+    _, _, U = reference.forward(params, X, slot, net.schedule, net.prev, cp.a, cp.c, cp.eps,
+                                cp.code)
     return float(np.min(np.abs(U)))
 
 
 @pytest.mark.parametrize("slots", ["static", "first", "sequence"])
 @pytest.mark.parametrize("per_sample", [True, False])
-def test_kernel_gradient_with_coupling_matches_finite_differences(slots, per_sample):
-    """Non-trivial a_t, c_t, eps_t (per step or per sample) and additive noise."""
-    p = random_problem(np.random.default_rng(7), slots=slots, per_sample=per_sample)
+@pytest.mark.parametrize("act", ACTIVATIONS.names())
+def test_kernel_gradient_with_physics_matches_finite_differences(slots, per_sample, act):
+    """Every effect at once: carry-over a_t, drive c_t, switch leak eps_t and transmission tr_t
+    (per step or per sample), element noise, detector noise and device transfer parameters."""
+    code = ACTIVATIONS.get(act).code
+    for seed in range(50):  # relu: no pre-activation within 1e-3 of a kink (0 and s / g)
+        rng = np.random.default_rng(seed)
+        p = random_problem(rng, slots=slots, per_sample=per_sample)
+        ap = device_params(act, rng)
+        kw = dict(tr=p["tr"], det=p["det"], act_params=ap)
+        args = (p["X"], p["slot"], p["sched"], p["prev"], p["a"], p["c"], p["eps"], code,
+                p["noise"])
+        U = reference.forward(p["params"], *args, **kw)[2]
+        if act != "relu" or min(np.abs(U).min(), np.abs(U - ap[1] / ap[0]).min()) > 1e-3:
+            break
 
     def loss_of(params):
-        Z, _ = kernels.forward(params, p["X"], p["slot"], p["sched"], p["prev"], p["a"], p["c"],
-                               p["eps"], 0, p["noise"])
-        return kernels.loss(Z, p["y"])[0]
+        return kernels.loss(kernels.forward(params, *args, **kw)[0], p["y"])[0]
 
-    Z, tape = kernels.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
-                              p["c"], p["eps"], 0, p["noise"])
+    Z, tape = kernels.forward(p["params"], *args, **kw)
     grads = kernels.backward(p["params"], tape, kernels.loss(Z, p["y"])[1])
     assert_gradients_match(grads, finite_differences(loss_of, p["params"]))
 

@@ -42,22 +42,32 @@ def random_problem(rng, B=6, N=5, D=4, C=3, L=3, T=7, slots="static", per_sample
     c = rng.uniform(0.5, 1.5, (T, cols))
     eps = rng.uniform(0, 0.4, (T, cols))
     eps[0] = 0.0
-    nz = rng.standard_normal((T, B, N)) * 0.1 if noise else None
+    tr = rng.uniform(0.5, 1.0, (T, cols))
+    physics = {"noise": rng.standard_normal((T, B, N)) * 0.1,
+               "det": rng.standard_normal((B, N)) * 0.1} if noise else {"noise": None, "det": None}
     y = rng.integers(0, C, B)
     return dict(params=params, X=X, slot=slot, sched=sched, prev=prev, a=a, c=c, eps=eps,
-                noise=nz, y=y)
+                tr=tr, y=y, **physics)
 
 
-def run_both(p, act, dtype=np.float64):
+def device_params(act, rng):
+    """Non-ideal transfer parameters (gain, saturation, p) for the activation ``act``."""
+    g, s = rng.uniform(0.6, 1.4), rng.uniform(0.8, 2.0)
+    return (g, s, {"saturable_absorber": rng.uniform(0.2, 0.8),
+                   "sin2": rng.uniform(0.3, 1.2)}.get(act, 0.0))
+
+
+def run_both(p, act, dtype=np.float64, act_params=None):
+    kw = dict(tr=p["tr"], det=p["det"], act_params=act_params)
     Z, tape = kernels.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
-                              p["c"], p["eps"], act, p["noise"], dtype=dtype)
+                              p["c"], p["eps"], act, p["noise"], dtype=dtype, **kw)
     loss, gZ = kernels.loss(Z, p["y"])
     grads = kernels.backward(p["params"], tape, gZ)
     Zr, H, U = reference.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
-                                 p["c"], p["eps"], act, p["noise"])
+                                 p["c"], p["eps"], act, p["noise"], **kw)
     loss_r, gZ_r = reference.loss(Zr, p["y"])
     grads_r = reference.backward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
-                                 p["c"], p["eps"], act, H, U, gZ_r)
+                                 p["c"], p["eps"], act, H, U, gZ_r, **kw)
     return (Z, tape, loss, grads), (Zr, H, loss_r, grads_r)
 
 
@@ -66,13 +76,16 @@ def max_rel(a, b):
 
 
 CASES = list(itertools.product(
-    ACTIVATIONS.names(), ["static", "first", "sequence"], [True, False], [True, False]))
+    ACTIVATIONS.names(), ["static", "first", "sequence"], [True, False], [True, False],
+    ["ideal", "device"]))
 
 
-@pytest.mark.parametrize("act,slots,per_sample,noise", CASES)
-def test_kernels_match_numpy_twin(act, slots, per_sample, noise, rng):
+@pytest.mark.parametrize("act,slots,per_sample,noise,params", CASES)
+def test_kernels_match_numpy_twin(act, slots, per_sample, noise, params, rng):
     p = random_problem(rng, slots=slots, per_sample=per_sample, noise=noise)
-    (Z, tape, loss, grads), (Zr, H, loss_r, grads_r) = run_both(p, ACTIVATIONS.get(act).code)
+    ap = device_params(act, rng) if params == "device" else None
+    (Z, tape, loss, grads), (Zr, H, loss_r, grads_r) = run_both(p, ACTIVATIONS.get(act).code,
+                                                                act_params=ap)
     assert max_rel(Z, Zr) < TWIN_TOL
     assert max_rel(tape.H, H) < TWIN_TOL
     assert abs(loss - loss_r) < TWIN_TOL * abs(loss_r)
@@ -116,24 +129,55 @@ def test_leak_mixes_the_previous_bank(rng):
     p["eps"][:] = 0.0
     p["eps"][3] = 1.0
     Z_leak, _ = kernels.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
-                                p["c"], p["eps"], 0)
+                                p["c"], p["eps"], 0, tr=p["tr"])
     swapped = p["sched"].copy()
     swapped[3] = p["prev"][3]
     Z_swap, _ = kernels.forward(p["params"], p["X"], p["slot"], swapped, p["prev"], p["a"],
-                                p["c"], np.zeros_like(p["eps"]), 0)
+                                p["c"], np.zeros_like(p["eps"]), 0, tr=p["tr"])
     np.testing.assert_allclose(Z_leak, Z_swap, rtol=TWIN_TOL, atol=TWIN_TOL)
 
 
 def test_relu_derivative_is_zero_at_and_below_zero():
-    f0, d0 = kernels.activate(2, 0.0)
-    fn, dn = kernels.activate(2, -3.0)
-    fp, dp = kernels.activate(2, 2.0)
-    assert (f0, d0, fn, dn, fp, dp) == (0.0, 0.0, 0.0, 0.0, 2.0, 1.0)
+    inf = float("inf")
+    assert kernels.activate(2, 0.0, 1.0, inf, 0.0) == (0.0, 0.0)
+    assert kernels.activate(2, -3.0, 1.0, inf, 0.0) == (0.0, 0.0)
+    assert kernels.activate(2, 2.0, 1.0, inf, 0.0) == (2.0, 1.0)
+    assert kernels.activate(2, 2.0, 1.0, 1.5, 0.0) == (1.5, 0.0)  # saturated
 
 
 def test_sigmoid_kernel_does_not_overflow():
-    assert kernels.activate(1, -1000.0) == (0.0, 0.0)
-    assert kernels.activate(1, 1000.0) == (1.0, 0.0)
+    assert kernels.activate(1, -1000.0, 1.0, 1.0, 0.0) == (0.0, 0.0)
+    assert kernels.activate(1, 1000.0, 1.0, 1.0, 0.0) == (1.0, 0.0)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS.names())
+def test_scalar_transfer_matches_registry(name, rng):
+    """The kernel's scalar transfer and derivative against the registry's numpy pair."""
+    act = ACTIVATIONS.get(name)
+    u = rng.uniform(-3, 3, 50)
+    for params in (act.ideal, device_params(name, rng)):
+        got = np.array([kernels.activate(act.code, x, *params) for x in u])
+        np.testing.assert_allclose(got[:, 0], act.f(u, *params), rtol=TWIN_TOL, atol=TWIN_TOL)
+        np.testing.assert_allclose(got[:, 1], act.df(u, *params), rtol=TWIN_TOL, atol=TWIN_TOL)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS.names())
+def test_registry_derivative_matches_finite_differences(name, rng):
+    act = ACTIVATIONS.get(name)
+    u = rng.uniform(-3, 3, 50)
+    u = u[np.abs(u) > 1e-3]  # away from relu's kink
+    params = device_params(name, rng)
+    h = 1e-6
+    fd = (act.f(u + h, *params) - act.f(u - h, *params)) / (2 * h)
+    np.testing.assert_allclose(act.df(u, *params), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_ideal_parameters_give_the_textbook_functions(rng):
+    u = rng.uniform(-3, 3, 20)
+    np.testing.assert_array_equal(ACTIVATIONS.get("tanh").f(u, *ACTIVATIONS.get("tanh").ideal),
+                                  np.tanh(u))
+    np.testing.assert_array_equal(ACTIVATIONS.get("relu").f(u, *ACTIVATIONS.get("relu").ideal),
+                                  np.maximum(u, 0))
 
 
 @pytest.mark.parametrize("name,shape,msg", [
@@ -156,7 +200,7 @@ def test_kernels_run_as_plain_python():
         import numpy as np
         from tests.test_kernels import random_problem, run_both, max_rel
         p = random_problem(np.random.default_rng(1))
-        (Z, _, _, g), (Zr, _, _, gr) = run_both(p, 1)
+        (Z, _, _, g), (Zr, _, _, gr) = run_both(p, 3, act_params=(1.2, 1.5, 0.4))
         assert max_rel(Z, Zr) < 1e-12
         assert all(max_rel(g[k], gr[k]) < 1e-12 for k in g)
         print("ok")

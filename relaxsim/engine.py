@@ -1,0 +1,102 @@
+"""Running a network on a machine: ideally, or with the hardware's non-idealities in the loop.
+
+An :class:`Engine` owns the state that the hardware adds to a network: the weights as the weight
+elements hold them (reprogrammed every ``update_every`` batches), the hardware time elapsed since
+they were programmed (it drives drift), and the generator of every hardware noise draw. Training
+and evaluation call ``loss_and_grad`` and ``evaluate`` and never see which machine they run on.
+
+Gradients on hardware: the kernels give the exact gradient with respect to the weights the
+hardware used (noise draws held fixed); it reaches the digital master weights straight through
+quantisation and noise, scaled by the drift factor, and stops where the target was clipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .hardware import Hardware, Programmed
+from .model import Network
+
+
+class Engine:
+    """The ideal network: no state, no noise."""
+
+    on_hardware = False
+
+    def __init__(self, net: Network):
+        self.net = net
+
+    def loss_and_grad(self, params, x, y):
+        return self.net.loss_and_grad(params, x, y)
+
+    def evaluate(self, params, x, y):
+        return self.net.evaluate(params, x, y)
+
+
+class HardwareEngine(Engine):
+    """The network on ``hw``: programmed banks, drift, noise; deterministic given ``rng``."""
+
+    on_hardware = True
+
+    def __init__(self, net: Network, hw: Hardware, rng: np.random.Generator):
+        super().__init__(net)
+        self.hw = hw
+        self.rng = rng
+        self.programmed: Programmed | None = None
+        self.batches_since_program = 0
+        self.writes = 0  # programming events (each writes every bank weight once)
+
+    # -- training ----------------------------------------------------------------------------
+
+    def loss_and_grad(self, params, x, y):
+        hw = self.hw
+        if self.programmed is None or self.batches_since_program >= hw.update_every:
+            self.programmed = hw.program(params["W"], self.rng)
+            self.batches_since_program = 0
+            self.writes += 1
+        elapsed = self.batches_since_program * len(y) * hw.latency_s(self.net.steps)
+        W_hw, dW_factor = hw.read(self.programmed, elapsed, self.rng)
+        noise, det = hw.draw_noise(self.rng, self.net.steps, len(y), self.net.hidden,
+                                   self.net.dtype)
+        loss, grads = self.net.loss_and_grad({**params, "W": W_hw}, x, y, noise=noise, det=det)
+        grads["W"] *= dW_factor
+        self.batches_since_program += 1
+        return loss, grads
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def evaluate(self, params, x, y, batch: int | None = None):
+        """Loss and accuracy with the banks freshly programmed from ``params`` and read after
+        ``hardware.drift_time``; a new read-noise and element-noise draw for each chunk."""
+        hw, net = self.hw, self.net
+        programmed = hw.program(params["W"], self.rng)
+        batch = batch or net.eval_batch
+        total_loss, correct = 0.0, 0
+        for start in range(0, len(y), batch):
+            xb, yb = x[start:start + batch], y[start:start + batch]
+            W_hw, _ = hw.read(programmed, hw.drift_time_s, self.rng)
+            noise, det = hw.draw_noise(self.rng, net.steps, len(yb), net.hidden, net.dtype)
+            Z = net.forward({**params, "W": W_hw}, xb, noise=noise, det=det)
+            loss, acc = net.score(Z, yb)
+            total_loss += loss * len(yb)
+            correct += acc
+        return total_loss / len(y), correct / len(y)
+
+
+def make_engines(net_ideal: Network, net_hw: Network | None, hw: Hardware | None, seed: int):
+    """The engines for training and for testing, as the hardware mode asks.
+
+    - ``ideal``: both ideal;
+    - ``hardware_aware``: both on hardware (validation too, so model selection sees the machine);
+    - ``deploy``: trained and selected ideal, tested on hardware.
+    """
+    if hw is None or hw.mode == "ideal":
+        engine = Engine(net_ideal)
+        return engine, engine
+    # The hardware's draws come from their own stream, so the ideal part of a run (initial
+    # weights, shuffling) consumes exactly the same numbers in every mode.
+    rng = np.random.default_rng([seed, 0x4857])
+    on_hw = HardwareEngine(net_hw, hw, rng)
+    if hw.mode == "hardware_aware":
+        return on_hw, on_hw
+    return Engine(net_ideal), on_hw
