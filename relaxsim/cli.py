@@ -69,6 +69,24 @@ def _fresh_run_dir() -> Path:
     return out
 
 
+def cmd_evaluate(args) -> int:
+    from .config import parse_assignment
+    from .evaluate import evaluate_run
+    from .io import write_json
+
+    overrides = dict(parse_assignment(text) for text in args.overrides)
+    res = evaluate_run(args.run_dir, overrides, repeats=args.repeats, seed=args.seed)
+    hw = res["hardware"]
+    print(f"{res['run']}: {res['split']} accuracy on {hw['switch']} / {hw['weights']} / "
+          f"{hw['active']} (latency {hw['latency_s']:.3g} s per inference)")
+    print(f"  hardware   {res['accuracy_mean']:.4f} +- {res['accuracy_std']:.4f} "
+          f"over {res['repeats']} draws")
+    print(f"  ideal      {res['accuracy_ideal']:.4f}")
+    if args.json:
+        write_json(args.json, res)
+    return 0
+
+
 def cmd_config(args) -> int:
     print(_load(args).to_toml(), end="")
     return 0
@@ -96,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the results of an earlier run in --out")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("evaluate", help="evaluate a run's saved weights on (other) hardware")
+    p.add_argument("run_dir", help="a directory written by relaxsim run")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change the run's config, e.g. --set hardware.switch.rise_time='2 ns'")
+    p.add_argument("--repeats", type=int, default=10,
+                   help="independent programming and noise draws to average (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    p.set_defaults(func=cmd_evaluate)
+
     p = sub.add_parser("config", help="print the resolved config as TOML")
     _add_config_args(p)
     p.set_defaults(func=cmd_config)
@@ -104,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
     p.add_argument("--json", help="also write the measurements to this JSON file")
     p.set_defaults(func=cmd_bench)
+    from .datacli import add_data_command; add_data_command(sub)  # noqa: E702,I001
+    from .devicecli import add_devices_command; add_devices_command(sub)  # noqa: E702,I001
     return parser
 
 

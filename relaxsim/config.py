@@ -19,6 +19,8 @@ from typing import Any, Callable, Mapping
 
 import tomli_w
 
+from relaxsim.devices.units import parse_quantity
+
 from .errors import ConfigError, RelaxsimError
 from .registry import closest
 
@@ -79,7 +81,35 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "val_fraction": Key("float", "share of the data held out for validation", _fraction(True)),
         "test_fraction": Key("float", "share of the data held out for testing", _fraction(True)),
         "split_seed": Key("int", "seed of the train/validation/test split", _at_least(0)),
+        "color": Key("str", "svhn: 'rgb' (3 channels) or 'gray' (luma)", _one_of("rgb", "gray")),
+        "downsample": Key("int", "svhn: average k x k pixel blocks (1: full 32x32 resolution)",
+                          lambda v: None if v in (1, 2, 4) else "must be one of 1, 2, 4"),
+        "projection": Key("str", "svhn: fixed map to fewer inputs: none, random or pca",
+                          _one_of("none", "random", "pca")),
+        "projected_inputs": Key("int", "svhn: inputs after the projection", _at_least(1)),
+        "train_set": Key("str", "svhn: training images: 'train' or 'train+extra'",
+                         _one_of("train", "train+extra")),
+        "text_fraction": Key("float", "shakespeare: share of the text used, from its start",
+                             lambda v: None if math.isfinite(v) and 0 < v <= 1
+                             else "must be in (0, 1]"),
     },
+}
+
+SCHEMA["hardware"] = {
+    "mode": Key("str", "ideal (no hardware effects), hardware_aware (effects in training and "
+                "evaluation) or deploy (train ideal, test on hardware)",
+                _one_of("ideal", "hardware_aware", "deploy")),
+    "clock": Key("clock", "step clock: 'auto' (each step waits until switch and active element "
+                 "have settled) or a period such as '100 ps'"),
+    "propagation_time": Key("time", "T_MM: propagation of the signal through a bank"),
+    "settle_tolerance": Key("float", "auto clock: residual switch leak and carry-over a step "
+                            "waits for", _fraction(True)),
+    "drift_time": Key("time", "hardware time between programming the banks and testing"),
+    "update_every": Key("int", "hardware_aware training: program the banks every this many "
+                        "batches", _at_least(1)),
+    "switch": Key("device", "the fast switches: a table with preset = NAME and field overrides"),
+    "weights": Key("device", "the slow weight elements: preset = NAME and field overrides"),
+    "active": Key("device", "the fast active elements: preset = NAME and field overrides"),
 }
 
 DEFAULT_CONFIG = "default.toml"
@@ -90,6 +120,16 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value) if isinstance(value, str) else str(value)
+
+
+def seconds_of(field: str, value: Any, positive: bool = False) -> float:
+    """A time setting (``"10 ps"`` or a number of seconds) in seconds, checked finite and >= 0
+    (> 0 with ``positive``)."""
+    seconds = parse_quantity(value, "time", field)
+    if not seconds >= 0 or math.isinf(seconds) or (positive and seconds == 0):
+        raise ConfigError(field, "must be a finite time " + (
+            "> 0 or 'auto'" if positive else ">= 0"), _describe(value))
+    return seconds
 
 
 def _coerce(field: str, kind: str, value: Any) -> Any:
@@ -110,6 +150,18 @@ def _coerce(field: str, kind: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(field, "must be a string", _describe(value))
         return value
+    if kind in ("time", "clock"):
+        if kind == "clock" and value == "auto":
+            return value
+        seconds_of(field, value, positive=kind == "clock")
+        return value  # kept as written ("10 ps"); seconds_of reads it when the machine is built
+    if kind == "device":
+        if isinstance(value, str):  # shorthand: switch = "eo_mzi"
+            value = {"preset": value}
+        if not isinstance(value, Mapping):
+            raise ConfigError(field, 'must be a table such as { preset = "ideal" }',
+                              _describe(value))
+        return dict(value)
     if kind == "schedule":
         if isinstance(value, str):
             return value
@@ -278,7 +330,11 @@ def validate(data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> 
                 names = [f"{section}.{k}" for k in SCHEMA[section]]
                 raise ConfigError(f"{section}.{key}", "unknown key",
                                   hint=_hint(f"{section}.{key}", names))
-            merged.setdefault(section, {})[key] = value
+            target = merged.setdefault(section, {})
+            if (SCHEMA[section][key].kind == "device" and isinstance(value, Mapping)
+                    and "preset" not in value and isinstance(target.get(key), Mapping)):
+                value = {**target[key], **value}  # a field override keeps the current preset
+            target[key] = value
     resolved: dict[str, dict[str, Any]] = {}
     for section, keys in SCHEMA.items():
         resolved[section] = {}
@@ -304,6 +360,7 @@ def _hint(name: str, choices) -> str:
 def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
     """Checks that involve several keys, and names that live in registries."""
     # Imported here: the registries import this module's errors, not the other way round.
+    from relaxsim.devices import load_device
     from relaxsim.schedules import resolve
 
     from .activations import ACTIVATIONS
@@ -313,12 +370,16 @@ def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
     net, train, task = cfg["network"], cfg["training"], cfg["task"]
     ACTIVATIONS.get(net["activation"], field="network.activation")
     OPTIMIZERS.get(train["optimizer"], field="training.optimizer")
-    TASKS.get(task["name"], field="task.name")
+    task_kind = TASKS.get(task["name"], field="task.name")
     resolve(net["schedule"], net["banks"], net["steps"])
     if task["val_fraction"] + task["test_fraction"] >= 1:
         raise ConfigError("task.test_fraction", "must leave data for training: "
                           "task.val_fraction + task.test_fraction < 1",
                           f"{task['val_fraction']} + {task['test_fraction']}")
+    for key, kind in (("switch", "switch"), ("weights", "weight"), ("active", "active")):
+        load_device(kind, cfg["hardware"][key], f"hardware.{key}")
+    if hasattr(task_kind, "check"):  # the task's own checks (e.g. shakespeare needs sequence input)
+        task_kind.check(cfg)
 
 
 def load_config(path: str | Path | None = None,

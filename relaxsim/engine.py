@@ -29,8 +29,11 @@ class Engine:
     def loss_and_grad(self, params, x, y):
         return self.net.loss_and_grad(params, x, y)
 
-    def evaluate(self, params, x, y):
-        return self.net.evaluate(params, x, y)
+    def begin_evaluation(self, params) -> None:
+        """Prepare to evaluate ``params`` (on hardware: program the banks once)."""
+
+    def logits(self, params, x):
+        return self.net.forward(params, x)
 
 
 class HardwareEngine(Engine):
@@ -65,22 +68,16 @@ class HardwareEngine(Engine):
 
     # -- evaluation --------------------------------------------------------------------------
 
-    def evaluate(self, params, x, y, batch: int | None = None):
-        """Loss and accuracy with the banks freshly programmed from ``params`` and read after
-        ``hardware.drift_time``; a new read-noise and element-noise draw for each chunk."""
+    def begin_evaluation(self, params) -> None:
+        """Program the banks from ``params`` once; they are read after ``hardware.drift_time``."""
+        self._eval_programmed = self.hw.program(params["W"], self.rng)
+
+    def logits(self, params, x):
+        """Logits of one chunk: a fresh read-noise and element-noise draw per chunk."""
         hw, net = self.hw, self.net
-        programmed = hw.program(params["W"], self.rng)
-        batch = batch or net.eval_batch
-        total_loss, correct = 0.0, 0
-        for start in range(0, len(y), batch):
-            xb, yb = x[start:start + batch], y[start:start + batch]
-            W_hw, _ = hw.read(programmed, hw.drift_time_s, self.rng)
-            noise, det = hw.draw_noise(self.rng, net.steps, len(yb), net.hidden, net.dtype)
-            Z = net.forward({**params, "W": W_hw}, xb, noise=noise, det=det)
-            loss, acc = net.score(Z, yb)
-            total_loss += loss * len(yb)
-            correct += acc
-        return total_loss / len(y), correct / len(y)
+        W_hw, _ = hw.read(self._eval_programmed, hw.drift_time_s, self.rng)
+        noise, det = hw.draw_noise(self.rng, net.steps, len(x), net.hidden, net.dtype)
+        return net.forward({**params, "W": W_hw}, x, noise=noise, det=det)
 
 
 def make_engines(net_ideal: Network, net_hw: Network | None, hw: Hardware | None, seed: int):

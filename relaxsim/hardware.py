@@ -156,18 +156,21 @@ def build_hardware(hw_cfg) -> Hardware:
     """Build the machine described by a validated ``hardware`` config section."""
     from relaxsim.devices import load_device
 
+    from .config import seconds_of
+
     hw = Hardware(
         switch=load_device("switch", hw_cfg["switch"], "hardware.switch"),
-        weights=load_device("weights", hw_cfg["weights"], "hardware.weights"),
+        weights=load_device("weight", hw_cfg["weights"], "hardware.weights"),
         active=load_device("active", hw_cfg["active"], "hardware.active"),
-        clock_s=None if hw_cfg["clock"] == "auto" else hw_cfg["clock"],
-        propagation_time_s=hw_cfg["propagation_time"],
+        clock_s=(None if hw_cfg["clock"] == "auto"
+                 else seconds_of("hardware.clock", hw_cfg["clock"], positive=True)),
+        propagation_time_s=seconds_of("hardware.propagation_time", hw_cfg["propagation_time"]),
         settle_tolerance=hw_cfg["settle_tolerance"],
-        drift_time_s=hw_cfg["drift_time"],
+        drift_time_s=seconds_of("hardware.drift_time", hw_cfg["drift_time"]),
         update_every=hw_cfg["update_every"],
         mode=hw_cfg["mode"],
     )
     if hw.clock_s is not None and hw.window_s <= 0:
         raise ConfigError("hardware.clock", "must be longer than hardware.propagation_time",
-                          f"{hw.clock_s:g} s <= {hw.propagation_time_s:g} s")
+                          f"{hw_cfg['clock']} <= {hw_cfg['propagation_time']}")
     return hw

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from pathlib import Path
 
 from . import __version__
 from .config import Config
+from .engine import make_engines
+from .hardware import build_hardware
 from .errors import OutputExistsError
 from .io import write_json, write_npz, write_text
 from .model import build
-from .tasks import TASKS
-from .training import train
+from .tasks import load_task
+from .training import evaluate, train
 
 RESULT_FILES = ("result.json", "weights.npz", "metrics.csv", "config.toml")
 
@@ -44,10 +47,13 @@ def run(cfg: Config, out: str | Path | None = None, quiet: bool = True,
     t0 = time.perf_counter()
     if out is not None:
         check_output_dir(out, overwrite)
-    data = TASKS.get(cfg.task.name, field="task.name").load(cfg.task)
+    hw = build_hardware(cfg.hardware)
+    data = load_task(cfg)
     net = build(cfg, data.info)
-    trained = train(cfg, net, data, quiet=quiet)
-    test_loss, test_acc = net.evaluate(trained.params, data.x_test, data.y_test)
+    net_hw = net.on(hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype))
+    train_engine, test_engine = make_engines(net, net_hw, hw, cfg.training.seed)
+    trained = train(cfg, net, data, quiet=quiet, engines=(train_engine, train_engine))
+    test_loss, test_acc = evaluate(test_engine, trained.params, data, "test")
     best = trained.metrics[trained.best_epoch - 1]
     result = {
         "test_accuracy": test_acc,
@@ -58,12 +64,18 @@ def run(cfg: Config, out: str | Path | None = None, quiet: bool = True,
         "best_epoch": trained.best_epoch,
         "epochs": len(trained.metrics),
         "params": net.param_counts(),
+        "hardware": _hardware_summary(hw, net, train_engine),
         "task": {"name": data.name, "n_inputs": data.info.n_inputs,
                  "n_classes": data.info.n_classes, "sizes": data.sizes()},
         "seconds": time.perf_counter() - t0,
         "relaxsim_version": __version__,
         "config": cfg.to_dict(),
     }
+    if hw.mode == "deploy":  # what the trained network would have scored on an ideal machine
+        result["test_accuracy_ideal"] = evaluate(net, trained.params, data, "test")[1]
+    if data.info.text:  # next-character prediction: cross-entropy in bits per character
+        result["test_bits_per_char"] = test_loss / math.log(2)
+        result["val_bits_per_char"] = best["val_loss"] / math.log(2)
     if out is not None:
         out = check_output_dir(out, overwrite)  # again: another process may have written there
         out.mkdir(parents=True, exist_ok=True)
@@ -72,6 +84,17 @@ def run(cfg: Config, out: str | Path | None = None, quiet: bool = True,
         write_text(out / "config.toml", cfg.to_toml())
         write_json(out / "result.json", result)
     return result
+
+
+def _hardware_summary(hw, net, train_engine) -> dict:
+    """The machine as the run used it (closed-form timing of one inference)."""
+    return {
+        "mode": hw.mode,
+        "switch": hw.switch.name, "weights": hw.weights.name, "active": hw.active.name,
+        "step_time_s": hw.step_time_s,
+        "latency_s": hw.latency_s(net.steps),
+        "programming_events": getattr(train_engine, "writes", 0),
+    }
 
 
 def _metrics_csv(rows: list[dict]) -> str:

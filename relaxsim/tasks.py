@@ -1,18 +1,29 @@
 """Tasks: datasets with their splits, registered by name.
 
-A task is a class with ``info(task_cfg) -> TaskInfo`` (cheap: the input dimension and class count
-the network is built for) and ``load(task_cfg) -> Dataset`` (the split, standardised data).
+A task is a class registered in :data:`TASKS` with
+
+- ``info(task_cfg) -> TaskInfo``: the input dimension and class count the network is built for
+  (cheap: reads no images);
+- ``load(task_cfg, steps) -> Dataset``: the splits (``steps`` is the network's ``L_T``, the context
+  length of sequence tasks; static tasks ignore it);
+- optionally ``check(cfg)``: checks of the resolved config (plain nested dicts) that involve the
+  task, raising :class:`~relaxsim.errors.ConfigError`; called by config validation.
+
+The digits live here; SVHN (:mod:`relaxsim.svhn`) and Shakespeare (:mod:`relaxsim.text`) register
+themselves when this module is imported.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
 from .registry import Registry
 
 TASKS: Registry = Registry("task")
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -22,11 +33,54 @@ class TaskInfo:
     n_inputs: int
     n_classes: int
     sequence: bool = False  # samples are sequences of L_T input vectors (input_injection = sequence)
+    text: bool = False  # next-character prediction: results also report bits per character
+
+
+class Dataset:
+    """Train, validation and test splits that hand out float minibatches.
+
+    A dataset keeps its data in whatever compact form suits it (float arrays for the small digits,
+    uint8 images, token ids) and builds the float inputs of one minibatch at a time in
+    :meth:`batch`, so that no float copy of a large data set ever exists. Subclasses set ``name``
+    and ``info`` and implement :meth:`labels` and :meth:`batch`.
+    """
+
+    name: str
+    info: TaskInfo
+
+    def labels(self, split: str) -> np.ndarray:
+        """The labels ``(n,)`` int64 of ``split`` (``"train"``, ``"val"`` or ``"test"``)."""
+        raise NotImplementedError
+
+    def batch(self, split: str, idx: np.ndarray, dtype=np.float64) -> np.ndarray:
+        """The inputs of the samples ``idx`` of ``split``: ``(B, D)``, or ``(B, L_T, D)`` for
+        sequence tasks, of ``dtype``, C-contiguous."""
+        raise NotImplementedError
+
+    def size(self, split: str) -> int:
+        return len(self.labels(split))
+
+    def sizes(self) -> dict[str, int]:
+        return {split: self.size(split) for split in SPLITS}
+
+    def chunks(self, split: str, rows: int, dtype=np.float64
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(x, y)`` for consecutive chunks of at most ``rows`` samples covering ``split`` in order."""
+        y = self.labels(split)
+        for start in range(0, len(y), rows):
+            idx = np.arange(start, min(start + rows, len(y)))
+            yield self.batch(split, idx, dtype), y[idx]
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"split: must be one of {', '.join(SPLITS)} (got {split!r})")
+    return split
 
 
 @dataclass(frozen=True)
-class Dataset:
-    """Train, validation and test splits: inputs ``(n, D)`` float, labels ``(n,)`` int64."""
+class ArrayDataset(Dataset):
+    """A small dataset held in memory as float arrays: inputs ``(n, D)``, labels ``(n,)`` int64."""
 
     name: str
     info: TaskInfo
@@ -37,8 +91,17 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
 
-    def sizes(self) -> dict[str, int]:
-        return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+    def labels(self, split: str) -> np.ndarray:
+        return getattr(self, f"y_{check_split(split)}")
+
+    def batch(self, split: str, idx: np.ndarray, dtype=np.float64) -> np.ndarray:
+        return np.ascontiguousarray(getattr(self, f"x_{check_split(split)}")[idx], dtype=dtype)
+
+
+def load_task(cfg) -> Dataset:
+    """The dataset of the config ``cfg``, with the context length ``network.steps``."""
+    task = TASKS.get(cfg.task.name, field="task.name")
+    return task.load(cfg.task, steps=cfg.network.steps)
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int):
@@ -72,7 +135,7 @@ class Digits:
         return cls.info_
 
     @classmethod
-    def load(cls, task_cfg) -> Dataset:
+    def load(cls, task_cfg, steps: int | None = None) -> Dataset:
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
@@ -81,4 +144,8 @@ class Digits:
         tr, va, te = split_indices(len(y), task_cfg.val_fraction, task_cfg.test_fraction,
                                    task_cfg.split_seed)
         x_tr, x_va, x_te = standardise(x[tr], x[va], x[te])
-        return Dataset("digits", cls.info_, x_tr, y[tr], x_va, y[va], x_te, y[te])
+        return ArrayDataset("digits", cls.info_, x_tr, y[tr], x_va, y[va], x_te, y[te])
+
+
+# The file-based tasks register themselves (imported last: they import the names above).
+from . import svhn, text  # noqa: E402,F401

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import kernels
 from .config import Config
-from .model import Network
+from .engine import Engine
+from .model import EVAL_BATCH, Network
 from .optim import OPTIMIZERS
 from .tasks import Dataset
 
@@ -31,17 +33,20 @@ def batches(n: int, batch_size: int, rng: np.random.Generator):
         yield order[start:start + batch_size]
 
 
-def train(cfg: Config, net: Network, data: Dataset, quiet: bool = False) -> TrainResult:
+def train(cfg: Config, net: Network, data: Dataset, quiet: bool = False,
+          engines: tuple[Engine, Engine] | None = None) -> TrainResult:
     """Train ``net`` on ``data`` as ``cfg.training`` says; deterministic for a given seed.
 
     One generator, seeded by ``training.seed``, draws the initial weights and then every shuffle.
+    ``engines`` (for training, for validation) run the network on a machine (default: ideal).
     """
+    train_engine, val_engine = engines or (Engine(net), Engine(net))
     tc = cfg.training
     rng = np.random.default_rng(tc.seed)
     params = net.init_params(rng)
     opt = OPTIMIZERS.get(tc.optimizer)(params, lr=tc.lr, momentum=tc.momentum)
-    x_train = np.ascontiguousarray(data.x_train, dtype=net.dtype)
-    n = len(data.y_train)
+    y_train = data.labels("train")
+    n = len(y_train)
     best = TrainResult(params={k: v.copy() for k, v in params.items()}, best_epoch=0)
     best_acc = -1.0
     show = not quiet and sys.stderr.isatty()
@@ -51,11 +56,12 @@ def train(cfg: Config, net: Network, data: Dataset, quiet: bool = False) -> Trai
         t0 = time.perf_counter()
         loss_sum = 0.0
         for idx in batches(n, tc.batch_size, rng):
-            loss, grads = net.loss_and_grad(params, x_train[idx], data.y_train[idx])
+            x = data.batch("train", idx, net.dtype)  # built per batch: no float copy of the data
+            loss, grads = train_engine.loss_and_grad(params, x, y_train[idx])
             opt.step(params, grads)
             loss_sum += loss * len(idx)
         train_loss = loss_sum / n
-        val_loss, val_acc = net.evaluate(params, data.x_val, data.y_val)
+        val_loss, val_acc = evaluate(val_engine, params, data, "val")
         best.metrics.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                              "val_accuracy": val_acc, "seconds": time.perf_counter() - t0})
         if val_acc > best_acc:
@@ -65,3 +71,20 @@ def train(cfg: Config, net: Network, data: Dataset, quiet: bool = False) -> Trai
         bar.set_postfix(loss=f"{train_loss:.4f}", val_acc=f"{val_acc:.4f}")
     bar.close()
     return best
+
+
+def evaluate(engine: Engine | Network, params: dict[str, np.ndarray], data: Dataset, split: str,
+             rows: int = EVAL_BATCH) -> tuple[float, float]:
+    """Mean cross-entropy (nats) and accuracy of ``params`` on ``split`` of ``data``, on the
+    machine of ``engine`` (a bare Network: the ideal one), computed in chunks of ``rows`` samples
+    built by ``data.batch`` (a large split is never held as floats)."""
+    if isinstance(engine, Network):
+        engine = Engine(engine)
+    engine.begin_evaluation(params)
+    total_loss, correct, n = 0.0, 0, 0
+    for x, y in data.chunks(split, rows, engine.net.dtype):
+        Z = engine.logits(params, x)
+        total_loss += kernels.loss(Z, y)[0] * len(y)
+        correct += int(np.sum(np.argmax(Z, axis=1) == y))
+        n += len(y)
+    return total_loss / n, correct / n

@@ -163,7 +163,8 @@ BAD_INPUTS = [
          "network.schedule", overrides={"network.schedule": 3}),
     # registry names and choices
     _cfg("activation-unknown", UE,
-         "network.activation: unknown activation 'tanhh'; known: relu, sigmoid, tanh; "
+         "network.activation: unknown activation 'tanhh'; known: relu, saturable_absorber, sigmoid, "
+         "sin2, soa, tanh; "
          "did you mean 'tanh'?", overrides={"network.activation": "tanhh"}),
     _cfg("optimizer-unknown", UE,
          "training.optimizer: unknown optimizer 'adamw'; known: adam, sgd",

@@ -1,0 +1,251 @@
+"""The three kinds of device as frozen, validated records with SI units in every field name.
+
+- :class:`Switch`: a fast switch that routes the signal into the bank of the current step.
+- :class:`ActiveElement`: the fast nonlinear element (transfer function, response time, noise).
+- :class:`WeightElement`: the slow programmable element that holds one weight of a bank.
+
+Every record accepts numbers in SI units or quantity strings (``rise_time_s="200 ps"``), checks
+every field when it is made and raises :class:`~relaxsim.errors.ConfigError` naming the field
+(``switch.extinction_ratio: must be > 0 dB (got -3 dB)``). The defaults switch every effect off:
+``Switch()``, ``ActiveElement()`` and ``WeightElement()`` are the ideal devices. The first-order
+device response follows DESIGN.md section 3.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from relaxsim.errors import ConfigError
+from relaxsim.registry import closest
+
+from .fields import DeviceRecord, choice, join_field, quantity
+from .units import describe_value
+
+LN9 = math.log(9.0)  # a first-order response rises from 10 % to 90 % in tau ln 9
+INF = math.inf
+
+
+def _settle(tau_s: float, tol: float) -> float:
+    if not 0 < tol < 1:
+        raise ValueError(f"tol must be in (0, 1) (got {tol!r})")
+    return tau_s * math.log(1.0 / tol)
+
+
+def _scalar_or_array(x: np.ndarray):
+    return x if x.ndim else float(x)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Switch(DeviceRecord):
+    """A fast switch between banks, read to first order: an exponential approach to the new path."""
+
+    KIND: ClassVar[str] = "switch"
+
+    rise_time_s: float = quantity(0.0, "time", "10-90 % rise time of a switching transition",
+                                  lo=0)
+    extinction_ratio_db: float = quantity(INF, "db", "on/off power ratio of the switch (inf: "
+                                          "perfect)", lo=0, lo_open=True, inf=True)
+    insertion_loss_db: float = quantity(0.0, "db", "power lost per pass through the switch", lo=0)
+    jitter_s: float = quantity(0.0, "time", "rms timing jitter of the switching command", lo=0)
+    energy_per_switch_j: float = quantity(0.0, "energy", "energy of one switching event", lo=0)
+
+    @property
+    def tau_s(self) -> float:
+        """Time constant of the first-order transition, s: ``rise_time_s / ln 9``."""
+        return self.rise_time_s / LN9
+
+    @property
+    def leak_floor(self) -> float:
+        """Power fraction left in the old path once settled: ``10^(-ER/10)``, 0 for ER = inf."""
+        return 10.0 ** (-self.extinction_ratio_db / 10.0)
+
+    def leak(self, gap_s):
+        """Share ``eps`` of the signal still routed through the previous bank when the signal
+        arrives ``gap_s`` seconds after the switch command (numpy-vectorised).
+
+        ``eps = e_ER + (1 - e_ER) exp(-gap / tau_s)``. A signal that arrives before the command
+        (``gap < 0``) goes wholly through the old path (``eps = 1``); with ``rise_time_s = 0`` the
+        transition term is 0 for every ``gap >= 0``; ``gap = inf`` leaves only the floor ``e_ER``.
+        """
+        gap = np.asarray(gap_s, dtype=np.float64)
+        floor = self.leak_floor
+        if self.tau_s > 0:
+            transient = np.exp(-np.maximum(gap, 0.0) / self.tau_s)
+        else:
+            transient = np.where(gap < 0, 1.0, 0.0)
+        transient = np.where(np.isnan(gap), np.nan, transient)
+        return _scalar_or_array(floor + (1.0 - floor) * transient)
+
+    def transmission(self) -> float:
+        """Field-amplitude factor of one pass: ``10^(-IL_dB / 20)``."""
+        return 10.0 ** (-self.insertion_loss_db / 20.0)
+
+    def settle_time_s(self, tol: float) -> float:
+        """Time after the command until the transient is below ``tol``: ``tau_s ln(1/tol)``."""
+        return _settle(self.tau_s, tol)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActiveElement(DeviceRecord):
+    """The fast nonlinear element after each bank: transfer function, response time and noise."""
+
+    KIND: ClassVar[str] = "active"
+
+    transfer: str = choice("network", None, 'transfer function: a registered activation, or '
+                           '"network" for network.activation')
+    response_time_s: float = quantity(0.0, "time", "response time constant tau_a", lo=0)
+    noise: float = quantity(0.0, "ratio", "additive rms noise on the element output", lo=0)
+    detector_noise: float = quantity(0.0, "ratio", "additive rms noise at the readout", lo=0)
+    gain: float = quantity(1.0, "ratio", "small-signal gain of the transfer function", lo=0,
+                           lo_open=True)
+    saturation: float = quantity(1.0, "ratio", "input scale at which the response saturates",
+                                 lo=0, lo_open=True, inf=True)
+    bias_rad: float = quantity(0.0, "angle", "phase bias of a sin^2 modulator")
+    absorption: float = quantity(0.0, "ratio", "unsaturated absorption of a saturable absorber",
+                                 lo=0, hi=1, hi_open=True)
+    energy_per_activation_j: float = quantity(0.0, "energy", "energy of one activation", lo=0)
+
+    def _check(self, prefix: str) -> None:
+        from relaxsim.activations import ACTIVATIONS  # at validation time: names register late
+
+        if self.transfer != "network" and self.transfer not in ACTIVATIONS:
+            known = ", ".join(ACTIVATIONS.names())
+            raise ConfigError(join_field(prefix, "transfer"),
+                              f'must be "network" or one of {known}',
+                              describe_value(self.transfer),
+                              closest(self.transfer, ACTIVATIONS.names()).removeprefix("; "))
+
+    def carry_over(self, dwell_s):
+        """Share ``a = exp(-dwell / tau_a)`` of the old state kept after ``dwell_s`` seconds
+        (numpy-vectorised); 0 for every dwell >= 0 when ``response_time_s = 0``."""
+        dwell = np.asarray(dwell_s, dtype=np.float64)
+        if self.response_time_s > 0:
+            a = np.exp(-np.maximum(dwell, 0.0) / self.response_time_s)
+        else:
+            a = np.where(dwell < 0, 1.0, 0.0)
+        return _scalar_or_array(np.where(np.isnan(dwell), np.nan, a))
+
+    def settle_time_s(self, tol: float) -> float:
+        """Dwell after which less than ``tol`` of the old state remains: ``tau_a ln(1/tol)``."""
+        return _settle(self.response_time_s, tol)
+
+    def transfer_params(self, network_activation: str) -> tuple[int, float, float, float]:
+        """``(code, p0, p1, p2)`` for the kernels: the activation's code, gain, saturation, and
+        ``bias_rad`` for ``sin2`` or ``absorption`` otherwise. ``network_activation`` is used
+        when ``transfer == "network"``."""
+        from relaxsim.activations import ACTIVATIONS
+
+        name = network_activation if self.transfer == "network" else self.transfer
+        field = "network.activation" if self.transfer == "network" else f"{self.KIND}.transfer"
+        code = ACTIVATIONS.get(name, field=field).code
+        p2 = self.bias_rad if name == "sin2" else self.absorption
+        return int(code), float(self.gain), float(self.saturation), float(p2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightElement(DeviceRecord):
+    """A slow programmable element holding one weight: range, precision, noise, drift, cost."""
+
+    KIND: ClassVar[str] = "weight"
+
+    w_max: float = quantity(INF, "ratio", "largest |weight| the element represents", lo=0,
+                            lo_open=True, inf=True)
+    sign: str = choice("bipolar", ("bipolar", "differential"),
+                       "bipolar, or differential (a pair of unipolar devices)")
+    bits: float = quantity(INF, "ratio", "programming precision, 2^bits levels (inf: analog)",
+                           lo=1, inf=True, whole=True)
+    program_noise: float = quantity(0.0, "ratio", "programming noise, rms relative to w_max", lo=0)
+    read_noise: float = quantity(0.0, "ratio", "read noise, rms relative to w_max", lo=0)
+    drift: str = choice("none", ("none", "power_law", "exponential"), "drift model")
+    drift_nu: float = quantity(0.0, "ratio", "mean power-law drift exponent nu", lo=0)
+    drift_nu_std: float = quantity(0.0, "ratio", "device-to-device std of nu", lo=0)
+    drift_t0_s: float = quantity(20.0, "time", "reference time t0 of the power law", lo=0,
+                                 lo_open=True)
+    drift_tau_s: float = quantity(INF, "time", "time constant of exponential drift", lo=0,
+                                  lo_open=True, inf=True)
+    program_time_s: float = quantity(0.0, "time", "time to program one bank", lo=0)
+    write_energy_j: float = quantity(0.0, "energy", "energy of one weight write", lo=0)
+    endurance_writes: float = quantity(INF, "ratio", "writes a device survives (inf: no limit)",
+                                       lo=0, lo_open=True, inf=True)
+    static_power_w: float = quantity(0.0, "power", "power to hold one weight", lo=0)
+
+    def _check(self, prefix: str) -> None:
+        if self.w_max == INF and (self.bits != INF or self.program_noise or self.read_noise):
+            raise ConfigError(join_field(prefix, "w_max"),
+                              "must be finite unless bits = inf and program_noise = read_noise = 0",
+                              "inf")
+
+    @property
+    def devices_per_weight(self) -> int:
+        return 2 if self.sign == "differential" else 1
+
+    def program(self, w, rng: np.random.Generator | None = None):
+        """Write the weights ``w``: ``(w_prog, in_range)``.
+
+        Clip to ``[-w_max, w_max]``; quantise (bipolar: 2^bits levels over ``[-w_max, w_max]``;
+        differential: ``max(w, 0)`` and ``max(-w, 0)`` each on 2^bits levels over ``[0, w_max]``);
+        add N(0, (program_noise w_max)^2) per device, drawn from ``rng``. ``in_range`` is
+        ``|w| <= w_max``, where the straight-through gradient passes. With bits = inf, no noise
+        and ``|w| <= w_max`` the result equals ``w`` bit for bit, and ``rng`` is not touched.
+        """
+        w = np.asarray(w)
+        dtype = w.dtype if w.dtype.kind == "f" else np.dtype(np.float64)
+        w = w.astype(dtype, copy=False)
+        in_range = np.abs(w) <= self.w_max
+        w_prog = np.clip(w, -self.w_max, self.w_max)
+        if self.bits != INF:
+            levels = 2.0 ** self.bits
+            if self.sign == "bipolar":
+                w_prog = _quantise(w_prog, -self.w_max, self.w_max, levels)
+            else:
+                w_prog = (_quantise(np.maximum(w_prog, 0), 0.0, self.w_max, levels)
+                          - _quantise(np.maximum(-w_prog, 0), 0.0, self.w_max, levels))
+        if self.program_noise > 0:
+            if rng is None:
+                raise ValueError("program: a numpy Generator is needed when program_noise > 0")
+            sigma = self.program_noise * self.w_max
+            draws = rng.standard_normal((self.devices_per_weight,) + w.shape)
+            noise = draws[0] - draws[1] if self.sign == "differential" else draws[0]
+            w_prog = w_prog + sigma * noise
+        return w_prog.astype(dtype, copy=False), in_range
+
+    def drift_factor(self, elapsed_s: float, shape, rng: np.random.Generator | None = None):
+        """Factor by which each weight has drifted ``elapsed_s`` seconds after programming.
+
+        ``none``: ones; ``power_law``: ``(max(t, t0) / t0)^(-nu_ij)`` with
+        ``nu_ij = drift_nu + drift_nu_std N(0, 1)`` per weight (no draw when ``drift_nu_std`` is
+        0); ``exponential``: ``exp(-t / drift_tau_s)``.
+        """
+        t = float(elapsed_s)
+        if not t >= 0:
+            raise ValueError(f"elapsed_s must be >= 0 (got {elapsed_s!r})")
+        if self.drift == "none":
+            return np.ones(shape)
+        if self.drift == "exponential":
+            return np.full(shape, math.exp(-t / self.drift_tau_s))
+        nu = np.full(shape, self.drift_nu)
+        if self.drift_nu_std > 0:
+            if rng is None:
+                raise ValueError("drift_factor: a numpy Generator is needed when drift_nu_std > 0")
+            nu = nu + self.drift_nu_std * rng.standard_normal(shape)
+        return (max(t, self.drift_t0_s) / self.drift_t0_s) ** (-nu)
+
+    def read_sigma(self) -> float:
+        """Read noise of one weight, rms: ``read_noise w_max`` (times sqrt 2 for a pair)."""
+        if self.read_noise == 0:
+            return 0.0
+        return self.read_noise * self.w_max * math.sqrt(self.devices_per_weight)
+
+
+def _quantise(x: np.ndarray, lo: float, hi: float, levels: float) -> np.ndarray:
+    """Round ``x`` (already in ``[lo, hi]``) to the nearest of ``levels`` equally spaced values."""
+    step = (hi - lo) / (levels - 1.0)
+    return np.clip(lo + np.rint((x - lo) / step) * step, lo, hi)
+
+
+RECORDS: dict[str, type[DeviceRecord]] = {cls.KIND: cls for cls in
+                                          (Switch, ActiveElement, WeightElement)}

@@ -1,0 +1,157 @@
+"""Hardware in the loop: the ideal limit, the direction of every effect, training modes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import relaxsim
+from relaxsim import kernels
+from relaxsim.cli import main
+from relaxsim.evaluate import evaluate_run
+from relaxsim.hardware import build_hardware
+
+IDEAL_LIMIT_TOL = 1e-12
+IDEAL = {f"hardware.{kind}": {"preset": "ideal"} for kind in ("switch", "weights", "active")}
+SMALL = {"network.hidden": 32, "training.epochs": 6}
+
+
+def test_ideal_presets_give_the_ideal_coupling():
+    cfg = relaxsim.load_config(overrides={**IDEAL, "hardware.mode": "hardware_aware"})
+    hw = build_hardware(cfg.hardware)
+    net = relaxsim.build(cfg)
+    cp = hw.coupling(net.schedule, net.alpha, "tanh")
+    ideal = net.coupling
+    for key in ("a", "c", "eps", "tr"):
+        np.testing.assert_array_equal(getattr(cp, key), getattr(ideal, key))
+    assert (cp.code, cp.act_params) == (ideal.code, ideal.act_params)
+
+
+@pytest.mark.parametrize("mode", ["hardware_aware", "deploy"])
+def test_ideal_limit_reproduces_the_ideal_network(mode):
+    """Every effect off: the same metrics and weights as the ideal network, to 1e-12."""
+    base = relaxsim.load_config(overrides={**SMALL, **IDEAL, "hardware.mode": "ideal"})
+    ideal = relaxsim.run(base)
+    on_hw = relaxsim.run(base.replace({"hardware.mode": mode}))
+    for key in ("test_accuracy", "val_accuracy", "train_loss", "test_loss", "val_loss"):
+        assert abs(on_hw[key] - ideal[key]) <= IDEAL_LIMIT_TOL * max(1.0, abs(ideal[key])), key
+    assert on_hw["best_epoch"] == ideal["best_epoch"]
+
+
+def test_insertion_loss_compounds_with_the_number_of_passes():
+    """Linear elements, input at the first step only: h_T scales as tr^(L_T - 1)."""
+    rng = np.random.default_rng(0)
+    N, D = 6, 4
+    for T in (2, 3, 5):
+        params = {"W_in": rng.standard_normal((N, D)), "W": rng.standard_normal((1, N, N)),
+                  "b": np.zeros((1, N)), "W_out": np.eye(N), "b_out": np.zeros(N)}
+        X = rng.standard_normal((1, 3, D))
+        slot = np.r_[0, -np.ones(T - 1, dtype=np.int64)]
+        sched = np.zeros(T, dtype=np.int64)
+        args = (params, X, slot, sched, sched, np.zeros(T), np.ones(T), np.zeros(T), 0)
+        linear = (1.0, float("inf"), 0.0)
+        Z0, _ = kernels.forward(*args, act_params=linear)
+        tr = 10 ** (-3.0 / 20)  # 3 dB per pass
+        Z1, _ = kernels.forward(*args, act_params=linear, tr=np.full(T, tr))
+        np.testing.assert_allclose(Z1, Z0 * tr ** (T - 1), rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "ideal"
+    cfg = relaxsim.load_config(overrides={**SMALL, **IDEAL, "hardware.mode": "ideal",
+                                          "training.epochs": 12})
+    relaxsim.run(cfg, out=out)
+    return out
+
+
+def accuracy_on(run, repeats=2, **overrides):
+    return evaluate_run(run, overrides, repeats=repeats)["accuracy_mean"]
+
+
+def assert_falls(accuracies, drop=0.05, slack=0.02):
+    """Non-increasing (up to ``slack`` of noise) and at least ``drop`` lower at the end."""
+    assert all(b <= a + slack for a, b in zip(accuracies, accuracies[1:])), accuracies
+    assert accuracies[-1] <= accuracies[0] - drop, accuracies
+
+
+def test_accuracy_falls_as_switch_leak_grows(trained_run):
+    """A fixed clock 20 ps after the signal: slower switches leave more of the old bank in."""
+    accs = [accuracy_on(trained_run, repeats=1, **{"hardware.clock": "30 ps",
+                                                    "hardware.propagation_time": "10 ps",
+                                                    "hardware.switch.rise_time": rise})
+            for rise in ("1 ps", "20 ps", "60 ps", "200 ps")]
+    assert_falls(accs)
+
+
+def test_accuracy_falls_as_the_active_element_slows(trained_run):
+    accs = [accuracy_on(trained_run, repeats=1, **{"hardware.clock": "30 ps",
+                                                    "hardware.propagation_time": "10 ps",
+                                                    "hardware.active.response_time": tau})
+            for tau in ("1 ps", "20 ps", "200 ps", "2 ns")]
+    assert_falls(accs)
+
+
+def test_accuracy_falls_with_read_noise(trained_run):
+    accs = [accuracy_on(trained_run, **{"hardware.weights.read_noise": sigma,
+                                        "hardware.weights.w_max": 4.0})
+            for sigma in (0.0, 0.05, 0.2, 0.5)]
+    assert_falls(accs)
+
+
+def test_pcm_drift_lowers_accuracy_with_elapsed_time(trained_run):
+    """PCM cells drift as (t / t0)^-nu (nu = 0.1, the fast end of the published 0.05-0.1), with
+    programming and read noise off so that only the drift acts."""
+    pcm = {"hardware.weights": {"preset": "pcm", "program_noise": 0.0, "read_noise": 0.0,
+                                "bits": float("inf"), "w_max": 100.0, "drift_nu": 0.1}}
+    accs = [accuracy_on(trained_run, **pcm, **{"hardware.drift_time": t})
+            for t in ("0 s", "1 h", "1 day", "1000 day")]
+    assert_falls(accs, drop=0.02, slack=0.0)
+
+
+def test_hardware_aware_training_on_realistic_devices_learns():
+    cfg = relaxsim.load_config(overrides={**SMALL, "hardware.mode": "hardware_aware"})
+    result = relaxsim.run(cfg)
+    assert result["test_accuracy"] > 0.85
+    assert result["hardware"]["mode"] == "hardware_aware"
+    assert result["hardware"]["programming_events"] > 0
+
+
+def test_deploy_reports_the_ideal_accuracy_too():
+    cfg = relaxsim.load_config(overrides={**SMALL, "hardware.mode": "deploy",
+                                          "hardware.weights.read_noise": 0.3})
+    result = relaxsim.run(cfg)
+    assert result["test_accuracy_ideal"] > result["test_accuracy"]
+
+
+def test_evaluate_command(trained_run, capsys, tmp_path):
+    before = {p.name: p.read_bytes() for p in trained_run.iterdir()}
+    status = main(["evaluate", str(trained_run), "--repeats", "3", "--json",
+                   str(tmp_path / "e.json"), "--set", "hardware.weights.read_noise=0.1",
+                   "--set", "hardware.weights.w_max=4"])
+    out = capsys.readouterr().out
+    assert status == 0 and "+-" in out and "ideal" in out
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["repeats"] == 3 and len(res["accuracies"]) == 3 and res["accuracy_std"] > 0
+    assert {p.name: p.read_bytes() for p in trained_run.iterdir()} == before
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--repeats", "0"], "--repeats: must be >= 1 (got 0)"),
+    (["--set", "hardware.clock=5 ps"],
+     "hardware.clock: must be longer than hardware.propagation_time"),
+    (["--set", "hardware.switch.preset=nosuch"], "nosuch"),
+    (["--set", "hardware.weights.read_noise=0.1"], "hardware.weights.w_max: must be finite"),
+])
+def test_evaluate_bad_input(trained_run, capsys, argv, fragment):
+    status = main(["evaluate", str(trained_run), *argv])
+    err = capsys.readouterr().err
+    assert status == 2 and fragment in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_refuses_a_directory_without_a_run(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "config.toml" in capsys.readouterr().err
