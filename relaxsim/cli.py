@@ -51,6 +51,7 @@ def cmd_run(args) -> int:
         f"  val accuracy    {result['val_accuracy']:.4f} (best epoch {result['best_epoch']} "
         f"of {result['epochs']})",
         f"  train loss      {result['train_loss']:.4f}",
+        _hardware_line(result["hardware"]),
         f"  parameters      banks {p['banks']:,} | input {p['input']:,} | "
         f"readout {p['readout']:,} | total {p['total']:,}",
         f"  time            {result['seconds']:.1f} s",
@@ -58,6 +59,15 @@ def cmd_run(args) -> int:
     ]
     print("\n".join(lines))
     return 0
+
+
+def _hardware_line(hw: dict) -> str:
+    from relaxsim.devices import format_quantity
+
+    if hw["mode"] == "ideal":
+        return "  hardware        ideal (no device effects)"
+    return (f"  hardware        {hw['mode']}: switch {hw['switch']}, weights {hw['weights']}, "
+            f"active {hw['active']}; {format_quantity(hw['latency_s'], 'time')} per inference")
 
 
 def _fresh_run_dir() -> Path:

@@ -78,11 +78,25 @@ def activate(code, u, g, s, p):
     return g * u * r, g * r * r * r
 
 
+# Each driver exists twice: parallel over chunks, and serial for problems too small to repay
+# waking the threads (on a loaded machine a parallel region waits for a descheduled thread). Both
+# run the same chunks in the same order, so they give the same bytes.
+
 @_pjit
-def _forward(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise, det,
-             chunk, H, G, Z):
+def _forward_par(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise,
+                 det, chunk, H, G, Z):
     B = X.shape[1]
     for ci in prange((B + chunk - 1) // chunk):
+        r0 = ci * chunk
+        _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap,
+                      noise, det, r0, min(B, r0 + chunk), H, G, Z)
+
+
+@_jit
+def _forward_ser(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise,
+                 det, chunk, H, G, Z):
+    B = X.shape[1]
+    for ci in range((B + chunk - 1) // chunk):
         r0 = ci * chunk
         _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap,
                       noise, det, r0, min(B, r0 + chunk), H, G, Z)
@@ -144,41 +158,41 @@ def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, a
 
 
 @_pjit
-def _backward(X, slot, W, W_out, bank_at, prev, coef, mix, H, G, HR, gZ, chunk, block,
-              dW_in, dW, db, dW_out, db_out):
-    S, B, _ = X.shape
-    T = bank_at.shape[0]
-    N = W.shape[1]
-    dt = H.dtype
-    any_mix = False
-    scaled = False
-    for t in range(T):
-        any_mix |= mix[t] != 0
-        for r in range(coef.shape[2]):
-            scaled |= coef[TR, t, r] != 1.0
-    # Phase 1, parallel over chunks of rows: the recursion for dh runs per row. The gradients
-    # with respect to u_t are stored transposed, (T, N, B), for phase 2; so are the states as the
-    # banks saw them (tr h_t) when the transmission is not 1.
-    DUT = np.empty((T, N, B), dtype=dt)
-    DU2T = np.empty((T if any_mix else 0, N, B), dtype=dt)
-    GXT = np.zeros((S, N, B), dtype=dt)
-    HS = np.empty((T if scaled else 0, B, N), dtype=dt)
+def _rows_backward_par(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk, DUT, DU2T,
+                       GXT, HS):
+    B = H.shape[1]
     for ci in prange((B + chunk - 1) // chunk):
         r0 = ci * chunk
         _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0,
                        min(B, r0 + chunk), DUT, DU2T, GXT, HS)
-    # Phase 2, parallel over blocks of rows of the weight gradients: each block sums its rows
-    # over every step, in step order; blocks never share an output row.
-    HB = HS if scaled else H
+
+
+@_jit
+def _rows_backward_ser(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk, DUT, DU2T,
+                       GXT, HS):
+    B = H.shape[1]
+    for ci in range((B + chunk - 1) // chunk):
+        r0 = ci * chunk
+        _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0,
+                       min(B, r0 + chunk), DUT, DU2T, GXT, HS)
+
+
+@_pjit
+def _weights_backward_par(X, bank_at, prev, mix, HB, DUT, DU2T, GXT, block, dW_in, dW, db):
+    N = HB.shape[2]
     for bi in prange((N + block - 1) // block):
         i0 = bi * block
         _weight_grads(X, bank_at, prev, mix, HB, DUT, DU2T, GXT, i0, min(N, i0 + block),
                       dW_in, dW, db)
-    np.dot(gZ.T, HR, dW_out)
-    db_out[:] = 0.0
-    for r in range(B):
-        for j in range(gZ.shape[1]):
-            db_out[j] += gZ[r, j]
+
+
+@_jit
+def _weights_backward_ser(X, bank_at, prev, mix, HB, DUT, DU2T, GXT, block, dW_in, dW, db):
+    N = HB.shape[2]
+    for bi in range((N + block - 1) // block):
+        i0 = bi * block
+        _weight_grads(X, bank_at, prev, mix, HB, DUT, DU2T, GXT, i0, min(N, i0 + block),
+                      dW_in, dW, db)
 
 
 @_jit
@@ -268,12 +282,12 @@ def _accumulate(dut, h, dw, db, tmp):
         db[i] += acc
 
 
-@_pjit
+@_jit
 def _softmax_xent(Z, y, gZ):
     """Mean softmax cross-entropy of logits ``Z`` against labels ``y``; fills ``gZ = dL/dZ``."""
     B, C_ = Z.shape
     losses = np.empty(B, dtype=np.float64)
-    for r in prange(B):
+    for r in range(B):
         zmax = Z[r, 0]
         for j in range(1, C_):
             zmax = max(zmax, Z[r, j])
@@ -316,6 +330,15 @@ def coefficients(a, c, eps, tr, T, B, dtype) -> np.ndarray:
         arrays.append(arr)
     width = max(arr.shape[1] for arr in arrays)
     return np.ascontiguousarray(np.stack([np.broadcast_to(arr, (T, width)) for arr in arrays]))
+
+
+# Below this many multiply-adds per forward pass, the kernels run their chunks serially.
+PARALLEL_MIN_WORK = 4_000_000
+
+
+def parallel_pays(B: int, N: int, D: int, T: int) -> bool:
+    """Whether a batch is large enough for the parallel drivers to pay off."""
+    return B * N * (N + D) * T >= PARALLEL_MIN_WORK
 
 
 def chunk_rows(batch: int) -> int:
@@ -376,8 +399,9 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     Z = np.empty((B, W_out.shape[0]), dtype=dtype)
     chunk = chunk_rows(B)
     single_threaded_kernel_blas()
-    _forward(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise, det,
-             chunk, H, G, Z)
+    driver = _forward_par if parallel_pays(B, N, D, T) else _forward_ser
+    driver(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise, det,
+           chunk, H, G, Z)
     HR = H[T] + det if det.shape[0] else H[T]
     tape = Tape(X=X, slot=slot, bank_at=bank_at, prev=prev, coef=coef, mix=mix, H=H, G=G, HR=HR,
                 Z=Z, chunk=chunk)
@@ -414,8 +438,27 @@ def backward(params, tape, gZ):
         "W_out": np.empty(W_out.shape, dtype=dtype),
         "b_out": np.empty(np.shape(params["b_out"]), dtype=dtype),
     }
-    _backward(tape.X, tape.slot, W, W_out, tape.bank_at, tape.prev, tape.coef, tape.mix, tape.H,
-              tape.G, np.ascontiguousarray(tape.HR), np.ascontiguousarray(gZ, dtype=dtype),
-              tape.chunk, GRAD_BLOCK, grads["W_in"], grads["W"], grads["b"], grads["W_out"],
-              grads["b_out"])
+    T, B, N = tape.G.shape
+    S, _, D = tape.X.shape
+    mix, coef = tape.mix, tape.coef
+    scaled = bool(np.any(coef[TR] != 1.0))
+    # Phase 1, over chunks of rows: the recursion for dh runs per row. The gradients with respect
+    # to u_t are stored transposed, (T, N, B), for phase 2; so are the states as the banks saw
+    # them (tr h_t) when the transmission is not 1.
+    DUT = np.empty((T, N, B), dtype=dtype)
+    DU2T = np.empty((T if mix.any() else 0, N, B), dtype=dtype)
+    GXT = np.zeros((S, N, B), dtype=dtype)
+    HS = np.empty((T if scaled else 0, B, N), dtype=dtype)
+    gZ = np.ascontiguousarray(gZ, dtype=dtype)
+    par = parallel_pays(B, N, D, T)
+    (_rows_backward_par if par else _rows_backward_ser)(
+        W, W_out, tape.bank_at, tape.prev, tape.slot, coef, mix, tape.H, tape.G, gZ, tape.chunk,
+        DUT, DU2T, GXT, HS)
+    # Phase 2, over blocks of rows of the weight gradients: each block sums its rows over every
+    # step, in step order; blocks never share an output row.
+    (_weights_backward_par if par else _weights_backward_ser)(
+        tape.X, tape.bank_at, tape.prev, mix, HS if scaled else tape.H, DUT, DU2T, GXT,
+        GRAD_BLOCK, grads["W_in"], grads["W"], grads["b"])
+    np.dot(gZ.T, tape.HR, out=grads["W_out"])
+    np.sum(gZ, axis=0, out=grads["b_out"])
     return grads

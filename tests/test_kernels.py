@@ -211,3 +211,22 @@ def test_kernels_run_as_plain_python():
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("slots", ["static", "sequence"])
+def test_parallel_and_serial_drivers_give_the_same_bytes(slots, rng, monkeypatch):
+    """Large batches run their chunks in parallel, small ones serially: same chunks, same bytes;
+    and the parallel drivers agree with the twin."""
+    p = random_problem(rng, B=70, N=20, slots=slots)  # 70 rows: chunks of 8, the last one short
+    runs = {}
+    for name, threshold in (("serial", 10**18), ("parallel", 0)):
+        monkeypatch.setattr(kernels, "PARALLEL_MIN_WORK", threshold)
+        (Z, tape, loss, grads), twin = run_both(p, 5, act_params=(1.1, 1.5, 0.0))
+        runs[name] = (Z, grads)
+    assert runs["serial"][0].tobytes() == runs["parallel"][0].tobytes()
+    for key in runs["serial"][1]:
+        assert runs["serial"][1][key].tobytes() == runs["parallel"][1][key].tobytes(), key
+    Zr, _, _, grads_r = twin
+    assert max_rel(runs["parallel"][0], Zr) < TWIN_TOL
+    for key in grads_r:
+        assert max_rel(runs["parallel"][1][key], grads_r[key]) < TWIN_TOL, key
