@@ -87,8 +87,10 @@ def cmd_evaluate(args) -> int:
     overrides = dict(parse_assignment(text) for text in args.overrides)
     res = evaluate_run(args.run_dir, overrides, repeats=args.repeats, seed=args.seed)
     hw = res["hardware"]
+    from relaxsim.devices import format_quantity
+
     print(f"{res['run']}: {res['split']} accuracy on {hw['switch']} / {hw['weights']} / "
-          f"{hw['active']} (latency {hw['latency_s']:.3g} s per inference)")
+          f"{hw['active']} (latency {format_quantity(hw['latency_s'], 'time')} per inference)")
     print(f"  hardware   {res['accuracy_mean']:.4f} +- {res['accuracy_std']:.4f} "
           f"over {res['repeats']} draws")
     print(f"  ideal      {res['accuracy_ideal']:.4f}")

@@ -155,3 +155,33 @@ def test_evaluate_bad_input(trained_run, capsys, argv, fragment):
 def test_evaluate_refuses_a_directory_without_a_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "config.toml" in capsys.readouterr().err
+
+
+def test_gradient_through_programming_matches_finite_differences():
+    """Clipping to the element's range and drift on (quantisation and noise off): the gradient the
+    engine applies to the master weights is the exact gradient of L(drift * clip(W))."""
+    from tests.test_gradients import assert_gradients_match, finite_differences
+
+    cfg = relaxsim.load_config(overrides={
+        "network.hidden": 4, "hardware.drift_time": "0.5 s",
+        "hardware.weights": {"preset": "ideal", "w_max": 0.3, "drift": "exponential",
+                             "drift_tau": "2 s"}})
+    hw, net = build_hardware(cfg.hardware), relaxsim.build(cfg)
+    rng = np.random.default_rng(3)
+    params = net.init_params(rng)
+    params["W"] = rng.uniform(-0.6, 0.6, params["W"].shape)
+    params["W"][np.abs(np.abs(params["W"]) - 0.3) < 1e-2] = 0.1  # away from the clipping kink
+    assert (np.abs(params["W"]) > 0.3).any() and (np.abs(params["W"]) < 0.3).any()
+    x, y = rng.standard_normal((5, 64)), rng.integers(0, 10, 5)
+
+    def on_hardware(W):
+        W_hw, factor = hw.read(hw.program(W, rng), hw.drift_time_s, rng)
+        return W_hw, factor
+
+    W_hw, factor = on_hardware(params["W"])
+    np.testing.assert_allclose(W_hw, np.exp(-0.25) * np.clip(params["W"], -0.3, 0.3), rtol=1e-15)
+    grad = net.loss_and_grad({**params, "W": W_hw}, x, y)[1]["W"] * factor
+    fd = finite_differences(
+        lambda p: net.loss_and_grad({**params, "W": on_hardware(p["W"])[0]}, x, y)[0],
+        {"W": params["W"].copy()})
+    assert_gradients_match({"W": grad}, fd)
