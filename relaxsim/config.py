@@ -376,6 +376,11 @@ def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
         raise ConfigError("task.test_fraction", "must leave data for training: "
                           "task.val_fraction + task.test_fraction < 1",
                           f"{task['val_fraction']} + {task['test_fraction']}")
+    hwc = cfg["hardware"]
+    if hwc["clock"] != "auto" and (seconds_of("hardware.clock", hwc["clock"]) <= seconds_of(
+            "hardware.propagation_time", hwc["propagation_time"])):
+        raise ConfigError("hardware.clock", "must be longer than hardware.propagation_time",
+                          f"{hwc['clock']} <= {hwc['propagation_time']}")
     for key, kind in (("switch", "switch"), ("weights", "weight"), ("active", "active")):
         load_device(kind, cfg["hardware"][key], f"hardware.{key}")
     if hasattr(task_kind, "check"):  # the task's own checks (e.g. shakespeare needs sequence input)

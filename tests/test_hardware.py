@@ -185,3 +185,32 @@ def test_gradient_through_programming_matches_finite_differences():
         lambda p: net.loss_and_grad({**params, "W": on_hardware(p["W"])[0]}, x, y)[0],
         {"W": params["W"].copy()})
     assert_gradients_match({"W": grad}, fd)
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("hardware.propagation_time=-5 ps",
+     "hardware.propagation_time: must be a finite time >= 0 (got '-5 ps')"),
+    ("hardware.drift_time=nan", 'hardware.drift_time: must be a time such as "200 ps" (got nan)'),
+    ("hardware.clock=5 ps", "hardware.clock: must be longer than hardware.propagation_time "
+                            "(got 5 ps <= 10 ps)"),
+    ("hardware.clock=0", "hardware.clock: must be a finite time > 0 or 'auto' (got 0)"),
+    ("hardware.mode=hw", "hardware.mode: must be one of ideal, hardware_aware, deploy (got 'hw')"),
+    ("hardware.switch=3", 'hardware.switch: must be a table such as { preset = "ideal" } (got 3)'),
+    ("hardware.update_every=0", "hardware.update_every: must be >= 1 (got 0)"),
+    ("hardware.switch.rise_time=5 pJ",
+     'hardware.switch.rise_time: must be a time such as "200 ps" (got "5 pJ")'),
+    ("hardware.switch.extinction_ratio=0 dB",
+     "hardware.switch.extinction_ratio: must be > 0 dB (got 0 dB)"),
+    ("hardware.weights.bits=0", "hardware.weights.bits: must be >= 1 (got 0)"),
+    ("hardware.switch.preset=nosuch",
+     "hardware.switch.preset: unknown switch preset 'nosuch'; known: eo_mzi, ideal, mems, "
+     "si_mzi_carrier, soa_gate"),
+    ("hardware.switch.rise_tme=1 ps",
+     "hardware.switch.rise_tme: unknown key; did you mean 'rise_time'?"),
+])
+def test_hardware_bad_input_exits_2(setting, message, capsys, tmp_path):
+    status = main(["run", "--quiet", "--out", str(tmp_path / "out"), "--set", setting])
+    captured = capsys.readouterr()
+    assert status == 2 and captured.out == ""
+    assert captured.err.strip() == f"relaxsim: error: {message}"
+    assert not (tmp_path / "out").exists()
