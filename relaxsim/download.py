@@ -35,7 +35,7 @@ def data_dir() -> Path:
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One published file: its name, address and checksum (``"md5:<hex>"`` or ``"sha256:<hex>"``)."""
+    """One published file: name, address and checksum (``"md5:<hex>"`` or ``"sha256:<hex>"``)."""
 
     name: str
     url: str

@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 
 from .tasks import Dataset, TaskInfo, check_split
 
@@ -163,7 +164,8 @@ def _principal_axes(data, features, rows, n_axes) -> np.ndarray:
     for start in range(0, len(rows), CHUNK_ROWS):
         z = features.standardised(data.images("train", rows[start:start + CHUNK_ROWS]))
         moment += z.T @ z
-    _, vectors = np.linalg.eigh(moment)  # ascending eigenvalues
-    axes = vectors[:, ::-1][:, :n_axes]
+    # Only the leading pairs (LAPACK's MRRR driver): several times faster than a full eigh.
+    _, vectors = scipy.linalg.eigh(moment, subset_by_index=[D0 - n_axes, D0 - 1], driver="evr")
+    axes = vectors[:, ::-1]  # by descending eigenvalue
     signs = np.sign(axes[np.argmax(np.abs(axes), axis=0), np.arange(n_axes)])
     return axes * np.where(signs == 0, 1.0, signs)

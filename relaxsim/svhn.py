@@ -77,7 +77,8 @@ def _check_shapes(where: str, x_shape, y_shape) -> None:
 def _pixels(where: str, X: np.ndarray) -> np.ndarray:
     if X.dtype == np.uint8:
         return X
-    if not (np.issubdtype(X.dtype, np.number) and np.all((X >= 0) & (X <= 255) & (X == np.round(X)))):
+    numeric = np.issubdtype(X.dtype, np.number)
+    if not (numeric and np.all((X >= 0) & (X <= 255) & (X == np.round(X)))):
         raise DataError(f"{where}: X must hold 8-bit pixel values 0..255 (got dtype {X.dtype})")
     return X.astype(np.uint8)
 
@@ -138,7 +139,8 @@ def _read_cache(mat_path: Path):
         digits = np.load(y_path)
     except (OSError, ValueError):
         return None
-    if images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8 or digits.shape != (len(images),):
+    if (images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8
+            or digits.shape != (len(images),)):
         return None
     return images, digits
 

@@ -65,7 +65,7 @@ class Dataset:
 
     def chunks(self, split: str, rows: int, dtype=np.float64
                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(x, y)`` for consecutive chunks of at most ``rows`` samples covering ``split`` in order."""
+        """``(x, y)`` for consecutive chunks of at most ``rows`` samples, covering ``split``."""
         y = self.labels(split)
         for start in range(0, len(y), rows):
             idx = np.arange(start, min(start + rows, len(y)))

@@ -18,7 +18,7 @@ WORDS = ("to be ", "or not ", "that is ", "the question ", "whether ", "tis nobl
 
 
 def svhn_arrays(n: int, rng: np.random.Generator, digits=None):
-    """``X`` (32, 32, 3, n) uint8 and ``y`` (n, 1) uint8 in SVHN's layout, and the digits ``(n,)``."""
+    """``X`` (32, 32, 3, n) and ``y`` (n, 1), uint8 in SVHN's layout, and the digits ``(n,)``."""
     digits = rng.integers(0, 10, n) if digits is None else np.asarray(digits)
     X = rng.normal(100, 25, (32, 32, 3, n))
     for k, d in enumerate(digits):
@@ -57,5 +57,5 @@ def write_text(path: Path, text: str | None = None) -> Path:
 
 
 def leftovers(directory: Path) -> list[str]:
-    """Temporary files of interrupted atomic writes (``.<name>.<random>.tmp``) under ``directory``."""
+    """Temporary files of unfinished atomic writes (``.<name>.<random>.tmp``) under ``directory``."""
     return sorted(p.name for p in directory.rglob(".*.tmp"))

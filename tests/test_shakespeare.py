@@ -189,7 +189,8 @@ def test_cli_bad_text_exits_2_with_one_line(tmp_path, capsys, path_kind, fragmen
     if path_kind == "short":
         path.write_text("to be or not to be", encoding="utf-8")
     capsys.readouterr()
-    status = main(["run", "--quiet", "--out", str(tmp_path / "out"), "--set", "task.name=shakespeare",
+    status = main(["run", "--quiet", "--out", str(tmp_path / "out"),
+                   "--set", "task.name=shakespeare",
                    "--set", "network.input_injection=sequence", "--set", f"task.path={path}"])
     out, err = capsys.readouterr()
     assert status == 2 and out == ""

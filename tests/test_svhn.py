@@ -19,9 +19,6 @@ from relaxsim.tasks import load_task
 from relaxsim.training import train
 from tests.datafiles import leftovers, svhn_arrays, write_mat, write_svhn
 
-FAST = {"training.epochs": 1, "network.hidden": 8}
-
-
 def svhn_cfg(path, **overrides):
     return relaxsim.load_config(overrides={"task.name": "svhn", "task.path": str(path),
                                            **overrides})
@@ -169,7 +166,7 @@ def test_input_dimension_and_standardised_batches(svhn_dir, overrides, n_inputs)
     assert data.batch("val", np.arange(3), np.float32).dtype == np.float32
 
 
-def test_grayscale_and_downsampling_values(svhn_dir):
+def test_grayscale_and_downsampling_values():
     from relaxsim.images import raw_features
 
     images = np.zeros((1, 32, 32, 3), np.uint8)
@@ -302,7 +299,7 @@ def test_not_a_mat_file(tmp_path):
     directory = tmp_path / "bad"
     write_svhn(directory, (("test", 10),))
     (directory / "train_32x32.mat").write_bytes(b"<html>404 Not Found</html>")
-    with pytest.raises(DataError, match="train_32x32.mat': not a readable MATLAB .mat file") as info:
+    with pytest.raises(DataError, match="32.mat': not a readable MATLAB .mat file") as info:
         load_task(svhn_cfg(directory))
     assert "relaxsim data download svhn" in str(info.value)
     assert "\n" not in str(info.value)
@@ -316,7 +313,7 @@ def test_missing_files_name_the_remedy(tmp_path):
         "them with `relaxsim data download svhn` or set task.path to the directory holding them")
 
 
-def test_missing_extra_file_names_the_extra_option(svhn_dir, tmp_path):
+def test_missing_extra_file_names_the_extra_option(tmp_path):
     write_svhn(tmp_path, (("train", 20), ("test", 10)))
     with pytest.raises(DataError, match="SVHN file extra_32x32.mat not found in .*"
                                         "`relaxsim data download svhn --extra`"):
@@ -407,3 +404,24 @@ def test_cli_bad_mat_file(case, tmp_path, capsys):
 def test_cli_bad_task_key(capsys):
     status, out, err = run_cli(["config", "--set", "task.downsample=3"], capsys)
     assert_one_line_error(status, out, err, "task.downsample: must be one of 1, 2, 4 (got 3)")
+
+
+@pytest.mark.parametrize("case", ["missing", "label-11"])
+def test_real_process_exits_2_without_traceback(case, tmp_path):
+    import subprocess
+    import sys
+
+    if case == "missing":
+        directory, fragment = tmp_path, "`relaxsim data download svhn`"
+    else:
+        arrays, fragment = BAD_FILES[case]
+        directory = bad_mat(tmp_path, **arrays())
+    proc = subprocess.run(
+        [sys.executable, "-m", "relaxsim", "run", "--quiet", "--out", str(tmp_path / "out"),
+         "--set", "task.name=svhn", "--set", f"task.path={directory}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("relaxsim: error: ") and fragment in lines[0]
+    assert not (tmp_path / "out").exists()
