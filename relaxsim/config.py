@@ -335,6 +335,7 @@ def validate(data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> 
                     and "preset" not in value and isinstance(target.get(key), Mapping)):
                 value = {**target[key], **value}  # a field override keeps the current preset
             target[key] = value
+    _apply_task_defaults(merged, data)
     resolved: dict[str, dict[str, Any]] = {}
     for section, keys in SCHEMA.items():
         resolved[section] = {}
@@ -350,6 +351,19 @@ def validate(data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> 
             resolved[section][key] = value
     _check_together(resolved)
     return Config(resolved)
+
+
+def _apply_task_defaults(merged: dict, given: Mapping[str, Any]) -> None:
+    """Settings a task needs (e.g. sequence input for text), where the user did not choose."""
+    from .tasks import TASKS
+
+    name = merged.get("task", {}).get("name")
+    if not isinstance(name, str) or name not in TASKS:
+        return  # reported by the checks
+    for dotted, value in getattr(TASKS.get(name), "defaults", {}).items():
+        section, key = dotted.split(".")
+        if key not in (given.get(section) or {}):
+            merged.setdefault(section, {})[key] = value
 
 
 def _hint(name: str, choices) -> str:

@@ -138,6 +138,8 @@ class Shakespeare:
     """Tiny Shakespeare (about 1.1 million characters): predict the next character."""
 
     sequence = True
+    # one character per step, unless the user asked for something else (then check() refuses)
+    defaults = {"network.input_injection": "sequence"}
 
     @classmethod
     def info(cls, task_cfg) -> TaskInfo:

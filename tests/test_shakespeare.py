@@ -134,8 +134,16 @@ def test_shakespeare_needs_sequence_injection(injection):
         f"one character per step (got '{injection}'); set network.input_injection = \"sequence\"")
 
 
-def test_cli_shakespeare_without_sequence_exits_2(capsys):
-    status = main(["run", "--quiet", "--set", "task.name=shakespeare"])
+def test_shakespeare_picks_sequence_injection_when_not_set():
+    """``--set task.name=shakespeare`` alone is enough; the resolved config says what was used."""
+    cfg = relaxsim.load_config(overrides={"task.name": "shakespeare"})
+    assert cfg.network.input_injection == "sequence"
+    assert relaxsim.load_config().network.input_injection == "every_step"
+
+
+def test_cli_shakespeare_with_static_injection_exits_2(capsys):
+    status = main(["run", "--quiet", "--set", "task.name=shakespeare",
+                   "--set", "network.input_injection=every_step"])
     out, err = capsys.readouterr()
     assert status == 2 and out == "" and len(err.splitlines()) == 1
     assert err.startswith("relaxsim: error: network.input_injection: must be 'sequence'")
