@@ -107,6 +107,13 @@ SCHEMA["hardware"] = {
     "drift_time": Key("time", "hardware time between programming the banks and testing"),
     "update_every": Key("int", "hardware_aware training: program the banks every this many "
                         "batches", _at_least(1)),
+    "readout_time": Key("time", "readout after the last step"),
+    "pipelining": Key("str", "sequential (one inference in flight) or pipelined",
+                      _one_of("sequential", "pipelined")),
+    "in_flight": Key("int", "pipelined: inferences in flight (each holds an active element)",
+                     _at_least(1)),
+    "program_banks": Key("str", "programming the banks: parallel or serial (one after another)",
+                         _one_of("parallel", "serial")),
     "switch": Key("device", "the fast switches: a table with preset = NAME and field overrides"),
     "weights": Key("device", "the slow weight elements: preset = NAME and field overrides"),
     "active": Key("device", "the fast active elements: preset = NAME and field overrides"),
@@ -395,6 +402,10 @@ def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
             "hardware.propagation_time", hwc["propagation_time"])):
         raise ConfigError("hardware.clock", "must be longer than hardware.propagation_time",
                           f"{hwc['clock']} <= {hwc['propagation_time']}")
+    switch = load_device("switch", hwc["switch"], "hardware.switch")
+    if hwc["clock"] != "auto" and switch.jitter_s >= seconds_of("hardware.clock", hwc["clock"]):
+        raise ConfigError("hardware.switch.jitter", "must be smaller than hardware.clock",
+                          f"{switch.jitter_s:g} s >= {hwc['clock']}")
     for key, kind in (("switch", "switch"), ("weights", "weight"), ("active", "active")):
         load_device(kind, cfg["hardware"][key], f"hardware.{key}")
     if hasattr(task_kind, "check"):  # the task's own checks (e.g. shakespeare needs sequence input)

@@ -12,6 +12,8 @@ quantisation and noise, scaled by the drift factor, and stops where the target w
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .hardware import Hardware, Programmed
@@ -46,8 +48,13 @@ class HardwareEngine(Engine):
         self.hw = hw
         self.rng = rng
         self.programmed: Programmed | None = None
-        self.batches_since_program = 0
         self.writes = 0  # programming events (each writes every bank weight once)
+        self.batches_since_program = 0
+        # The slow time scale, simulated: hardware time of forward passes and programming.
+        self.inference_time_s = 1.0 / hw.simulate(net.schedule, net.banks).throughput()
+        self.clock_s = 0.0
+        self.programming_s = 0.0
+        self.programmed_at = 0.0
 
     # -- training ----------------------------------------------------------------------------
 
@@ -57,14 +64,23 @@ class HardwareEngine(Engine):
             self.programmed = hw.program(params["W"], self.rng)
             self.batches_since_program = 0
             self.writes += 1
-        elapsed = self.batches_since_program * len(y) * hw.latency_s(self.net.steps)
-        W_hw, dW_factor = hw.read(self.programmed, elapsed, self.rng)
-        noise, det = hw.draw_noise(self.rng, self.net.steps, len(y), self.net.hidden,
-                                   self.net.dtype)
-        loss, grads = self.net.loss_and_grad({**params, "W": W_hw}, x, y, noise=noise, det=det)
+            t_prog = hw.program_time_s(self.net.banks)
+            self.clock_s += t_prog
+            self.programming_s += t_prog
+            self.programmed_at = self.clock_s
+        W_hw, dW_factor = hw.read(self.programmed, self.clock_s - self.programmed_at, self.rng)
+        net = self.batch_net(len(y))
+        noise, det = hw.draw_noise(self.rng, net.steps, len(y), net.hidden, net.dtype)
+        loss, grads = net.loss_and_grad({**params, "W": W_hw}, x, y, noise=noise, det=det)
         grads["W"] *= dW_factor
         self.batches_since_program += 1
+        self.clock_s += len(y) * self.inference_time_s
         return loss, grads
+
+    def batch_net(self, batch: int) -> Network:
+        """The network for one batch: per-sample switch leak when the switch has timing jitter."""
+        eps = self.hw.jittered_eps(self.net.coupling, batch, self.rng)
+        return self.net if eps is None else self.net.on(replace(self.net.coupling, eps=eps))
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -76,6 +92,7 @@ class HardwareEngine(Engine):
         """Logits of one chunk: a fresh read-noise and element-noise draw per chunk."""
         hw, net = self.hw, self.net
         W_hw, _ = hw.read(self._eval_programmed, hw.drift_time_s, self.rng)
+        net = self.batch_net(len(x))
         noise, det = hw.draw_noise(self.rng, net.steps, len(x), net.hidden, net.dtype)
         return net.forward({**params, "W": W_hw}, x, noise=noise, det=det)
 

@@ -67,7 +67,8 @@ def evaluate_run(run_dir: str | Path, overrides: dict | None = None, repeats: in
         "accuracies": accuracies,
         "accuracy_ideal": evaluate(Engine(net), params, data, split)[1],
         "hardware": {"switch": hw.switch.name, "weights": hw.weights.name,
-                     "active": hw.active.name, "step_time_s": hw.step_time_s,
-                     "latency_s": hw.latency_s(net.steps)},
+                     "active": hw.active.name,
+                     "latency_s": hw.simulate(net.schedule, net.banks,
+                                              pipelining="sequential").latency()},
         "overrides": dict(overrides or {}),
     }

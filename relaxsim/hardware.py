@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import ACTIVATIONS, Activation
+from .timing import Simulation, TimingSpec, simulate
 
 MODES = ("ideal", "hardware_aware", "deploy")
 
@@ -37,6 +38,7 @@ class Coupling:
     tr: np.ndarray     # (T,) transmission of the switch path
     code: int          # transfer function kernel code
     act_params: tuple[float, float, float]
+    gaps: np.ndarray | None = None  # (T,) switch command -> signal, s (inf: no switching)
 
     @classmethod
     def ideal(cls, steps: int, alpha: float, activation: Activation, dtype=np.float64):
@@ -68,38 +70,92 @@ class Hardware:
     update_every: int
     mode: str
 
-    @property
-    def window_s(self) -> float:
-        """The switching / settling window after each propagation through a bank."""
-        if self.clock_s is None:
-            tol = self.settle_tolerance
-            return max(self.switch.settle_time_s(tol), self.active.settle_time_s(tol))
-        return self.clock_s - self.propagation_time_s
+    readout_time_s: float = 0.0
+    pipelining: str = "sequential"
+    in_flight: int = 1
+    program_banks: str = "parallel"
 
-    @property
-    def step_time_s(self) -> float:
-        return self.propagation_time_s + self.window_s
+    def timing_spec(self, schedule, banks: int, architecture: str = "relaxnet",
+                    pipelining: str | None = None) -> TimingSpec:
+        """What the timing model needs of this machine to run ``schedule``."""
+        tol = self.settle_tolerance
+        return TimingSpec(
+            schedule=tuple(int(k) for k in schedule), banks=banks,
+            t_mm=self.propagation_time_s, t_switch=self.switch.settle_time_s(tol),
+            t_state=self.active.settle_time_s(tol), t_program=self.weights.program_time_s,
+            t_readout=self.readout_time_s, clock=self.clock_s,
+            pipelining=pipelining or self.pipelining, in_flight=self.in_flight,
+            architecture=architecture)
 
-    def latency_s(self, steps: int) -> float:
-        """Closed-form latency of one inference: ``L_T (T_MM + w)``."""
-        return steps * self.step_time_s
+    def simulate(self, schedule, banks: int, architecture: str = "relaxnet",
+                 pipelining: str | None = None, n: int | None = None,
+                 record: bool = False) -> Simulation:
+        """Run the timing model (SimPy) of this machine."""
+        return simulate(self.timing_spec(schedule, banks, architecture, pipelining), n=n,
+                        record=record)
 
     def coupling(self, schedule: np.ndarray, alpha: float, network_activation: str,
-                 dtype=np.float64) -> Coupling:
-        """Per-step coupling arrays of this machine for ``schedule``."""
+                 dtype=np.float64, sim: Simulation | None = None) -> Coupling:
+        """Per-step coupling arrays of this machine for ``schedule``, from the simulated event
+        times of one inference: the switch leak on steps that change bank from the gap between
+        command and signal, the element's carry-over from its dwell."""
         T = len(schedule)
-        w = self.window_s
-        changes = np.zeros(T, dtype=bool)
-        changes[1:] = schedule[1:] != schedule[:-1]
-        eps = np.where(changes, self.switch.leak(w), 0.0)
-        rho = self.active.carry_over(w)
+        sim = sim or self.simulate(schedule, int(np.max(schedule)) + 1, pipelining="sequential")
+        gaps, dwells = sim.gaps(), sim.dwells()
+        eps = np.where(np.isinf(gaps), 0.0, self.switch.leak(np.where(np.isinf(gaps), 0, gaps)))
+        rho = self.active.carry_over(dwells)
         code, g, s, p = self.active.transfer_params(network_activation)
         if self.active.transfer == "network":
             g, s, p = ACTIVATIONS.get(network_activation).ideal
-        return Coupling(a=np.full(T, alpha + rho, dtype=dtype),
-                        c=np.full(T, 1.0 - rho, dtype=dtype), eps=eps.astype(dtype),
+        return Coupling(a=(alpha + rho).astype(dtype), c=(1.0 - rho).astype(dtype),
+                        eps=eps.astype(dtype),
                         tr=np.full(T, self.switch.transmission(), dtype=dtype), code=code,
-                        act_params=(float(g), float(s), float(p)))
+                        act_params=(float(g), float(s), float(p)), gaps=gaps)
+
+    def jittered_eps(self, coupling: Coupling, batch: int, rng: np.random.Generator):
+        """Per-sample switch leak ``(T, B)``: each switching command late or early by a draw of
+        the switch's timing jitter (``None`` when the switch has none)."""
+        if self.switch.jitter_s == 0 or not np.isfinite(coupling.gaps).any():
+            return None
+        gaps = coupling.gaps[:, None] - self.switch.jitter_s * rng.standard_normal(
+            (len(coupling.gaps), batch))
+        eps = np.where(np.isinf(coupling.gaps)[:, None], 0.0,
+                       self.switch.leak(np.where(np.isinf(gaps), 0, gaps)))
+        return eps.astype(coupling.eps.dtype)
+
+    def program_time_s(self, banks: int) -> float:
+        """Hardware time of one programming event (all banks)."""
+        per_bank = self.weights.program_time_s
+        return per_bank * (banks if self.program_banks == "serial" else 1)
+
+    def figures(self, schedule, banks: int, hidden: int) -> dict:
+        """Latency, throughput, utilisation and energy per inference of this machine running
+        ``schedule``, and the same for a single reprogrammed bank and an unrolled DNN."""
+        one = self.simulate(schedule, banks, pipelining="sequential")
+        stream = one if self.pipelining == "sequential" else self.simulate(schedule, banks)
+        throughput = stream.throughput()
+        T = len(schedule)
+        changes = int(np.sum(np.asarray(schedule[1:]) != np.asarray(schedule[:-1])))
+        devices = banks * hidden * hidden * self.weights.devices_per_weight
+        energy = {
+            "switch": changes * self.switch.energy_per_switch_j,
+            "active": T * hidden * self.active.energy_per_activation_j,
+            "weights": devices * self.weights.static_power_w / throughput,
+        }
+        compare = {}
+        for arch, n_banks in (("reprogram", 1), ("unrolled", T)):
+            alone = self.simulate(schedule, n_banks, arch, pipelining="sequential")
+            compare[arch] = {"latency_s": alone.latency(), "throughput_per_s": (
+                alone.throughput() if self.pipelining == "sequential"
+                else self.simulate(schedule, n_banks, arch).throughput())}
+        return {
+            "latency_s": one.latency(),
+            "throughput_per_s": throughput,
+            "energy_per_inference_j": float(sum(energy.values())),
+            "energy_breakdown_j": energy,
+            "utilisation": stream.utilisation(),
+            "compare": compare,
+        }
 
     # -- slow time scale: the weight elements ----------------------------------------------
 
@@ -168,5 +224,9 @@ def build_hardware(hw_cfg) -> Hardware:
         drift_time_s=seconds_of("hardware.drift_time", hw_cfg["drift_time"]),
         update_every=hw_cfg["update_every"],
         mode=hw_cfg["mode"],
+        readout_time_s=seconds_of("hardware.readout_time", hw_cfg["readout_time"]),
+        pipelining=hw_cfg["pipelining"],
+        in_flight=hw_cfg["in_flight"],
+        program_banks=hw_cfg["program_banks"],
     )
     return hw  # a clock shorter than the propagation is refused when the config is validated

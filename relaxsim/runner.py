@@ -87,12 +87,18 @@ def run(cfg: Config, out: str | Path | None = None, quiet: bool = True,
 
 
 def _hardware_summary(hw, net, train_engine) -> dict:
-    """The machine as the run used it (closed-form timing of one inference)."""
+    """The machine as the run used it: simulated timing and energy of one inference, and the
+    simulated hardware time of training (forward passes and programming)."""
+    figures = hw.figures(net.schedule, net.banks, net.hidden)
+    train_s = getattr(train_engine, "clock_s", 0.0)
+    programming_s = getattr(train_engine, "programming_s", 0.0)
     return {
         "mode": hw.mode,
         "switch": hw.switch.name, "weights": hw.weights.name, "active": hw.active.name,
-        "step_time_s": hw.step_time_s,
-        "latency_s": hw.latency_s(net.steps),
+        "pipelining": hw.pipelining,
+        **figures,
+        "training_hardware_time_s": train_s,
+        "programming_fraction": programming_s / train_s if train_s > 0 else 0.0,
         "programming_events": getattr(train_engine, "writes", 0),
     }
 

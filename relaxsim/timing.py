@@ -19,9 +19,8 @@ nothing to switch or program).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
@@ -89,11 +88,12 @@ class Simulation:
                          for a, c in zip(inf.arrive, inf.command)])
 
     def dwells(self) -> np.ndarray:
-        """Per step of the first inference: time the active element had to settle before the
-        signal read its state (``inf`` for step 0: the state starts at rest)."""
+        """Per step of the first inference: time the active element had to settle after the
+        signal left the bank of step t, until its state was read (by the next step, or by the
+        readout after the last)."""
         inf = self.inferences[0]
-        return np.array([np.inf] + [inf.arrive[t] - inf.leave[t - 1]
-                                    for t in range(1, len(inf.arrive))])
+        reads = inf.arrive[1:] + [inf.read]
+        return np.array([r - left for r, left in zip(reads, inf.leave)])
 
     def latency(self) -> float:
         return self.inferences[0].latency
@@ -178,7 +178,7 @@ class Model:
         spec = self.spec
         prev_bank = spec.schedule[t - 1]
         changes = spec.architecture == "relaxnet" and bank != prev_bank
-        settling = [self.env.process(self.active_element(inf, t))]
+        settling = [self.env.process(self.active_element(inf, t - 1))]
         if changes:
             inf.command.append(self.env.now)
             settling.append(self.env.process(self.switch(inf, t, bank)))
@@ -209,7 +209,7 @@ class Model:
 
     def active_element(self, inf: Inference, t: int):
         yield self.env.timeout(self.spec.t_state)
-        self.log(f"element{inf.slot}", f"settled for step {t} of {inf.index}")
+        self.log(f"element{inf.slot}", f"settled after step {t} of {inf.index}")
 
     def programmer(self, inf: Inference, t: int):
         yield self.env.timeout(self.spec.t_program)
