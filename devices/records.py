@@ -213,12 +213,22 @@ class WeightElement(DeviceRecord):
             w_prog = w_prog + sigma * noise
         return w_prog.astype(dtype, copy=False), in_range
 
-    def drift_factor(self, elapsed_s: float, shape, rng: np.random.Generator | None = None):
+    def drift_exponents(self, shape, rng: np.random.Generator | None = None):
+        """Per-weight power-law exponents ``nu_ij = drift_nu + drift_nu_std N(0, 1)``, drawn once
+        when a bank is programmed; ``None`` when every weight drifts alike (no draw)."""
+        if self.drift != "power_law" or self.drift_nu_std == 0:
+            return None
+        if rng is None:
+            raise ValueError("drift_exponents: a numpy Generator is needed when drift_nu_std > 0")
+        return self.drift_nu + self.drift_nu_std * rng.standard_normal(shape)
+
+    def drift_factor(self, elapsed_s: float, shape, rng: np.random.Generator | None = None,
+                     nu=None):
         """Factor by which each weight has drifted ``elapsed_s`` seconds after programming.
 
-        ``none``: ones; ``power_law``: ``(max(t, t0) / t0)^(-nu_ij)`` with
-        ``nu_ij = drift_nu + drift_nu_std N(0, 1)`` per weight (no draw when ``drift_nu_std`` is
-        0); ``exponential``: ``exp(-t / drift_tau_s)``.
+        ``none``: ones; ``power_law``: ``(max(t, t0) / t0)^(-nu_ij)`` with the exponents ``nu``
+        drawn at programming (:meth:`drift_exponents`; drawn here from ``rng`` when not given);
+        ``exponential``: ``exp(-t / drift_tau_s)``.
         """
         t = float(elapsed_s)
         if not t >= 0:
@@ -227,11 +237,9 @@ class WeightElement(DeviceRecord):
             return np.ones(shape)
         if self.drift == "exponential":
             return np.full(shape, math.exp(-t / self.drift_tau_s))
-        nu = np.full(shape, self.drift_nu)
-        if self.drift_nu_std > 0:
-            if rng is None:
-                raise ValueError("drift_factor: a numpy Generator is needed when drift_nu_std > 0")
-            nu = nu + self.drift_nu_std * rng.standard_normal(shape)
+        if nu is None:
+            nu = self.drift_exponents(shape, rng)
+        nu = np.broadcast_to(self.drift_nu if nu is None else nu, shape)
         return (max(t, self.drift_t0_s) / self.drift_t0_s) ** (-nu)
 
     def read_sigma(self) -> float:

@@ -160,23 +160,15 @@ class Hardware:
     # -- slow time scale: the weight elements ----------------------------------------------
 
     def program(self, W: np.ndarray, rng: np.random.Generator) -> Programmed:
-        """Write the bank weights ``W`` into the weight elements."""
+        """Write the bank weights ``W`` into the weight elements (drawing each element's drift
+        exponent, which stays with it until the next write)."""
         W_prog, mask = self.weights.program(W, rng)
-        nu = None
-        if self.weights.drift == "power_law" and self.weights.drift_nu_std > 0:
-            nu = self.weights.drift_nu + self.weights.drift_nu_std * rng.standard_normal(W.shape)
-        return Programmed(W=W_prog, mask=mask.astype(W.dtype), nu_draws=nu)
+        return Programmed(W=W_prog, mask=mask.astype(W.dtype),
+                          nu_draws=self.weights.drift_exponents(W.shape, rng))
 
-    def drift_factor(self, programmed: Programmed, elapsed_s: float) -> np.ndarray | float:
+    def drift_factor(self, programmed: Programmed, elapsed_s: float) -> np.ndarray:
         """Factor by which the programmed weights have drifted after ``elapsed_s``."""
-        wt = self.weights
-        if wt.drift == "none" or elapsed_s <= 0:
-            return 1.0
-        if wt.drift == "exponential":
-            return float(np.exp(-elapsed_s / wt.drift_tau_s))
-        ratio = max(elapsed_s, wt.drift_t0_s) / wt.drift_t0_s
-        nu = wt.drift_nu if programmed.nu_draws is None else programmed.nu_draws
-        return ratio ** (-nu)
+        return self.weights.drift_factor(elapsed_s, programmed.W.shape, nu=programmed.nu_draws)
 
     def read(self, programmed: Programmed, elapsed_s: float, rng: np.random.Generator):
         """Bank weights as one forward pass reads them, and the factor ``dW_hw/dW``.
@@ -185,7 +177,7 @@ class Hardware:
         stops where the target was clipped.
         """
         drift = self.drift_factor(programmed, elapsed_s)
-        W = programmed.W if np.isscalar(drift) and drift == 1.0 else drift * programmed.W
+        W = drift * programmed.W
         sigma = self.weights.read_sigma()
         if sigma > 0:
             W = W + sigma * rng.standard_normal(W.shape)
