@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import functools
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from relaxsim.errors import ConfigError, RelaxsimError
+from relaxsim.io import read_toml as _read_toml
 from relaxsim.registry import Registry, closest
 
 from .fields import DeviceRecord, join_field
@@ -130,19 +130,7 @@ def _check_kind(kind: str) -> None:
 
 def read_toml(path: Path) -> dict:
     """A preset file as a dict; every way it can fail is a one-line error naming the file."""
-    where = f"preset file {str(path)!r}"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RelaxsimError(f"{where}: not found") from None
-    except IsADirectoryError:
-        raise RelaxsimError(f"{where}: is a directory, not a TOML file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RelaxsimError(f"{where}: cannot read ({exc})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RelaxsimError(f"{where}: invalid TOML ({exc})") from None
+    return _read_toml(path, "preset file")
 
 
 def read_preset_file(path: str | os.PathLike, kind: str | None = None) -> DeviceRecord:

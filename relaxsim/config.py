@@ -22,6 +22,7 @@ import tomli_w
 from relaxsim.devices.units import parse_quantity
 
 from .errors import ConfigError, RelaxsimError
+from .io import read_toml as _read_toml
 from .registry import closest
 
 
@@ -276,20 +277,8 @@ def default_dict() -> dict[str, dict[str, Any]]:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file, turning every way it can fail into a one-line error."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RelaxsimError(f"config file {str(path)!r}: not found") from None
-    except IsADirectoryError:
-        raise RelaxsimError(f"config file {str(path)!r}: is a directory, not a TOML file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RelaxsimError(f"config file {str(path)!r}: cannot read ({exc})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RelaxsimError(f"config file {str(path)!r}: invalid TOML ({exc})") from None
+    """Read a config file, turning every way it can fail into a one-line error."""
+    return _read_toml(path, "config file")
 
 
 def parse_value(text: str) -> Any:

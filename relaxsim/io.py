@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import tomllib
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from .errors import RelaxsimError
 
 
 def _current_umask() -> int:
@@ -61,3 +64,20 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             with zf.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def read_toml(path: str | Path, what: str = "file") -> dict:
+    """Read a TOML file; every way it can fail is a one-line error naming ``what`` and the path."""
+    where = f"{what} {str(path)!r}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RelaxsimError(f"{where}: not found") from None
+    except IsADirectoryError:
+        raise RelaxsimError(f"{where}: is a directory, not a TOML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RelaxsimError(f"{where}: cannot read ({exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RelaxsimError(f"{where}: invalid TOML ({exc})") from None
