@@ -337,8 +337,9 @@ PARALLEL_MIN_WORK = 4_000_000
 
 
 def parallel_pays(B: int, N: int, D: int, T: int) -> bool:
-    """Whether a batch is large enough for the parallel drivers to pay off."""
-    return B * N * (N + D) * T >= PARALLEL_MIN_WORK
+    """Whether a batch is large enough for the parallel drivers to pay off (never with one
+    numba thread: ``NUMBA_NUM_THREADS=1`` or ``numba.set_num_threads(1)``, as scans set it)."""
+    return B * N * (N + D) * T >= PARALLEL_MIN_WORK and nb.get_num_threads() > 1
 
 
 def chunk_rows(batch: int) -> int:
