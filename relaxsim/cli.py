@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
     from .datacli import add_data_command; add_data_command(sub)  # noqa: E702,I001
     from .devicecli import add_devices_command; add_devices_command(sub)  # noqa: E702,I001
+    from .timingcli import add_timing_command; add_timing_command(sub)  # noqa: E702,I001
     return parser
 
 

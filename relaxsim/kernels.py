@@ -387,7 +387,7 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     bank_at = np.ascontiguousarray(bank_at, dtype=np.int64)
     prev = np.ascontiguousarray(prev, dtype=np.int64)
     slot = np.ascontiguousarray(slot, dtype=np.int64)
-    T, (S, B, D), N = bank_at.shape[0], X.shape, W.shape[1]
+    T, (_, B, D), N = bank_at.shape[0], X.shape, W.shape[1]
     if W_in.shape != (N, D):
         raise ValueError(f"W_in: expected shape ({N}, {D}) (got {W_in.shape})")
     coef = coefficients(a, c, eps, np.ones(T) if tr is None else tr, T, B, dtype)

@@ -10,11 +10,16 @@ and give the kernels their per-step coupling (``eps = leak(gap)``, ``rho = carry
 
 Several inferences may be in flight (``pipelining = "pipelined"``): each holds an active element
 (its state) and the switch in front of it; a bank serves one inference at a time, so contention and
-stalls come out of the simulation. Throughput is measured on the periodic steady state of a stream.
+stalls come out of the simulation. Throughput and utilisation are measured over whole periods of
+the periodic steady state of a stream, before the stream drains.
 
 Architectures compared: ``relaxnet`` (L_W banks, switched), ``reprogram`` (one bank reprogrammed
-before every step, ``T_program`` instead of the switch) and ``unrolled`` (L_T physical banks, a DNN,
+before every step, ``T_program`` instead of the switch: the programmer takes the bank and keeps it
+until the step's signal has passed; an inference that finds it holding its step's weights, or the
+first inference at step 0, needs no programming) and ``unrolled`` (L_T physical banks, a DNN,
 nothing to switch or program).
+
+``Simulation.events`` counts the SimPy events processed (timeouts, requests, process steps).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
+
+from .errors import ConfigError
 
 ARCHITECTURES = ("relaxnet", "reprogram", "unrolled")
 PIPELINING = ("sequential", "pipelined")
@@ -45,6 +52,29 @@ class TimingSpec:
     pipelining: str = "sequential"
     in_flight: int = 1              # inferences in flight when pipelined
     architecture: str = "relaxnet"
+
+    def __post_init__(self):
+        def bad(name, requirement, got):
+            raise ConfigError(f"TimingSpec.{name}", requirement, repr(got))
+        for name in ("t_mm", "t_switch", "t_state", "t_program", "t_readout"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < math.inf):
+                bad(name, "must be a finite time >= 0 in seconds", value)
+        if self.clock is not None and not (isinstance(self.clock, (int, float))
+                                           and 0 < self.clock < math.inf):
+            bad("clock", "must be a finite period > 0 in seconds, or None (auto)", self.clock)
+        if self.pipelining not in PIPELINING:
+            bad("pipelining", f"must be one of {', '.join(PIPELINING)}", self.pipelining)
+        if self.architecture not in ARCHITECTURES:
+            bad("architecture", f"must be one of {', '.join(ARCHITECTURES)}", self.architecture)
+        if self.in_flight < 1:
+            bad("in_flight", "must be >= 1", self.in_flight)
+        if self.banks < 1 or not self.schedule:
+            bad("banks" if self.banks < 1 else "schedule", "must be >= 1 bank and step",
+                self.banks if self.banks < 1 else self.schedule)
+        if self.architecture == "relaxnet" and not all(0 <= k < self.banks
+                                                       for k in self.schedule):
+            bad("schedule", f"must use banks 0..{self.banks - 1}", self.schedule)
 
     @property
     def steps(self) -> int:
@@ -79,6 +109,8 @@ class Simulation:
     busy: dict[str, float]           # busy time of each resource
     events: int
     end: float
+    # (time, busy time of each resource so far) at each inference's end, in the order they ended
+    completions: list[tuple[float, dict[str, float]]] = field(default_factory=list)
 
     def gaps(self) -> np.ndarray:
         """Per step of the first inference: time from the switch command to the signal's arrival
@@ -98,143 +130,256 @@ class Simulation:
     def latency(self) -> float:
         return self.inferences[0].latency
 
+    def steady_window(self) -> tuple[int, int] | None:
+        """Indices ``(a, b)`` into :attr:`completions` spanning one period of the periodic steady
+        state of a stream (``None`` for a single inference; the second half of the stream when
+        it never became periodic, see :attr:`periodic`).
+
+        Only completions up to the last admission count: after it no inference replaces the
+        ones that end, the pipeline drains and the intervals between completions shrink.
+        """
+        return self._window()[:2] if len(self.completions) > 1 else None
+
+    @property
+    def periodic(self) -> bool:
+        """Whether the stream reached a periodic steady state (a single inference: trivially)."""
+        return len(self.completions) < 2 or self._window()[2]
+
+    def _window(self) -> tuple[int, int, bool]:
+        last_admitted = max(inf.admitted for inf in self.inferences)
+        times = [t for t, _ in self.completions]
+        m = int(np.searchsorted(times, last_admitted, side="right"))
+        period = steady_period(np.diff(times[:m])) if m > 3 else None
+        if period is None:
+            m = max(m, 2)
+            a = (m - 1) // 2
+            while a > 0 and times[a] == times[m - 1]:  # simultaneous completions: a longer span
+                a -= 1
+            return a, m - 1, False
+        return m - 1 - period, m - 1, True
+
     def throughput(self) -> float:
         """Inferences per second in the periodic steady state of the stream."""
-        done = np.array([inf.done for inf in self.inferences])
-        if len(done) == 1:
-            return 1.0 / self.inferences[0].latency
-        intervals = np.diff(done)
-        period = steady_period(intervals)
-        return period / float(np.sum(intervals[-period:]))
+        window = self.steady_window()
+        if window is None:
+            latency = self.inferences[0].latency
+            return 1.0 / latency if latency > 0 else math.inf  # T_MM = 0 and instant devices
+        a, b = window
+        span = self.completions[b][0] - self.completions[a][0]
+        return (b - a) / span if span > 0 else math.inf
 
     def utilisation(self) -> dict[str, float]:
-        return {name: busy / self.end for name, busy in self.busy.items()}
+        """Share of the time each resource is busy: over the steady-state window of a stream,
+        else over the whole run."""
+        window = self.steady_window()
+        if window is None or self.completions[window[0]][0] == self.completions[window[1]][0]:
+            return {name: busy / self.end if self.end > 0 else 0.0
+                    for name, busy in self.busy.items()}
+        (t0, busy0), (t1, busy1) = self.completions[window[0]], self.completions[window[1]]
+        return {name: (busy1[name] - busy0[name]) / (t1 - t0) for name in self.busy}
 
 
-def steady_period(intervals: np.ndarray, rtol: float = 1e-9) -> int:
-    """Smallest p such that the last intervals repeat with period p (1 if none is found)."""
+def steady_period(intervals: np.ndarray, rtol: float = 1e-9) -> int | None:
+    """Smallest p such that the intervals repeat with period p over the last half of them, and
+    over at least three periods (``None`` if there is no such p)."""
+    intervals = np.asarray(intervals, dtype=np.float64)
     n = len(intervals)
+    atol = rtol * float(np.mean(np.abs(intervals))) if n else 0.0  # simultaneous completions
     for p in range(1, n // 3 + 1):
-        tail = intervals[-3 * p:]
-        if np.allclose(tail[:p], tail[p:2 * p], rtol=rtol, atol=0) and np.allclose(
-                tail[p:2 * p], tail[2 * p:], rtol=rtol, atol=0):
+        tail = intervals[-max(3 * p, n // 2):]
+        if np.allclose(tail[p:], tail[:-p], rtol=rtol, atol=atol):
             return p
-    return 1
+    return None
+
+
+class Environment(simpy.Environment):
+    """A SimPy environment that counts the events it processes (for the benchmark)."""
+
+    def __init__(self):
+        super().__init__()
+        self.processed = 0
+
+    def step(self) -> None:
+        self.processed += 1
+        super().step()
 
 
 class Model:
-    """The SimPy model of one machine running ``spec``."""
+    """The SimPy model of one machine running ``spec``: the source, every inference, switch,
+    active element, programmer, bank and readout are processes named after the actor; banks,
+    switches and the readout port are resources one inference at a time may hold."""
 
     def __init__(self, spec: TimingSpec, record: bool = True):
         self.spec = spec
-        self.env = simpy.Environment()
+        self.env = Environment()
         n_banks = spec.steps if spec.architecture == "unrolled" else spec.banks
         self.banks = [simpy.Resource(self.env, capacity=1) for _ in range(n_banks)]
-        slots = spec.in_flight if spec.pipelining == "pipelined" else 1
+        self.slots = slots = spec.in_flight if spec.pipelining == "pipelined" else 1
         self.active = simpy.Store(self.env, capacity=slots)
         self.active.items.extend(range(slots))
         self.switches = [simpy.Resource(self.env, capacity=1) for _ in range(slots)]
         self.readout_port = simpy.Resource(self.env, capacity=1)
         self.record = record
         self.trace: list[tuple[float, str, str]] = []
-        self.busy: dict[str, float] = {f"bank{k}": 0.0 for k in range(n_banks)}
-        self.busy.update({f"switch{s}": 0.0 for s in range(slots)})
+        self.bank_names = [f"bank{k}" for k in range(n_banks)]
+        self.switch_names = [f"switch{s}" for s in range(slots)]
+        self.element_names = [f"element{s}" for s in range(slots)]
+        self.busy: dict[str, float] = {name: 0.0 for name in self.bank_names}
+        self.busy.update({name: 0.0 for name in self.switch_names})
         self.busy.update({"readout": 0.0})
-        self.events = 0
+        if spec.architecture == "reprogram":
+            self.busy["programmer"] = 0.0
+        arch = spec.architecture
+        # the physical bank of each step, and whether the switch must move before it
+        self.step_bank = [{"unrolled": t, "reprogram": 0}.get(arch, spec.schedule[t])
+                          for t in range(spec.steps)]
+        self.changes = [t > 0 and arch == "relaxnet" and spec.schedule[t] != spec.schedule[t - 1]
+                        for t in range(spec.steps)]
+        self.loaded = 0  # reprogram: the step whose weights the single bank holds
+        self.completions: list[tuple[float, dict[str, float]]] = []
+        self.actions = 0
 
-    def log(self, actor: str, action: str) -> None:
-        self.events += 1
+    def log(self, actor: str, action: str, *args) -> None:
+        """One trace row ``(now, actor, action.format(*args))``; formatted only when recorded."""
+        self.actions += 1
         if self.record:
-            self.trace.append((self.env.now, actor, action))
+            self.trace.append((self.env.now, actor, action.format(*args)))
 
     # -- the actors --------------------------------------------------------------------------
 
-    def source(self, n: int, out: list[Inference]):
-        """Admit ``n`` inferences, each as soon as an active element is free."""
+    def source(self, n: int, out: list[Inference], until_steady: bool = False):
+        """Admit ``n`` inferences, each as soon as an active element is free; with
+        ``until_steady``, stop early once the completions so far show a periodic steady state
+        (checked at admissions growing by half each time)."""
+        check = max(16, 4 * self.slots)
         for i in range(n):
             slot = yield self.active.get()
+            if until_steady and i >= check:
+                check = i + i // 2
+                times = [t for t, _ in self.completions]
+                m = int(np.searchsorted(times, out[-1].admitted, side="right"))
+                if m > 3 and steady_period(np.diff(times[:m])) is not None:
+                    return
             inf = Inference(index=i, slot=slot, admitted=self.env.now)
             out.append(inf)
-            self.log("source", f"admit {i} to element {slot}")
+            self.log("source", "admit {} to element {}", i, slot)
             self.env.process(self.inference(inf))
 
     def inference(self, inf: Inference):
         spec = self.spec
         for t in range(spec.steps):
-            bank = {"unrolled": t, "reprogram": 0}.get(spec.architecture, spec.schedule[t])
+            held = None  # reprogram: the bank, taken and programmed while the element settled
             if t > 0:
-                yield from self.between_steps(inf, t, bank)
+                held = yield from self.between_steps(inf, t, self.step_bank[t])
             else:
-                inf.command.append(np.nan)
-            yield from self.bank(inf, t, bank)
+                inf.command.append(math.nan)
+            yield from self.bank(inf, t, self.step_bank[t], held)
         yield from self.last_settle(inf)
         yield from self.readout(inf)
         inf.done = self.env.now
-        yield self.active.put(inf.slot)
+        self.completions.append((inf.done, dict(self.busy)))
+        self.active.put(inf.slot)  # never waits: there are as many places as elements
 
     def between_steps(self, inf: Inference, t: int, bank: int):
         """Switch and active element settle in parallel; the next step starts when both have
-        (auto clock), or at the next clock tick."""
+        (auto clock), or at the next clock tick. Reprogrammed architecture: the programmer takes
+        the bank and writes the step's weights meanwhile; no clock tick hurries it, and it hands
+        the bank, still held, to the step (returned)."""
         spec = self.spec
-        prev_bank = spec.schedule[t - 1]
-        changes = spec.architecture == "relaxnet" and bank != prev_bank
+        reprogram = spec.architecture == "reprogram"
+        auto = spec.clock is None
+        tick = None
+        if not auto and not reprogram:  # the tick is scheduled before the settling starts
+            tick = self.next_tick(inf.arrive[t - 1])
         settling = [self.env.process(self.active_element(inf, t - 1))]
-        if changes:
+        if self.changes[t]:
             inf.command.append(self.env.now)
-            settling.append(self.env.process(self.switch(inf, t, bank)))
+            settling.append(self.env.process(self.switch(inf, bank)))
         else:
-            inf.command.append(np.nan)
-        if spec.architecture == "reprogram":
-            settling.append(self.env.process(self.programmer(inf, t)))
-        if spec.clock is None:
+            inf.command.append(math.nan)
+        held = None
+        if reprogram:
+            held = self.banks[0].request()
+            settling.append(self.env.process(self.programmer(t, held)))
+        if auto:
             yield self.env.all_of(settling)
         else:
-            yield from self.next_tick(inf.arrive[t - 1])
+            if reprogram:
+                yield settling[-1]
+                tick = self.next_tick(inf.arrive[t - 1])
+            if tick is not None:
+                yield tick
+        return held
 
     def last_settle(self, inf: Inference):
         """After the last step the element settles (or the clock ticks) before the readout."""
         if self.spec.clock is None:
-            yield self.env.process(self.active_element(inf, self.spec.steps))
+            yield self.env.process(self.active_element(inf, self.spec.steps - 1))
         else:
-            yield from self.next_tick(inf.arrive[-1])
-
-    def switch(self, inf: Inference, t: int, bank: int):
-        with self.switches[inf.slot].request() as req:
-            yield req
-            self.log(f"switch{inf.slot}", f"to bank {bank} for {inf.index}")
-            start = self.env.now
-            yield self.env.timeout(self.spec.t_switch)
-            self.busy[f"switch{inf.slot}"] += self.env.now - start
-            self.log(f"switch{inf.slot}", f"settled on bank {bank}")
+            tick = self.next_tick(inf.arrive[-1])
+            if tick is not None:
+                yield tick
 
     def active_element(self, inf: Inference, t: int):
+        """The element of ``inf`` settles for ``T_state`` after the signal left step ``t``."""
         yield self.env.timeout(self.spec.t_state)
-        self.log(f"element{inf.slot}", f"settled after step {t} of {inf.index}")
+        self.log(self.element_names[inf.slot], "settled after step {} of {}", t, inf.index)
 
-    def programmer(self, inf: Inference, t: int):
-        yield self.env.timeout(self.spec.t_program)
-        self.log("programmer", f"bank 0 holds step {t} weights")
-
-    def bank(self, inf: Inference, t: int, bank: int):
-        with self.banks[bank].request() as req:
+    def switch(self, inf: Inference, bank: int):
+        """The switch in front of ``inf``'s element turns to ``bank`` (once free) and settles."""
+        name = self.switch_names[inf.slot]
+        with self.switches[inf.slot].request() as req:
             yield req
-            if t > 0 and self.spec.clock is not None:
-                yield from self.next_tick(inf.arrive[t - 1])
-            inf.arrive.append(self.env.now)
-            self.log(f"bank{bank}", f"step {t} of {inf.index} in")
-            yield self.env.timeout(self.spec.t_mm)
-            inf.leave.append(self.env.now)
-            self.busy[f"bank{bank}"] += self.spec.t_mm
-            self.log(f"bank{bank}", f"step {t} of {inf.index} out")
+            self.log(name, "to bank {} for {}", bank, inf.index)
+            start = self.env.now
+            yield self.env.timeout(self.spec.t_switch)
+            self.busy[name] += self.env.now - start
+            self.log(name, "settled on bank {}", bank)
 
-    def next_tick(self, last: float):
-        """Wait for the first clock tick (``last + k * clock``, k >= 1) not before now: a step that
-        stalled on a busy bank waits for the next tick."""
+    def programmer(self, t: int, req):
+        """Take the single bank (another inference may be using it) and program it for step
+        ``t``; the bank stays held for the step: nobody may use or reprogram it in between."""
+        yield req
+        if self.loaded != t:
+            start = self.env.now
+            yield self.env.timeout(self.spec.t_program)
+            self.programmed(t, start)
+
+    def programmed(self, t: int, start: float) -> None:
+        self.loaded = t
+        self.busy["programmer"] += self.env.now - start
+        self.log("programmer", "bank 0 holds step {} weights", t)
+
+    def bank(self, inf: Inference, t: int, bank: int, held=None):
+        resource, name = self.banks[bank], self.bank_names[bank]
+        req = held
+        if req is None:
+            req = resource.request()
+            yield req
+            if self.spec.architecture == "reprogram" and self.loaded != t:
+                # the first step of a later inference: the bank holds the last step's weights
+                start = self.env.now
+                yield self.env.timeout(self.spec.t_program)
+                self.programmed(t, start)
+        if t > 0 and self.spec.clock is not None:
+            tick = self.next_tick(inf.arrive[t - 1])
+            if tick is not None:
+                yield tick
+        inf.arrive.append(self.env.now)
+        self.log(name, "step {} of {} in", t, inf.index)
+        yield self.env.timeout(self.spec.t_mm)
+        inf.leave.append(self.env.now)
+        self.busy[name] += self.spec.t_mm
+        self.log(name, "step {} of {} out", t, inf.index)
+        resource.release(req)
+
+    def next_tick(self, last: float) -> simpy.Timeout | None:
+        """The wait for the first clock tick (``last + k * clock``, k >= 1) not before now (``None``
+        when that is now): a step that stalled on a busy bank waits for the next tick."""
         period = self.spec.clock
         k = max(1, math.ceil((self.env.now - last) / period - TICK_SLACK))
         tick = last + k * period
-        if tick > self.env.now:
-            yield self.env.timeout(tick - self.env.now)
+        return self.env.timeout(tick - self.env.now) if tick > self.env.now else None
 
     def readout(self, inf: Inference):
         with self.readout_port.request() as req:
@@ -242,21 +387,27 @@ class Model:
             inf.read = self.env.now
             yield self.env.timeout(self.spec.t_readout)
             self.busy["readout"] += self.spec.t_readout
-            self.log("readout", f"{inf.index} read")
+            self.log("readout", "{} read", inf.index)
 
-    def run(self, n: int) -> Simulation:
+    def run(self, n: int, until_steady: bool = False) -> Simulation:
         inferences: list[Inference] = []
-        self.env.process(self.source(n, inferences))
+        self.env.process(self.source(n, inferences, until_steady))
         self.env.run()
-        return Simulation(self.spec, inferences, self.trace, self.busy, self.events, self.env.now)
+        return Simulation(self.spec, inferences, self.trace, self.busy, self.env.processed,
+                          self.env.now, self.completions)
+
+
+STREAM_MAX = 1024  # inferences: the longest stream simulate() runs to reach a steady state
 
 
 def simulate(spec: TimingSpec, n: int | None = None, record: bool = True) -> Simulation:
-    """Run ``n`` inferences (default: one when sequential, a stream long enough to reach the
-    periodic steady state when pipelined)."""
-    if n is None:
-        n = 1 if spec.pipelining == "sequential" else max(12, 4 * spec.in_flight * spec.banks)
-    return Model(spec, record=record).run(n)
+    """Run ``n`` inferences (default: one when sequential; when pipelined, a stream that stops
+    once it has reached its periodic steady state, at most ``STREAM_MAX``)."""
+    if n is not None:
+        return Model(spec, record=record).run(n)
+    if spec.pipelining == "sequential":
+        return Model(spec, record=record).run(1)
+    return Model(spec, record=record).run(STREAM_MAX, until_steady=True)
 
 
 def closed_form_step(spec: TimingSpec) -> float:

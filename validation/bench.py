@@ -6,12 +6,16 @@ machine, the numba kernels with every physical effect on (per-sample switch leak
 bank, carry-over, transmission, element and detector noise, a saturating transfer function), and
 the numpy twin on the ideal machine. Reported: medians, numpy / numba (above 1: the kernels are
 faster) and physics / ideal (the cost of the effects).
+
+Then the SimPy timing model: its events per second on a long pipelined stream of the default
+machine (``Simulation.events`` / wall time, trace off; the target is 200,000), and the share of a
+training epoch of the default experiment that the timing simulation of a run takes (the coupling
+arrays and ``Hardware.figures``, once per run, against one epoch).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -82,6 +86,67 @@ def time_side_by_side(cases: dict, repeats: int, inner: int) -> dict[str, float]
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
+EVENTS_TARGET = 200_000  # events per second the timing model must sustain (ISSUE 4)
+
+
+def timing_events_per_second(n: int, repeats: int) -> dict:
+    """Events per second of the SimPy model: a stream of ``n`` inferences of the default machine,
+    pipelined with 4 in flight, trace off; median of ``repeats``."""
+    import relaxsim
+    from relaxsim.hardware import build_hardware
+    from relaxsim.schedules import resolve
+    from relaxsim.timing import simulate
+
+    cfg = relaxsim.load_config(overrides={"hardware.pipelining": "pipelined",
+                                          "hardware.in_flight": 4})
+    net = cfg.network
+    spec = build_hardware(cfg.hardware).timing_spec(
+        resolve(net.schedule, net.banks, net.steps), net.banks)
+    simulate(spec, n=100, record=False)  # warm up
+    rates, events = [], 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sim = simulate(spec, n=n, record=False)
+        rates.append(sim.events / (time.perf_counter() - t0))
+        events = sim.events
+    return {"inferences": n, "events": events, "events_per_s": statistics.median(rates)}
+
+
+def timing_share_of_epoch(repeats: int) -> dict:
+    """Seconds of the timing simulation a run does once (coupling arrays and
+    ``Hardware.figures``) against one epoch of training the default experiment (its second
+    epoch: the first compiles). Also for the same machine pipelined (4 in flight), whose figures
+    simulate streams."""
+    import relaxsim
+    from relaxsim.engine import make_engines
+    from relaxsim.hardware import build_hardware
+    from relaxsim.tasks import load_task
+    from relaxsim.training import train
+
+    cfg = relaxsim.load_config(overrides={"training.epochs": 2})
+    data = load_task(cfg)
+    net = relaxsim.build(cfg, data.info)
+    out = {}
+    for label, overrides in (("sequential", {}), ("pipelined", {
+            "hardware.pipelining": "pipelined", "hardware.in_flight": 4})):
+        hw = build_hardware(cfg.replace(overrides).hardware)
+        samples = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype)
+            hw.figures(net.schedule, net.banks, net.hidden)
+            samples.append(time.perf_counter() - t0)
+        out[f"timing_{label}_s"] = statistics.median(samples)
+    hw = build_hardware(cfg.hardware)
+    net_hw = net.on(hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype))
+    engines = make_engines(net, net_hw, hw, cfg.training.seed)
+    trained = train(cfg, net, data, quiet=True, engines=(engines[0], engines[0]))
+    out["epoch_s"] = trained.metrics[-1]["seconds"]
+    for label in ("sequential", "pipelined"):
+        out[f"share_{label}"] = out[f"timing_{label}_s"] / out["epoch_s"]
+    return out
+
+
 def main(quick: bool = False, json_path: str | None = None) -> int:
     repeats = 3 if quick else 9
     rows = []
@@ -100,10 +165,22 @@ def main(quick: bool = False, json_path: str | None = None) -> int:
                      "numpy_over_numba": ratio, "physics_over_ideal": cost})
         print(f"{N:>5} {t['numba'] * 1e3:>10.3f} {t['physics'] * 1e3:>11.3f} "
               f"{t['numpy'] * 1e3:>10.3f} {ratio:>12.2f} {cost:>14.2f}")
+    n = 2_000 if quick else 20_000
+    ev = timing_events_per_second(n, repeats=1 if quick else 3)
+    print(f"\ntiming model (SimPy): {ev['events']:,} events of {n:,} pipelined inferences: "
+          f"{ev['events_per_s']:,.0f} events/s ({ev['events_per_s'] / EVENTS_TARGET:.2f} x the "
+          f"target of {EVENTS_TARGET:,})")
+    share = timing_share_of_epoch(repeats=3 if quick else 7)
+    print(f"timing simulation of a run (coupling + figures): "
+          f"{share['timing_sequential_s'] * 1e3:.2f} ms sequential, "
+          f"{share['timing_pipelined_s'] * 1e3:.2f} ms pipelined (4 in flight); "
+          f"one training epoch of the default experiment {share['epoch_s']:.2f} s: "
+          f"{100 * share['share_sequential']:.2f} % and {100 * share['share_pipelined']:.2f} %")
     if json_path:
         write_json(json_path, {"benchmark": "kernels_vs_numpy_twin", "cores": os.cpu_count(),
                                "machine": platform.machine(), "python": sys.version.split()[0],
-                               "repeats": repeats, "rows": rows})
+                               "repeats": repeats, "rows": rows,
+                               "timing": {**ev, "events_target": EVENTS_TARGET, **share}})
     return 0
 
 

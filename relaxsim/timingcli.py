@@ -1,0 +1,326 @@
+"""``relaxsim timing``: what a machine built from the chosen devices achieves, from the SimPy model.
+
+    relaxsim timing [CONFIG] [--set KEY=VALUE ...] [--trace trace.csv] [--plot timeline.png]
+                    [--inferences N] [--json FILE]
+
+Latency per inference, throughput, utilisation of every bank, switch and the readout, energy per
+inference by device kind, and the same machine's figures against a single bank reprogrammed
+between steps and a fully unrolled DNN (:meth:`relaxsim.hardware.Hardware.figures`). The event
+trace of one inference (a short stream when pipelined) goes to a CSV file and to a timeline plot.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+from relaxsim.devices import format_quantity
+from relaxsim.devices.units import DIMENSIONS
+
+from .errors import RelaxsimError
+
+IMAGE_FORMATS = ("png", "svg", "pdf")
+ARCH_NAMES = {"relaxnet": "ReLaX-Net", "reprogram": "reprogrammed bank", "unrolled": "unrolled DNN"}
+
+
+def add_timing_command(sub) -> None:
+    """Register ``relaxsim timing`` on the subcommand parsers ``sub`` of the main parser."""
+    from .cli import _add_config_args
+
+    p = sub.add_parser("timing", help="latency, throughput, utilisation and energy of the machine "
+                                      "(SimPy model), against a reprogrammed bank and a DNN")
+    _add_config_args(p)
+    p.add_argument("--trace", metavar="CSV", help="write the event trace (time_s, actor, action)")
+    p.add_argument("--plot", metavar="IMAGE",
+                   help="draw the trace as a timeline (.png, .svg or .pdf)")
+    p.add_argument("--inferences", type=int, metavar="N",
+                   help="inferences in the trace and the plot (default: 1 sequential; pipelined, "
+                        "a short stream: 2 x hardware.in_flight + 1)")
+    p.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
+    p.set_defaults(func=cmd_timing)
+
+
+def cmd_timing(args) -> int:
+    from relaxsim.schedules import resolve
+
+    from .cli import _load, network_kind
+    from .hardware import build_hardware
+    from .io import write_json
+
+    if args.inferences is not None and args.inferences < 1:
+        raise RelaxsimError(f"--inferences: must be >= 1 (got {args.inferences})")
+    for option, path in (("--trace", args.trace), ("--plot", args.plot), ("--json", args.json)):
+        if path is not None:
+            check_output_path(option, path)
+    if args.plot is not None:
+        image_format(args.plot)
+    cfg = _load(args)
+    net = cfg.network
+    hw = build_hardware(cfg.hardware)
+    schedule = resolve(net.schedule, net.banks, net.steps)
+    figures = hw.figures(schedule, net.banks, net.hidden)
+    coupling = hw.coupling(schedule, net.alpha, net.activation)
+    loaded = None
+    if hw.pipelining == "pipelined":
+        loaded = steady_latency(hw.simulate(schedule, net.banks))
+    print(report(cfg, hw, figures, loaded, coupling))
+    if args.json:
+        write_output("--json", args.json, lambda p: write_json(p, {
+            **figures, "latency_under_load_s": loaded, "config": cfg.to_dict()}))
+    if args.trace or args.plot:
+        n = args.inferences or (1 if hw.pipelining == "sequential" else 2 * hw.in_flight + 1)
+        sim = hw.simulate(schedule, net.banks, n=n, record=True)
+        if args.trace:
+            write_output("--trace", args.trace, lambda p: write_trace(p, sim.trace))
+        if args.plot:
+            title = (f"{network_kind(net.banks, net.steps)} L_W = {net.banks}, L_T = {net.steps}, "
+                     f"{describe_clock(hw)}, {hw.pipelining}: "
+                     f"{format_quantity(figures['latency_s'], 'time')} per inference")
+            write_output("--plot", args.plot, lambda p: plot_timeline(sim, p, title))
+    return 0
+
+
+# -- the report ------------------------------------------------------------------------------
+
+def rate(per_s: float) -> str:
+    """Inferences per second with an SI prefix: ``3.689 G/s``."""
+    return format_quantity(per_s, "frequency").replace("Hz", "/s")
+
+
+def ratio(x: float) -> str:
+    return f"{x:.3g}x" if 1e-3 <= x < 1e4 else f"{x:.2e}x"
+
+
+def describe_clock(hw) -> str:
+    return "auto clock" if hw.clock_s is None else f"clock {format_quantity(hw.clock_s, 'time')}"
+
+
+def steady_latency(sim) -> float:
+    """Mean latency of the inferences that ended in the steady-state window of a stream."""
+    window = sim.steady_window()
+    if window is None:
+        return sim.latency()
+    t0, t1 = sim.completions[window[0]][0], sim.completions[window[1]][0]
+    ended = [inf.latency for inf in sim.inferences if t0 < inf.done <= t1]
+    return sum(ended) / len(ended) if ended else sim.latency()
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [(indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))).rstrip()
+            for row in rows]
+
+
+def report(cfg, hw, figures: dict, latency_under_load: float | None = None,
+           coupling=None) -> str:
+    """The figures as the command prints them: devices, the three architectures side by side,
+    utilisation and energy, every number with its unit (and, given the ``coupling``, what the
+    step timing does to the network)."""
+    from .cli import network_kind
+
+    net, tol = cfg.network, hw.settle_tolerance
+    t_mm = hw.propagation_time_s
+    t_sw, t_st = hw.switch.settle_time_s(tol), hw.active.settle_time_s(tol)
+    schedule = net.schedule if isinstance(net.schedule, str) else "explicit"
+    mode = hw.pipelining if hw.pipelining == "sequential" else (
+        f"pipelined, {hw.in_flight} in flight")
+    devices = [
+        ["switch", hw.switch.name, f"settles in {format_quantity(t_sw, 'time')} "
+                                   f"(to {100 * tol:g} % of the old path)"],
+        ["weights", hw.weights.name,
+         f"programs a bank in {format_quantity(hw.weights.program_time_s, 'time')}"],
+        ["active", hw.active.name, f"settles in {format_quantity(t_st, 'time')}"],
+        ["bank", "", f"T_MM = {format_quantity(t_mm, 'time')}; readout "
+                     f"{format_quantity(hw.readout_time_s, 'time')}"],
+    ]
+    if coupling is not None:
+        short = hw.clock_s is not None and hw.clock_s - t_mm < max(t_sw, t_st)
+        devices.append(["coupling", "", (
+            f"switch leak eps up to {coupling.eps.max():.3g}, element carry-over up to "
+            f"{(coupling.a - net.alpha).max():.3g} per step" + (
+                f" (the clock leaves {format_quantity(hw.clock_s - t_mm, 'time')} to settle: "
+                "too short)" if short else ""))])
+    lines = [
+        f"{network_kind(net.banks, net.steps)} timing: N = {net.hidden}, L_W = {net.banks}, "
+        f"L_T = {net.steps} ({schedule}), {describe_clock(hw)}, {mode}",
+        *_table(devices),
+    ]
+    lines.append("")
+    base_lat, base_thr = figures["latency_s"], figures["throughput_per_s"]
+    rows = [["architecture", "banks", "latency", "throughput", "latency ratio",
+             "throughput ratio"],
+            [ARCH_NAMES["relaxnet"], str(net.banks), format_quantity(base_lat, "time"),
+             rate(base_thr), "1x", "1x"]]
+    for arch, banks in (("reprogram", 1), ("unrolled", net.steps)):
+        fig = figures["compare"][arch]
+        rows.append([ARCH_NAMES[arch], str(banks), format_quantity(fig["latency_s"], "time"),
+                     rate(fig["throughput_per_s"]), ratio(fig["latency_s"] / base_lat)
+                     if base_lat > 0 else "-", ratio(fig["throughput_per_s"] / base_thr)
+                     if base_thr not in (0, float("inf")) else "-"])
+    lines += _table(rows)
+    lines.append("  latency: one inference alone, admission to readout; throughput: inferences "
+                 "per second" + (" in the steady state" if hw.pipelining == "pipelined" else ""))
+    if latency_under_load is not None:
+        lines.append(f"  latency under load (steady state, {hw.in_flight} in flight): "
+                     f"{format_quantity(latency_under_load, 'time')}")
+    lines += ["", "utilisation" + (" (steady state)" if hw.pipelining == "pipelined" else
+                                   " (one inference)")]
+    lines += _table([[name, f"{100 * share:.1f} %"]
+                     for name, share in figures["utilisation"].items()])
+    total = figures["energy_per_inference_j"]
+    lines += ["", f"energy per inference  {format_quantity(total, 'energy')}"]
+    lines += _table([[kind, format_quantity(e, "energy"),
+                      f"{100 * e / total:.1f} %" if total > 0 else "-"]
+                     for kind, e in figures["energy_breakdown_j"].items()])
+    return "\n".join(lines)
+
+
+# -- the trace -------------------------------------------------------------------------------
+
+def trace_csv(trace) -> str:
+    """The trace as CSV: a header ``time_s,actor,action``, times to the last bit."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["time_s", "actor", "action"])
+    writer.writerows((repr(float(t)), actor, action) for t, actor, action in trace)
+    return buf.getvalue()
+
+
+def write_trace(path, trace) -> None:
+    from .io import write_text
+
+    write_text(path, trace_csv(trace))
+
+
+def check_output_path(option: str, path: str) -> None:
+    """Refuse, before any work, a path whose directory does not exist or that is a directory."""
+    p = Path(path)
+    if p.is_dir():
+        raise RelaxsimError(f"{option} {path!r}: is a directory; give a file name")
+    if not p.parent.is_dir():
+        raise RelaxsimError(f"{option} {path!r}: directory {str(p.parent)!r} does not exist")
+
+
+def write_output(option: str, path: str, write) -> None:
+    try:
+        write(path)
+    except OSError as exc:
+        raise RelaxsimError(f"{option} {path!r}: cannot write ({exc.strerror or exc})") from None
+
+
+# -- the timeline ----------------------------------------------------------------------------
+
+_PATTERNS = {
+    "bank_in": re.compile(r"step (\d+) of (\d+) in"),
+    "bank_out": re.compile(r"step (\d+) of (\d+) out"),
+    "switch_to": re.compile(r"to bank (\d+) for (\d+)"),
+    "element": re.compile(r"settled after step (\d+) of (\d+)"),
+    "readout": re.compile(r"(\d+) read"),
+    "programmer": re.compile(r"bank 0 holds step (\d+) weights"),
+}
+
+
+def busy_intervals(sim) -> dict[str, list[tuple[float, float, int, str]]]:
+    """Per actor (banks, programmer, switches, elements, readout, in that order), the intervals
+    ``(start_s, end_s, inference, label)`` in which it was busy, read from ``sim.trace``.
+
+    A bank is busy from a step's ``in`` to its ``out``; a switch from its command to
+    ``settled``; an active element for ``T_state`` before ``settled``; the readout for
+    ``T_readout`` before ``read``; the programmer for ``T_program`` before the bank holds the
+    new weights.
+    """
+    spec = sim.spec
+    rows: dict[str, list] = {}
+    open_bank: dict[str, tuple[float, int, int]] = {}
+    open_switch: dict[str, tuple[float, int, int]] = {}
+    for time, actor, action in sim.trace:
+        if actor.startswith("bank"):
+            if m := _PATTERNS["bank_in"].fullmatch(action):
+                open_bank[actor] = (time, int(m[1]), int(m[2]))
+            elif _PATTERNS["bank_out"].fullmatch(action) and actor in open_bank:
+                start, t, i = open_bank.pop(actor)
+                rows.setdefault(actor, []).append((start, time, i, f"{i}:{t}"))
+        elif actor.startswith("switch"):
+            if m := _PATTERNS["switch_to"].fullmatch(action):
+                open_switch[actor] = (time, int(m[1]), int(m[2]))
+            elif actor in open_switch:
+                start, bank, i = open_switch.pop(actor)
+                rows.setdefault(actor, []).append((start, time, i, f"{i}>b{bank}"))
+        elif actor.startswith("element"):
+            if m := _PATTERNS["element"].fullmatch(action):
+                rows.setdefault(actor, []).append(
+                    (time - spec.t_state, time, int(m[2]), f"{m[2]}:{m[1]}"))
+        elif actor == "readout":
+            if m := _PATTERNS["readout"].fullmatch(action):
+                rows.setdefault(actor, []).append(
+                    (time - spec.t_readout, time, int(m[1]), m[1]))
+        elif actor == "programmer":
+            if m := _PATTERNS["programmer"].fullmatch(action):
+                rows.setdefault(actor, []).append((time - spec.t_program, time, -1, f"s{m[1]}"))
+
+    def order(name: str):
+        kinds = ("bank", "programmer", "switch", "element", "readout")
+        kind = next(k for k in kinds if name.startswith(k))
+        digits = name[len(kind):]
+        return kinds.index(kind), int(digits) if digits else 0
+    return {name: rows[name] for name in sorted(rows, key=order)}
+
+
+def time_unit(span_s: float) -> tuple[str, float]:
+    """The unit (and its size in seconds) in which ``span_s`` reads as 1 to 1000."""
+    unit = format_quantity(span_s, "time").split()[-1] if span_s > 0 else "s"
+    return unit, DIMENSIONS["time"].units[unit]
+
+
+def image_format(path: str) -> str:
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in IMAGE_FORMATS:
+        raise RelaxsimError(f"--plot {path!r}: unknown image format "
+                            f"{('.' + suffix) if suffix else '(no suffix)'}; use "
+                            + ", ".join("." + f for f in IMAGE_FORMATS))
+    return suffix
+
+
+def plot_timeline(sim, path: str, title: str = "") -> None:
+    """Draw the busy intervals of ``sim`` as a timeline: one row per bank, switch, active element
+    (and programmer, readout), a bar per busy interval coloured by inference; atomically."""
+    try:
+        from matplotlib import colormaps
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise RelaxsimError("--plot: needs matplotlib (pip install 'matplotlib>=3.7')") from None
+    from .io import atomic_open
+
+    rows = busy_intervals(sim)
+    names = list(rows)
+    end = max((e for ivs in rows.values() for _, e, _, _ in ivs), default=sim.end) or 1.0
+    unit, size = time_unit(end)
+    fig = Figure(figsize=(10, 1.2 + 0.42 * len(names)), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    palette = colormaps["tab10"]
+    colours = [palette(k) for k in range(10)]
+    for y, name in enumerate(names):
+        for start, stop, inference, label in rows[name]:
+            width = (stop - start) / size
+            colour = "0.55" if inference < 0 else colours[inference % 10]
+            ax.barh(y, width, left=start / size, height=0.62, color=colour, edgecolor="black",
+                    linewidth=0.4)
+            if width > 0.03 * end / size:
+                ax.text((start + stop) / 2 / size, y, label, ha="center", va="center",
+                        fontsize=7, color="white" if inference >= 0 else "black")
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, end / size * 1.01)
+    ax.set_xlabel(f"time ({unit})")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", linewidth=0.3)
+    n = len(sim.inferences)
+    ax.text(1.0, -0.06 - 0.5 / max(len(names), 1), f"labels: inference:step (switch: "
+            f"inference>bank); colour: inference; {n} inference{'s' if n > 1 else ''}",
+            transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.3")
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format=image_format(path), dpi=130)
