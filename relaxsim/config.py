@@ -102,7 +102,7 @@ SCHEMA["hardware"] = {
                 _one_of("ideal", "hardware_aware", "deploy")),
     "clock": Key("clock", "step clock: 'auto' (each step waits until switch and active element "
                  "have settled) or a period such as '100 ps'"),
-    "propagation_time": Key("time", "T_MM: propagation of the signal through a bank"),
+    "propagation_time": Key("positive_time", "T_MM: propagation of the signal through a bank"),
     "settle_tolerance": Key("float", "auto clock: residual switch leak and carry-over a step "
                             "waits for", _fraction(True)),
     "drift_time": Key("time", "hardware time between programming the banks and testing"),
@@ -136,7 +136,8 @@ def seconds_of(field: str, value: Any, positive: bool = False) -> float:
     seconds = parse_quantity(value, "time", field)
     if not seconds >= 0 or math.isinf(seconds) or (positive and seconds == 0):
         raise ConfigError(field, "must be a finite time " + (
-            "> 0 or 'auto'" if positive else ">= 0"), _describe(value))
+            ("> 0 or 'auto'" if field.endswith("clock") else "> 0") if positive else ">= 0"),
+            _describe(value))
     return seconds
 
 
@@ -158,10 +159,10 @@ def _coerce(field: str, kind: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(field, "must be a string", _describe(value))
         return value
-    if kind in ("time", "clock"):
+    if kind in ("time", "positive_time", "clock"):
         if kind == "clock" and value == "auto":
             return value
-        seconds_of(field, value, positive=kind == "clock")
+        seconds_of(field, value, positive=kind != "time")
         return value  # kept as written ("10 ps"); seconds_of reads it when the machine is built
     if kind == "device":
         if isinstance(value, str):  # shorthand: switch = "eo_mzi"
