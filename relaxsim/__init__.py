@@ -17,6 +17,7 @@ from .config import Config, load_config  # noqa: E402
 from .errors import ConfigError, DataError, RelaxsimError, UnknownNameError  # noqa: E402
 from .model import Network, build  # noqa: E402
 from .runner import run  # noqa: E402
+from .scan import scan  # noqa: E402
 
 __all__ = ["Config", "ConfigError", "DataError", "Network", "RelaxsimError", "UnknownNameError",
-           "build", "load_config", "run", "__version__"]
+           "build", "load_config", "run", "scan", "__version__"]

@@ -144,9 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
     p.add_argument("--json", help="also write the measurements to this JSON file")
     p.set_defaults(func=cmd_bench)
-    from .datacli import add_data_command; add_data_command(sub)  # noqa: E702,I001
-    from .devicecli import add_devices_command; add_devices_command(sub)  # noqa: E702,I001
-    from .timingcli import add_timing_command; add_timing_command(sub)  # noqa: E702,I001
+    from .datacli import add_data_command
+    from .devicecli import add_devices_command
+    from .scancli import add_scan_command
+    from .timingcli import add_timing_command
+
+    for add_command in (add_timing_command, add_scan_command, add_devices_command,
+                        add_data_command):
+        add_command(sub)
     return parser
 
 

@@ -1,0 +1,158 @@
+"""``relaxsim scan``: run a parameter scan, resume it, show its status, export its results.
+
+    relaxsim scan SCAN.toml [--out DIR] [--workers N | --address tcp://HOST:8786] [--retry-failed]
+    relaxsim scan SCAN.toml --dry-run          # the points and their varied fields
+    relaxsim scan DIR                          # resume the scan stored in DIR
+    relaxsim scan DIR --status                 # done, failed, missing
+    relaxsim scan DIR --export results.csv     # one row per point
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import RelaxsimError
+
+DEFAULT_ROOT = Path("scans")
+
+
+def add_scan_command(sub) -> None:
+    """Register ``relaxsim scan`` on the subcommand parsers ``sub`` of the main parser."""
+    p = sub.add_parser("scan", help="run a parameter scan on local workers or a Dask cluster")
+    p.add_argument("target", metavar="SCAN.toml|DIR",
+                   help="a scan spec, or a scan directory (resumes the scan stored there)")
+    p.add_argument("--out", help=f"the results directory (default: {DEFAULT_ROOT}/<spec name>)")
+    p.add_argument("--workers", type=int, help="local worker processes (default: the cores)")
+    p.add_argument("--address", help="a Dask scheduler, e.g. tcp://HOST:8786, instead of local "
+                                      "workers")
+    p.add_argument("--retry-failed", action="store_true", help="run failed points again")
+    p.add_argument("--dry-run", action="store_true", help="list the points, run nothing")
+    p.add_argument("--status", action="store_true", help="count done, failed and missing points")
+    p.add_argument("--export", metavar="CSV", help="write one row per point to CSV, run nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_scan)
+
+
+@contextmanager
+def _one_line_warnings():
+    """Warnings of the scan (e.g. a corrupt result file) as one line each on stderr."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"relaxsim: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    with _one_line_warnings():
+        return _cmd_scan(args)
+
+
+def _cmd_scan(args) -> int:
+    from .scanspec import expand, load_spec
+    from .store import Store
+
+    target = Path(args.target)
+    if target.is_dir():
+        if args.out and Path(args.out).resolve() != target.resolve():
+            raise RelaxsimError(f"--out {args.out!r}: a scan directory is its own output; "
+                                "leave --out out")
+        store = Store(target)
+        spec = store.spec()
+    else:
+        spec = load_spec(target)
+        store = Store(args.out or DEFAULT_ROOT / target.stem)
+    if args.workers is not None and args.workers < 1:
+        raise RelaxsimError(f"--workers: must be >= 1 (got {args.workers})")
+    if args.workers is not None and args.address:
+        raise RelaxsimError("--workers: the cluster at --address has its own workers; "
+                            "give one of --workers and --address")
+    points, duplicates = expand(spec)
+    if args.dry_run or args.status or args.export:
+        if args.dry_run:
+            print(dry_run_table(spec, points, duplicates, store))
+        if args.status:
+            print(status_report(store, points))
+        if args.export:
+            n = export(store, points, args.export)
+            print(f"wrote {n} rows to {args.export}")
+        return 0
+    return _run(args, spec, points, store)
+
+
+def _run(args, spec, points, store) -> int:
+    from .scan import default_workers, scan
+
+    where = (f"the scheduler at {args.address}" if args.address else
+             f"{args.workers or default_workers()} local workers")
+    print(f"scan: {len(points)} points, results in {store.root}/ (on {where})", flush=True)
+    t0 = time.perf_counter()
+    results = scan(spec, out=store.root, workers=args.workers, address=args.address,
+                   retry_failed=args.retry_failed, quiet=args.quiet)
+    failed = results.failed
+    print(f"scan: {len(results) - len(failed)} done, {len(failed)} failed "
+          f"({results.computed} run now, {results.reused} stored before) in "
+          f"{time.perf_counter() - t0:.1f} s")
+    if failed:
+        print(f"scan: see `relaxsim scan {store.root} --status`; run again with --retry-failed "
+              "to retry", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def dry_run_table(spec, points, duplicates: int, store) -> str:
+    from .scanspec import _toml_value
+
+    varied = list(dict.fromkeys(k for p in points for k in [*p.labels, *p.fields]))
+    state = store.status(points) if store.exists() else {}
+    status_of = {p.id: s for s, pairs in state.items() for p, _ in pairs}
+    head = [f"{spec.source}: {len(points)} points"
+            + (f" ({duplicates} repeating an earlier point's config, dropped)" if duplicates
+               else "")
+            + (f"; varied: {', '.join(varied)}" if varied else "")]
+    rows = [["#", "id", *varied] + (["stored"] if state else [])]
+    for p in points:
+        values = {**{k: str(v) for k, v in p.labels.items()},  # labels as they are
+                  **{k: _toml_value(v) for k, v in p.fields.items()}}  # fields as in TOML
+        rows.append([str(p.index + 1), p.id, *[values.get(k, "") for k in varied]]
+                    + ([status_of.get(p.id, "missing")] if state else []))
+    return "\n".join(head + ["  " + line for line in _table(rows)])
+
+
+def status_report(store, points) -> str:
+    state = store.status(points)
+    counts = ", ".join(f"{len(state[s])} {s}" for s in ("done", "failed", "missing"))
+    lines = [f"{store.root}: {len(points)} points: {counts}"]
+    if state["failed"]:
+        lines.append("failed:")
+        for point, record in state["failed"]:
+            lines.append(f"  {point.id}  {point.describe()}: "
+                         f"{record['error'].splitlines()[0] if record['error'] else '?'}")
+    strays = store.strays(points)
+    if strays:
+        lines.append(f"{len(strays)} result files belong to no point of the spec "
+                     f"(e.g. {strays[0].name})")
+    return "\n".join(lines)
+
+
+def export(store, points, path) -> int:
+    from .store import export_csv
+
+    state = store.status(points, then="exported as missing")
+    by_id = {p.id: rec for pairs in state.values() for p, rec in pairs}
+    records = [by_id[p.id] or {"id": p.id, "status": "missing", "fields": p.fields,
+                               "labels": p.labels} for p in points]
+    export_csv(records, path)
+    return len(records)
