@@ -72,6 +72,9 @@ def numpy_step(p):
     return reference.backward(*args, H, U, gZ)
 
 
+SETTLE_S = 0.2  # pause before each timed block
+
+
 def time_side_by_side(cases: dict, repeats: int, inner: int) -> dict[str, float]:
     """Median seconds per call of each ``name: (function, argument)``, timed in alternation."""
     for fn, arg in cases.values():  # warm up: JIT compilation and caches
@@ -79,6 +82,9 @@ def time_side_by_side(cases: dict, repeats: int, inner: int) -> dict[str, float]
     samples = {name: [] for name in cases}
     for _ in range(repeats):
         for name, (fn, arg) in cases.items():
+            # numpy's multi-threaded BLAS keeps its threads spinning for a while after a call;
+            # let them fall asleep so they do not steal the cores from the next variant
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             for _ in range(inner):
                 fn(arg)
@@ -86,7 +92,7 @@ def time_side_by_side(cases: dict, repeats: int, inner: int) -> dict[str, float]
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-EVENTS_TARGET = 200_000  # events per second the timing model must sustain (ISSUE 4)
+EVENTS_TARGET = 200_000  # events per second the timing model must sustain
 
 
 def timing_events_per_second(n: int, repeats: int) -> dict:
