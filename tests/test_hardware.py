@@ -214,3 +214,18 @@ def test_hardware_bad_input_exits_2(setting, message, capsys, tmp_path):
     assert status == 2 and captured.out == ""
     assert captured.err.strip() == f"relaxsim: error: {message}"
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_refuses_truncated_or_mismatched_weights(trained_run, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_run, broken)
+    (broken / "weights.npz").write_bytes((trained_run / "weights.npz").read_bytes()[:100])
+    assert main(["evaluate", str(broken), "--repeats", "1"]) == 2
+    assert "weights.npz: not a readable weights file" in capsys.readouterr().err
+    assert main(["evaluate", str(trained_run), "--repeats", "1",
+                 "--set", "network.hidden=8"]) == 2
+    err = capsys.readouterr().err
+    assert "weights.npz: W_in has shape (32, 64) but the config's network needs (8, 64)" in err
+    assert len(err.strip().splitlines()) == 1
