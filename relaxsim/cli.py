@@ -146,11 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
     from .datacli import add_data_command
     from .devicecli import add_devices_command
+    from .reportcli import add_report_command, add_validate_command
     from .scancli import add_scan_command
     from .timingcli import add_timing_command
 
     for add_command in (add_timing_command, add_scan_command, add_devices_command,
-                        add_data_command):
+                        add_data_command, add_report_command, add_validate_command):
         add_command(sub)
     return parser
 

@@ -1,0 +1,103 @@
+"""Study: the numba kernels (forward, loss, backward) against their numpy twins in
+``relaxsim.reference``, float64, over every activation, the three input layouts, per-sample and
+per-step coupling, element noise and device transfer parameters.
+
+Run as ``python -m relaxsim.validation.kernels [--quick] [--out DIR]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from relaxsim import kernels, reference
+from relaxsim.activations import ACTIVATIONS
+
+from .common import Check, main as _main
+
+NAME = "kernels"
+TITLE = "Kernels against their numpy twins"
+# Kernels and twins do the same float64 arithmetic in another order (BLAS blocking, fused loops):
+# a few ulps times the depth; 1e-12 is the bound of tests/test_kernels.py.
+TWIN_TOL = 1e-12
+
+
+def problem(rng, slots, per_sample, noise, B=6, N=5, D=4, C=3, L=3, T=7):
+    sched = np.array([t % L for t in range(T)])
+    prev = np.r_[sched[0], sched[:-1]]
+    params = {"W_in": rng.standard_normal((N, D)) / 2, "W": rng.standard_normal((L, N, N)) / 2,
+              "b": rng.standard_normal((L, N)) / 2, "W_out": rng.standard_normal((C, N)),
+              "b_out": rng.standard_normal(C)}
+    if slots == "static":
+        X, slot = rng.standard_normal((1, B, D)), np.zeros(T, dtype=np.int64)
+    elif slots == "first":
+        X, slot = rng.standard_normal((1, B, D)), np.r_[0, -np.ones(T - 1, dtype=np.int64)]
+    else:
+        X, slot = rng.standard_normal((T, B, D)), np.arange(T)
+    cols = B if per_sample else 1
+    eps = rng.uniform(0, 0.4, (T, cols))
+    eps[0] = 0.0
+    return dict(params=params, X=X, slot=slot, sched=sched, prev=prev,
+                a=rng.uniform(0, 0.6, (T, cols)), c=rng.uniform(0.5, 1.5, (T, cols)), eps=eps,
+                tr=rng.uniform(0.5, 1.0, (T, cols)), y=rng.integers(0, C, B),
+                noise=rng.standard_normal((T, B, N)) * 0.1 if noise else None,
+                det=rng.standard_normal((B, N)) * 0.1 if noise else None)
+
+
+def device_params(act, rng):
+    g, s = rng.uniform(0.6, 1.4), rng.uniform(0.8, 2.0)
+    return (g, s, {"saturable_absorber": rng.uniform(0.2, 0.8),
+                   "sin2": rng.uniform(0.3, 1.2)}.get(act, 0.0))
+
+
+def max_rel(a, b) -> float:
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def compare(p, act: str, act_params) -> dict[str, float]:
+    code = ACTIVATIONS.get(act).code
+    kw = dict(tr=p["tr"], det=p["det"], act_params=act_params)
+    Z, tape = kernels.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
+                              p["c"], p["eps"], code, p["noise"], **kw)
+    loss, gZ = kernels.loss(Z, p["y"])
+    grads = kernels.backward(p["params"], tape, gZ)
+    Zr, H, U = reference.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
+                                 p["c"], p["eps"], code, p["noise"], **kw)
+    loss_r, gZ_r = reference.loss(Zr, p["y"])
+    grads_r = reference.backward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
+                                 p["c"], p["eps"], code, H, U, gZ_r, **kw)
+    return {"logits": max_rel(Z, Zr), "states": max_rel(tape.H, H),
+            "loss": abs(loss - loss_r) / abs(loss_r),
+            "gradients": max(max_rel(grads[k], grads_r[k]) for k in grads_r)}
+
+
+def check(quick: bool, out: Path) -> Check:
+    slots = ["static", "first", "sequence"]
+    cases = list(itertools.product(ACTIVATIONS.names(), slots, [True, False], [True, False],
+                                   ["ideal", "device"]))
+    if quick:
+        cases = [c for c in cases if c[2] and c[3]]
+    rng = np.random.default_rng(7)
+    rows, worst = [], 0.0
+    for act, slot, per_sample, noise, kind in cases:
+        p = problem(rng, slot, per_sample, noise)
+        errs = compare(p, act, device_params(act, rng) if kind == "device" else None)
+        worst = max(worst, *errs.values())
+        rows.append([act, slot, "per sample" if per_sample else "per step",
+                     "yes" if noise else "no", kind, *(f"{errs[k]:.1e}" for k in errs)])
+    return Check(
+        NAME, TITLE, worst < TWIN_TOL,
+        method=("batch 6, N = 5, 4 inputs, 3 classes, L_W = 3, L_T = 7 (cyclic), random "
+                "coupling a_t, c_t, eps_t and transmission; max |kernel - twin| / max |twin| "
+                "of logits, hidden states, gradients; relative difference of the loss"),
+        tolerance=f"< {TWIN_TOL:g} (same float64 arithmetic in another order)",
+        summary=f"worst relative difference {worst:.1e} over {len(rows)} cases",
+        head=["activation", "inputs", "coupling", "noise", "transfer", "logits", "states",
+              "loss", "gradients"], rows=rows)
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.modules[__name__]))
