@@ -1,4 +1,5 @@
-"""Check that report HTML files render in headless Chromium: every embedded figure decodes.
+"""Check that report HTML files render in headless Chromium: every embedded figure decodes and the
+page logs nothing to the console (no errors, no warnings).
 
 Run as ``python -m relaxsim.validation.render_html REPORT.html [...] [--screenshot DIR]``. Not part
 of the test suite (it needs a browser: ``apt-get install chromium``). For each file, a copy with a
@@ -35,19 +36,24 @@ def browser() -> str:
 
 def render(path: Path, screenshot: Path | None = None) -> tuple[int, int]:
     exe = browser()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--enable-logging=stderr", "--v=0"]
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / "probe.html"
         probe.write_text(path.read_text().replace("</body>", PROBE + "</body>"))
-        dom = subprocess.run([exe, *flags, "--dump-dom", probe.as_uri()], capture_output=True,
-                             text=True, timeout=120).stdout
+        done = subprocess.run([exe, *flags, "--dump-dom", probe.as_uri()], capture_output=True,
+                              text=True, timeout=120)
+        dom = done.stdout
+        # the page's console messages (errors included) are logged as INFO:CONSOLE lines
+        console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
         if screenshot is not None:
             subprocess.run([exe, *flags, f"--screenshot={screenshot}", "--window-size=1200,2400",
                             path.resolve().as_uri()], capture_output=True, timeout=120)
     m = re.search(r"images (\d+) decoded (\d+)", dom)
     if not m:
         raise SystemExit(f"render_html: {path}: the page did not load in chromium")
-    return int(m[1]), int(m[2])
+    return int(m[1]), int(m[2]), console
 
 
 def main(argv=None) -> int:
@@ -62,10 +68,13 @@ def main(argv=None) -> int:
         if args.screenshot:
             Path(args.screenshot).mkdir(parents=True, exist_ok=True)
             shot = Path(args.screenshot).resolve() / f"{path.parent.name}-{path.stem}.png"
-        total, ok = render(path, shot)
-        print(f"{'OK  ' if ok == total else 'FAIL'}  {path}: {ok} of {total} images decoded"
-              + (f"; screenshot {shot}" if shot else ""))
-        bad += ok != total
+        total, ok, console = render(path, shot)
+        good = ok == total and not console
+        print(f"{'OK  ' if good else 'FAIL'}  {path}: {ok} of {total} images decoded, "
+              f"{len(console)} console messages" + (f"; screenshot {shot}" if shot else ""))
+        for line in console:
+            print(f"      {line}")
+        bad += not good
     return 1 if bad else 0
 
 
