@@ -8,38 +8,10 @@ import numpy as np
 import pytest
 
 from relaxsim import kernels, reference
-from tests.conftest import make_batch, make_net
 from relaxsim.activations import ACTIVATIONS
-from tests.test_kernels import device_params, random_problem
-
-# Fourth-order central differences with step 1e-4: truncation error ~ h^4 |f^(5)| ~ 1e-16 and
-# rounding error ~ 1e-16 |L| / h ~ 1e-12 per entry, so even the small gradients that reach W_in
-# through seven sigmoid steps (norm ~ 1e-5) are resolved to better than 1e-6 relative.
-FD_STEP = 1e-4
-FD_TOL = 1e-6
-
-
-def finite_differences(loss_of, params):
-    """Fourth-order central differences of ``loss_of(params)`` for every parameter entry."""
-    fd = {}
-    for key, value in params.items():
-        out = np.zeros_like(value)
-        flat, grad = value.reshape(-1), out.reshape(-1)
-        for i in range(flat.size):
-            orig = flat[i]
-            values = []
-            for k in (2, 1, -1, -2):
-                flat[i] = orig + k * FD_STEP
-                values.append(loss_of(params))
-            flat[i] = orig
-            up2, up1, down1, down2 = values
-            grad[i] = (8 * (up1 - down1) - (up2 - down2)) / (12 * FD_STEP)
-        fd[key] = out
-    return fd
-
-
-def relative_error(g, fd):
-    return float(np.linalg.norm(g - fd) / max(np.linalg.norm(fd), np.linalg.norm(g), 1e-12))
+from relaxsim.validation.gradients import FD_TOL, finite_differences, relative_error
+from relaxsim.validation.kernels import device_params, random_problem
+from tests.conftest import make_batch, make_net
 
 
 def assert_gradients_match(grads, fd):

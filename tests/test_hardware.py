@@ -160,7 +160,8 @@ def test_evaluate_refuses_a_directory_without_a_run(tmp_path, capsys):
 def test_gradient_through_programming_matches_finite_differences():
     """Clipping to the element's range and drift on (quantisation and noise off): the gradient the
     engine applies to the master weights is the exact gradient of L(drift * clip(W))."""
-    from tests.test_gradients import assert_gradients_match, finite_differences
+    from relaxsim.validation.gradients import finite_differences
+    from tests.test_gradients import assert_gradients_match
 
     cfg = relaxsim.load_config(overrides={
         "network.hidden": 4, "hardware.drift_time": "0.5 s",

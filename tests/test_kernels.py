@@ -13,6 +13,7 @@ import pytest
 
 from relaxsim import kernels, reference
 from relaxsim.activations import ACTIVATIONS
+from relaxsim.validation.kernels import device_params, max_rel, random_problem
 
 # Kernels and twins do the same float64 arithmetic in a different order (BLAS blocking, fused
 # element-wise loops); the spread is a few ulps times the depth, far below this bound.
@@ -20,41 +21,6 @@ TWIN_TOL = 1e-12
 # float32 kernels against the float64 twin: float32 has a 6e-8 unit roundoff; products of length
 # N <= 16 and 7 steps stay well inside 1e-4 relative.
 FLOAT32_TOL = 1e-4
-
-
-def random_problem(rng, B=6, N=5, D=4, C=3, L=3, T=7, slots="static", per_sample=True,
-                   noise=True, schedule=None):
-    """Parameters, inputs and non-trivial coupling arrays for one kernel call."""
-    sched = np.array(schedule if schedule is not None else [t % L for t in range(T)])
-    T = len(sched)
-    prev = np.r_[sched[0], sched[:-1]]
-    params = {"W_in": rng.standard_normal((N, D)) / 2, "W": rng.standard_normal((L, N, N)) / 2,
-              "b": rng.standard_normal((L, N)) / 2, "W_out": rng.standard_normal((C, N)),
-              "b_out": rng.standard_normal(C)}
-    if slots == "static":
-        X, slot = rng.standard_normal((1, B, D)), np.zeros(T, dtype=np.int64)
-    elif slots == "first":
-        X, slot = rng.standard_normal((1, B, D)), np.r_[0, -np.ones(T - 1, dtype=np.int64)]
-    else:
-        X, slot = rng.standard_normal((T, B, D)), np.arange(T)
-    cols = B if per_sample else 1
-    a = rng.uniform(0, 0.6, (T, cols))
-    c = rng.uniform(0.5, 1.5, (T, cols))
-    eps = rng.uniform(0, 0.4, (T, cols))
-    eps[0] = 0.0
-    tr = rng.uniform(0.5, 1.0, (T, cols))
-    physics = {"noise": rng.standard_normal((T, B, N)) * 0.1,
-               "det": rng.standard_normal((B, N)) * 0.1} if noise else {"noise": None, "det": None}
-    y = rng.integers(0, C, B)
-    return dict(params=params, X=X, slot=slot, sched=sched, prev=prev, a=a, c=c, eps=eps,
-                tr=tr, y=y, **physics)
-
-
-def device_params(act, rng):
-    """Non-ideal transfer parameters (gain, saturation, p) for the activation ``act``."""
-    g, s = rng.uniform(0.6, 1.4), rng.uniform(0.8, 2.0)
-    return (g, s, {"saturable_absorber": rng.uniform(0.2, 0.8),
-                   "sin2": rng.uniform(0.3, 1.2)}.get(act, 0.0))
 
 
 def run_both(p, act, dtype=np.float64, act_params=None):
@@ -69,10 +35,6 @@ def run_both(p, act, dtype=np.float64, act_params=None):
     grads_r = reference.backward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
                                  p["c"], p["eps"], act, H, U, gZ_r, **kw)
     return (Z, tape, loss, grads), (Zr, H, loss_r, grads_r)
-
-
-def max_rel(a, b):
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
 CASES = list(itertools.product(
@@ -198,7 +160,8 @@ def test_kernels_run_as_plain_python():
     """The kernels are valid Python too (NUMBA_DISABLE_JIT=1), and agree with the twin there."""
     code = textwrap.dedent("""
         import numpy as np
-        from tests.test_kernels import random_problem, run_both, max_rel
+        from relaxsim.validation.kernels import max_rel, random_problem
+        from tests.test_kernels import run_both
         p = random_problem(np.random.default_rng(1))
         (Z, _, _, g), (Zr, _, _, gr) = run_both(p, 3, act_params=(1.2, 1.5, 0.4))
         assert max_rel(Z, Zr) < 1e-12

@@ -25,8 +25,11 @@ TITLE = "Kernels against their numpy twins"
 TWIN_TOL = 1e-12
 
 
-def problem(rng, slots, per_sample, noise, B=6, N=5, D=4, C=3, L=3, T=7):
-    sched = np.array([t % L for t in range(T)])
+def random_problem(rng, B=6, N=5, D=4, C=3, L=3, T=7, slots="static", per_sample=True,
+                   noise=True, schedule=None):
+    """Parameters, inputs and non-trivial coupling arrays for one kernel call."""
+    sched = np.array(schedule if schedule is not None else [t % L for t in range(T)])
+    T = len(sched)
     prev = np.r_[sched[0], sched[:-1]]
     params = {"W_in": rng.standard_normal((N, D)) / 2, "W": rng.standard_normal((L, N, N)) / 2,
               "b": rng.standard_normal((L, N)) / 2, "W_out": rng.standard_normal((C, N)),
@@ -38,22 +41,27 @@ def problem(rng, slots, per_sample, noise, B=6, N=5, D=4, C=3, L=3, T=7):
     else:
         X, slot = rng.standard_normal((T, B, D)), np.arange(T)
     cols = B if per_sample else 1
+    a = rng.uniform(0, 0.6, (T, cols))
+    c = rng.uniform(0.5, 1.5, (T, cols))
     eps = rng.uniform(0, 0.4, (T, cols))
     eps[0] = 0.0
-    return dict(params=params, X=X, slot=slot, sched=sched, prev=prev,
-                a=rng.uniform(0, 0.6, (T, cols)), c=rng.uniform(0.5, 1.5, (T, cols)), eps=eps,
-                tr=rng.uniform(0.5, 1.0, (T, cols)), y=rng.integers(0, C, B),
-                noise=rng.standard_normal((T, B, N)) * 0.1 if noise else None,
-                det=rng.standard_normal((B, N)) * 0.1 if noise else None)
+    tr = rng.uniform(0.5, 1.0, (T, cols))
+    physics = {"noise": rng.standard_normal((T, B, N)) * 0.1,
+               "det": rng.standard_normal((B, N)) * 0.1} if noise else {"noise": None, "det": None}
+    y = rng.integers(0, C, B)
+    return dict(params=params, X=X, slot=slot, sched=sched, prev=prev, a=a, c=c, eps=eps,
+                tr=tr, y=y, **physics)
 
 
 def device_params(act, rng):
+    """Non-ideal transfer parameters (gain, saturation, p) for the activation ``act``."""
     g, s = rng.uniform(0.6, 1.4), rng.uniform(0.8, 2.0)
     return (g, s, {"saturable_absorber": rng.uniform(0.2, 0.8),
                    "sin2": rng.uniform(0.3, 1.2)}.get(act, 0.0))
 
 
 def max_rel(a, b) -> float:
+    """Largest absolute difference relative to the largest magnitude of the reference ``b``."""
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
@@ -83,7 +91,7 @@ def check(quick: bool, out: Path) -> Check:
     rng = np.random.default_rng(7)
     rows, worst = [], 0.0
     for act, slot, per_sample, noise, kind in cases:
-        p = problem(rng, slot, per_sample, noise)
+        p = random_problem(rng, slots=slot, per_sample=per_sample, noise=noise)
         errs = compare(p, act, device_params(act, rng) if kind == "device" else None)
         worst = max(worst, *errs.values())
         rows.append([act, slot, "per sample" if per_sample else "per step",
