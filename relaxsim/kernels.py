@@ -13,7 +13,9 @@ The coefficients ``coef = [a, c, eps, tr]`` have shape ``(4, T, 1)`` (per step) 
 step t or is -1 when step t gets no input (``every_step``: S = 1 and every slot 0; ``first_step``:
 slot 0 then -1; ``sequence``: slot t). ``mix[t]`` is 1 when step t has a non-zero leak into a
 different bank, so the second product ``h_t W[p]^T`` is computed only then, and row-mixed: a
-per-sample matrix is never built. ``f`` is the transfer function with kernel code ``act`` and
+per-sample matrix is never built. With one leak per step (no timing jitter) the wrapper instead
+builds each mixed bank ``(1 - eps) W[k] + eps W[p]`` once and runs the step on it (one product),
+folding its gradient back onto the two banks. ``f`` is the transfer function with kernel code ``act`` and
 parameters ``ap = (gain, saturation, p)`` (relaxsim.activations). Noise draws are inputs: they
 change values, not the form of the equations, so the same backward pass is exact for them.
 
@@ -361,7 +363,8 @@ def mix_flags(bank_at, prev, eps) -> np.ndarray:
 class Tape:
     """What the forward pass keeps for the backward pass."""
 
-    __slots__ = ("X", "slot", "bank_at", "prev", "coef", "mix", "H", "G", "HR", "Z", "chunk")
+    __slots__ = ("X", "slot", "bank_at", "prev", "coef", "mix", "H", "G", "HR", "Z", "chunk",
+                 "W", "folds")
 
     def __init__(self, **kw):
         for key, value in kw.items():
@@ -395,6 +398,10 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     det = _optional(det, (B, N), dtype, "det")
     ap = np.asarray(by_code(act).ideal if act_params is None else act_params, dtype=np.float64)
     mix = mix_flags(bank_at, prev, coef[EPS])
+    folds = []
+    if mix.any() and coef.shape[2] == 1:
+        W, b, bank_at, folds = _bake_leak(W, b, bank_at, prev, coef[EPS, :, 0], mix)
+        mix = np.zeros_like(mix)
     H = np.empty((T + 1, B, N), dtype=dtype)
     G = np.empty((T, B, N), dtype=dtype)
     Z = np.empty((B, W_out.shape[0]), dtype=dtype)
@@ -405,8 +412,32 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
            chunk, H, G, Z)
     HR = H[T] + det if det.shape[0] else H[T]
     tape = Tape(X=X, slot=slot, bank_at=bank_at, prev=prev, coef=coef, mix=mix, H=H, G=G, HR=HR,
-                Z=Z, chunk=chunk)
+                Z=Z, chunk=chunk, W=W, folds=folds)
     return Z, tape
+
+
+def _bake_leak(W, b, bank_at, prev, eps, mix):
+    """With one leak per step (no per-sample jitter), build each mixed bank
+    ``(1 - eps) W[k] + eps W[p]`` once and run the step on it: one product instead of two.
+
+    Returns the banks with the mixed ones appended, the biases likewise, the bank index of each
+    step, and the folds ``(index, k, p, eps)`` that send the mixed banks' gradients back.
+    """
+    L = W.shape[0]
+    index: dict[tuple[int, int, float], int] = {}
+    folds, extra_W, extra_b = [], [], []
+    bank_at = bank_at.copy()
+    for t in np.flatnonzero(mix):
+        k, p, e = int(bank_at[t]), int(prev[t]), float(eps[t])
+        if (k, p, e) not in index:
+            index[(k, p, e)] = L + len(folds)
+            folds.append((L + len(folds), k, p, e))
+            extra_W.append((1.0 - e) * W[k] + e * W[p])
+            extra_b.append((1.0 - e) * b[k] + e * b[p])
+        bank_at[t] = index[(k, p, e)]
+    W = np.ascontiguousarray(np.concatenate([W, np.stack(extra_W)]))
+    b = np.ascontiguousarray(np.concatenate([b, np.stack(extra_b)]))
+    return W, b, bank_at, folds
 
 
 def _optional(arr, shape, dtype, name):
@@ -430,12 +461,12 @@ def loss(Z, y):
 def backward(params, tape, gZ):
     """Gradients of the loss with respect to every parameter, given ``gZ = dL/dz``."""
     dtype = tape.H.dtype
-    W = _as(params["W"], dtype, 3, "W")
+    W = tape.W  # the banks the forward pass ran on (with any baked mixed banks appended)
     W_out = _as(params["W_out"], dtype, 2, "W_out")
     grads = {
         "W_in": np.empty(np.shape(params["W_in"]), dtype=dtype),
         "W": np.empty(W.shape, dtype=dtype),
-        "b": np.empty(np.shape(params["b"]), dtype=dtype),
+        "b": np.empty(W.shape[:2], dtype=dtype),
         "W_out": np.empty(W_out.shape, dtype=dtype),
         "b_out": np.empty(np.shape(params["b_out"]), dtype=dtype),
     }
@@ -462,4 +493,13 @@ def backward(params, tape, gZ):
         GRAD_BLOCK, grads["W_in"], grads["W"], grads["b"])
     np.dot(gZ.T, tape.HR, out=grads["W_out"])
     np.sum(gZ, axis=0, out=grads["b_out"])
+    if tape.folds:  # a mixed bank's gradient goes back to its two banks
+        L = W.shape[0] - len(tape.folds)
+        dW, db = grads["W"], grads["b"]
+        for j, k, p, e in tape.folds:
+            dW[k] += (1.0 - e) * dW[j]
+            dW[p] += e * dW[j]
+            db[k] += (1.0 - e) * db[j]
+            db[p] += e * db[j]
+        grads["W"], grads["b"] = dW[:L].copy(), db[:L].copy()
     return grads
