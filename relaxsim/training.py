@@ -12,9 +12,14 @@ from tqdm.auto import tqdm
 from . import kernels
 from .config import Config
 from .engine import Engine
+from .errors import RelaxsimError
 from .model import EVAL_BATCH, Network
 from .optim import OPTIMIZERS
 from .tasks import Dataset
+
+
+class DivergedError(RelaxsimError, FloatingPointError):
+    """The loss became NaN or infinite; nothing of the run is written."""
 
 
 @dataclass
@@ -55,9 +60,13 @@ def train(cfg: Config, net: Network, data: Dataset, quiet: bool = False,
     for epoch in bar:
         t0 = time.perf_counter()
         loss_sum = 0.0
-        for idx in batches(n, tc.batch_size, rng):
+        for batch, idx in enumerate(batches(n, tc.batch_size, rng), start=1):
             x = data.batch("train", idx, net.dtype)  # built per batch: no float copy of the data
             loss, grads = train_engine.loss_and_grad(params, x, y_train[idx])
+            if not np.isfinite(loss):
+                raise DivergedError(
+                    f"training diverged at epoch {epoch}, batch {batch}: the loss is {loss}; "
+                    f"try a smaller training.lr (got {tc.lr})")
             opt.step(params, grads)
             loss_sum += loss * len(idx)
         train_loss = loss_sum / n

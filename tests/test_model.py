@@ -131,3 +131,22 @@ def test_different_seeds_give_different_weights():
     a = relaxsim.run(cfg)
     b = relaxsim.run(cfg.replace({"training.seed": 1}))
     assert a["train_loss"] != b["train_loss"]
+
+
+def test_divergence_stops_training_with_a_clear_message(tmp_path, capsys):
+    """A NaN loss stops the run: one line naming epoch and batch, exit 2, earlier results kept."""
+    from relaxsim.cli import main
+
+    out = tmp_path / "run"
+    common = ["run", "--quiet", "--out", str(out), "--set", "hardware.mode=ideal",
+              "--set", "training.epochs=1", "--set", "network.hidden=8"]
+    assert main(common) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    status = main([*common, "--overwrite", "--set", "training.optimizer=sgd",
+                   "--set", "training.lr=1e200", "--set", "network.activation=relu"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("relaxsim: error: training diverged at epoch 1, batch ")
+    assert "the loss is nan; try a smaller training.lr (got 1e+200)" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
