@@ -118,6 +118,16 @@ class ActiveElement(DeviceRecord):
                               f'must be "network" or one of {known}',
                               describe_value(self.transfer),
                               closest(self.transfer, ACTIVATIONS.names()).removeprefix("; "))
+        if self.transfer == "network":
+            # the network's own activation has no device parameters: refuse them, never ignore
+            for key, value, plain in (("gain", self.gain, 1.0), ("saturation", self.saturation, 1.0),
+                                      ("bias", self.bias_rad, 0.0),
+                                      ("absorption", self.absorption, 0.0)):
+                if value != plain:
+                    raise ConfigError(join_field(prefix, key),
+                                      f'must be {plain:g} with transfer = "network" (the network\'s '
+                                      "activation); set a device transfer to use it",
+                                      f"{value:g}")
 
     def carry_over(self, dwell_s):
         """Share ``a = exp(-dwell / tau_a)`` of the old state kept after ``dwell_s`` seconds
@@ -135,14 +145,15 @@ class ActiveElement(DeviceRecord):
 
     def transfer_params(self, network_activation: str) -> tuple[int, float, float, float]:
         """``(code, p0, p1, p2)`` for the kernels: the activation's code, gain, saturation, and
-        ``bias_rad`` for ``sin2`` or ``absorption`` otherwise. ``network_activation`` is used
-        when ``transfer == "network"``."""
+        ``bias_rad`` for ``sin2`` or ``absorption`` otherwise; for ``transfer == "network"``,
+        ``network_activation`` with its ideal parameters (relu unsaturated, sin2 at quadrature)."""
         from relaxsim.activations import ACTIVATIONS
 
-        name = network_activation if self.transfer == "network" else self.transfer
-        field = "network.activation" if self.transfer == "network" else f"{self.KIND}.transfer"
-        code = ACTIVATIONS.get(name, field=field).code
-        p2 = self.bias_rad if name == "sin2" else self.absorption
+        if self.transfer == "network":  # the textbook function, with its own parameters
+            act = ACTIVATIONS.get(network_activation, field="network.activation")
+            return (int(act.code), *(float(v) for v in act.ideal))
+        code = ACTIVATIONS.get(self.transfer, field=f"{self.KIND}.transfer").code
+        p2 = self.bias_rad if self.transfer == "sin2" else self.absorption
         return int(code), float(self.gain), float(self.saturation), float(p2)
 
 

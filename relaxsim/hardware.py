@@ -22,10 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import ACTIVATIONS, Activation
+from .activations import Activation
 from .timing import Simulation, TimingSpec, simulate
 
-MODES = ("ideal", "hardware_aware", "deploy")
 
 
 @dataclass(frozen=True)
@@ -105,8 +104,6 @@ class Hardware:
         eps = np.where(np.isinf(gaps), 0.0, self.switch.leak(np.where(np.isinf(gaps), 0, gaps)))
         rho = self.active.carry_over(dwells)
         code, g, s, p = self.active.transfer_params(network_activation)
-        if self.active.transfer == "network":
-            g, s, p = ACTIVATIONS.get(network_activation).ideal
         return Coupling(a=(alpha + rho).astype(dtype), c=(1.0 - rho).astype(dtype),
                         eps=eps.astype(dtype),
                         tr=np.full(T, self.switch.transmission(), dtype=dtype), code=code,

@@ -150,10 +150,12 @@ def test_active_element_physics(name):
         expected = np.zeros_like(dwell)
     np.testing.assert_allclose(el.carry_over(dwell), expected, rtol=1e-15)
     code, p0, p1, p2 = el.transfer_params("relu")
-    transfer = "relu" if el.transfer == "network" else el.transfer
-    assert code == ACTIVATIONS.get(transfer).code
+    if el.transfer == "network":
+        assert (code, p0, p1, p2) == (ACTIVATIONS.get("relu").code, *ACTIVATIONS.get("relu").ideal)
+        return
+    assert code == ACTIVATIONS.get(el.transfer).code
     assert (p0, p1) == (el.gain, el.saturation)
-    assert p2 == (el.bias_rad if transfer == "sin2" else el.absorption)
+    assert p2 == (el.bias_rad if el.transfer == "sin2" else el.absorption)
 
 
 def test_carry_over_and_settling():
@@ -164,10 +166,19 @@ def test_carry_over_and_settling():
 
 
 def test_transfer_params_uses_the_network_activation_for_network():
-    el = ActiveElement(transfer="network", gain=2.0, saturation=3.0, absorption=0.25)
-    assert el.transfer_params("tanh") == (ACTIVATIONS.get("tanh").code, 2.0, 3.0, 0.25)
+    el = ActiveElement(transfer="network")
+    relu = ACTIVATIONS.get("relu")
+    assert el.transfer_params("relu") == (relu.code, *relu.ideal)  # unsaturated, not clipped at 1
     with pytest.raises(UnknownNameError, match="network.activation: unknown activation 'nosuch'"):
         el.transfer_params("nosuch")
+
+
+@pytest.mark.parametrize("field,value", [("gain", 2.0), ("saturation", 3.0), ("absorption", 0.25),
+                                         ("bias_rad", 0.5)])
+def test_device_parameters_are_refused_with_the_network_activation(field, value):
+    key = field.removesuffix("_rad")
+    with pytest.raises(ConfigError, match=rf'active.{key}: must be .* with transfer = "network"'):
+        ActiveElement(transfer="network", **{field: value})
 
 
 # -- weight element ----------------------------------------------------------------------------
