@@ -23,6 +23,7 @@ from relaxsim.devices.units import parse_quantity
 
 from .errors import ConfigError, RelaxsimError
 from .io import read_toml as _read_toml
+from .timing import PIPELINING
 from .registry import closest
 
 
@@ -110,7 +111,7 @@ SCHEMA["hardware"] = {
                         "batches", _at_least(1)),
     "readout_time": Key("time", "readout after the last step"),
     "pipelining": Key("str", "sequential (one inference in flight) or pipelined",
-                      _one_of("sequential", "pipelined")),
+                      _one_of(*PIPELINING)),
     "in_flight": Key("int", "pipelined: inferences in flight (each holds an active element)",
                      _at_least(1)),
     "program_banks": Key("str", "programming the banks: parallel or serial (one after another)",

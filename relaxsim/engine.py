@@ -23,8 +23,6 @@ from .model import Network
 class Engine:
     """The ideal network: no state, no noise."""
 
-    on_hardware = False
-
     def __init__(self, net: Network):
         self.net = net
 
@@ -40,8 +38,6 @@ class Engine:
 
 class HardwareEngine(Engine):
     """The network on ``hw``: programmed banks, drift, noise; deterministic given ``rng``."""
-
-    on_hardware = True
 
     def __init__(self, net: Network, hw: Hardware, rng: np.random.Generator):
         super().__init__(net)

@@ -135,22 +135,6 @@ def heatmap(banks: list[int], steps: list[int], acc: np.ndarray, hidden: int) ->
     return _png(fig)
 
 
-def grouped_bars(groups: list[str], values: dict[str, tuple[float, float]], ylabel: str) -> bytes:
-    """One bar per group with its spread: ``values[group] = (mean, std)``."""
-    fig = _figure(5.0, 3.4)
-    ax = fig.add_subplot()
-    means = [values[g][0] for g in groups]
-    ax.bar(groups, means, yerr=[values[g][1] for g in groups], capsize=4,
-           color=[f"C{i}" for i in range(len(groups))])
-    lo = min(m - values[g][1] for g, m in zip(groups, means))
-    hi = max(m + values[g][1] for g, m in zip(groups, means))
-    pad = max(hi - lo, 1e-3)
-    ax.set_ylim(lo - pad, hi + pad)
-    ax.set_ylabel(ylabel)
-    ax.grid(axis="y", linewidth=0.3)
-    return _png(fig)
-
-
 def _kind_key(kind: str):
     """RNN, then ReLaX-Net (any L_W), then DNN, then anything else."""
     base = kind.split(" ")[0]

@@ -19,7 +19,6 @@ from .config import Config, ConfigError
 from .hardware import Coupling
 from .tasks import TASKS, TaskInfo
 
-PARAM_KEYS = ("W_in", "W", "b", "W_out", "b_out")
 EVAL_BATCH = 1024  # rows per kernel call when evaluating a whole split: bounds the tape's memory
 
 

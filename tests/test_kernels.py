@@ -11,9 +11,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from relaxsim import kernels, reference
+from relaxsim import kernels
 from relaxsim.activations import ACTIVATIONS
-from relaxsim.validation.kernels import device_params, max_rel, random_problem
+from relaxsim.validation.kernels import device_params, max_rel, random_problem, run_both
 
 # Kernels and twins do the same float64 arithmetic in a different order (BLAS blocking, fused
 # element-wise loops); the spread is a few ulps times the depth, far below this bound.
@@ -21,20 +21,6 @@ TWIN_TOL = 1e-12
 # float32 kernels against the float64 twin: float32 has a 6e-8 unit roundoff; products of length
 # N <= 16 and 7 steps stay well inside 1e-4 relative.
 FLOAT32_TOL = 1e-4
-
-
-def run_both(p, act, dtype=np.float64, act_params=None):
-    kw = dict(tr=p["tr"], det=p["det"], act_params=act_params)
-    Z, tape = kernels.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
-                              p["c"], p["eps"], act, p["noise"], dtype=dtype, **kw)
-    loss, gZ = kernels.loss(Z, p["y"])
-    grads = kernels.backward(p["params"], tape, gZ)
-    Zr, H, U = reference.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
-                                 p["c"], p["eps"], act, p["noise"], **kw)
-    loss_r, gZ_r = reference.loss(Zr, p["y"])
-    grads_r = reference.backward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
-                                 p["c"], p["eps"], act, H, U, gZ_r, **kw)
-    return (Z, tape, loss, grads), (Zr, H, loss_r, grads_r)
 
 
 CASES = list(itertools.product(
@@ -160,8 +146,7 @@ def test_kernels_run_as_plain_python():
     """The kernels are valid Python too (NUMBA_DISABLE_JIT=1), and agree with the twin there."""
     code = textwrap.dedent("""
         import numpy as np
-        from relaxsim.validation.kernels import max_rel, random_problem
-        from tests.test_kernels import run_both
+        from relaxsim.validation.kernels import max_rel, random_problem, run_both
         p = random_problem(np.random.default_rng(1))
         (Z, _, _, g), (Zr, _, _, gr) = run_both(p, 3, act_params=(1.2, 1.5, 0.4))
         assert max_rel(Z, Zr) < 1e-12

@@ -65,18 +65,23 @@ def max_rel(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-def compare(p, act: str, act_params) -> dict[str, float]:
-    code = ACTIVATIONS.get(act).code
+def run_both(p, act: int, dtype=np.float64, act_params=None):
+    """Forward, loss and backward of problem ``p`` by the kernels and by their numpy twins:
+    ``(Z, tape, loss, grads), (Z, H, loss, grads)``."""
     kw = dict(tr=p["tr"], det=p["det"], act_params=act_params)
-    Z, tape = kernels.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
-                              p["c"], p["eps"], code, p["noise"], **kw)
+    args = (p["X"], p["slot"], p["sched"], p["prev"], p["a"], p["c"], p["eps"], act, p["noise"])
+    Z, tape = kernels.forward(p["params"], *args, dtype=dtype, **kw)
     loss, gZ = kernels.loss(Z, p["y"])
     grads = kernels.backward(p["params"], tape, gZ)
-    Zr, H, U = reference.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
-                                 p["c"], p["eps"], code, p["noise"], **kw)
+    Zr, H, U = reference.forward(p["params"], *args, **kw)
     loss_r, gZ_r = reference.loss(Zr, p["y"])
-    grads_r = reference.backward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
-                                 p["c"], p["eps"], code, H, U, gZ_r, **kw)
+    grads_r = reference.backward(p["params"], *args[:-1], H, U, gZ_r, **kw)
+    return (Z, tape, loss, grads), (Zr, H, loss_r, grads_r)
+
+
+def compare(p, act: str, act_params) -> dict[str, float]:
+    (Z, tape, loss, grads), (Zr, H, loss_r, grads_r) = run_both(
+        p, ACTIVATIONS.get(act).code, act_params=act_params)
     return {"logits": max_rel(Z, Zr), "states": max_rel(tape.H, H),
             "loss": abs(loss - loss_r) / abs(loss_r),
             "gradients": max(max_rel(grads[k], grads_r[k]) for k in grads_r)}
