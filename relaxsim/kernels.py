@@ -21,18 +21,22 @@ change values, not the form of the equations, so the same backward pass is exact
 
 Public functions validate and allocate, then call private ``@njit`` kernels that take arrays only and
 never raise. Rows never interact in the recursion, so the batch is cut into chunks that run in
-parallel, each doing its matrix products as single-threaded BLAS calls (``np.dot`` with an output
-buffer) with the element-wise physics fused. Each kernel has a numpy twin in
+parallel, each doing its matrix products as single-threaded BLAS calls (:func:`gemm`: ?gemm with
+transposes, accumulation and strided sub-matrices) with the element-wise physics fused and
+vectorised (:func:`fast_tanh`). Each kernel has a numpy twin in
 :mod:`relaxsim.reference` that the tests compare against.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 
+import llvmlite.binding as llvm_binding
 import numba as nb
 import numpy as np
 from numba import prange
+from numba.extending import get_cython_function_address
 
 from .activations import by_code
 from .threads import single_threaded_kernel_blas
@@ -42,24 +46,127 @@ from .threads import single_threaded_kernel_blas
 # kernels agree with their numpy twins to 1e-12.
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
-# Rows of the weight gradients per parallel task in the backward pass (fixed, for determinism).
+# Rows of the weight gradients per parallel task in the backward pass: at least this many, and
+# about 8 tasks per gradient (a function of N only, for determinism; each task re-reads h_t).
 GRAD_BLOCK = 16
 A, C, EPS, TR = 0, 1, 2, 3  # rows of the coefficient array
 
-_jit = nb.njit(cache=True, fastmath=FASTMATH)
-_pjit = nb.njit(cache=True, fastmath=FASTMATH, parallel=True)
+_jit = nb.njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+_pjit = nb.njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 
 
-@nb.njit(cache=True, fastmath=FASTMATH, inline="always")
+# BLAS: the kernels call ?gemm of the BLAS that scipy ships (through scipy.linalg.cython_blas),
+# with transposes, accumulation (beta) and sub-matrices given by strides, so no product needs a
+# copy, a transposed store or a temporary. Compiled kernels call them as external functions by a
+# symbol name registered here (so numba's on-disk cache can keep the kernels); with the JIT
+# disabled they are ctypes calls.
+_BLAS_ADDRESS = {name: get_cython_function_address("scipy.linalg.cython_blas", name)
+                 for name in ("dgemm", "sgemm")}
+if nb.config.DISABLE_JIT:
+    _GEMM_TYPE = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * 13))
+    _dgemm, _sgemm = (_GEMM_TYPE(_BLAS_ADDRESS[name]) for name in ("dgemm", "sgemm"))
+else:
+    for _name, _address in _BLAS_ADDRESS.items():
+        llvm_binding.add_symbol(f"relaxsim_{_name}", _address)
+    _dgemm, _sgemm = (nb.types.ExternalFunction(f"relaxsim_{name}",
+                                                nb.types.void(*([nb.types.voidptr] * 13)))
+                      for name in ("dgemm", "sgemm"))
+
+
+@_jit
+def gemm(ta, tb, alpha, A, B, beta, C):
+    """``C = alpha op(A) op(B) + beta C`` for 2-d arrays (float64 or float32, all one dtype)
+    whose rows are contiguous; ``op`` transposes when ``ta``/``tb``. ``C`` is ``(M, N)``."""
+    M, N = C.shape
+    K = A.shape[0] if ta else A.shape[1]
+    if M == 0 or N == 0:
+        return
+    isz = C.itemsize
+    # BLAS is column-major: a row-major matrix is its transpose there, so C^T = op(B)^T op(A)^T.
+    dims = np.empty(6, dtype=np.int32)
+    dims[0] = N
+    dims[1] = M
+    dims[2] = K
+    dims[3] = max(B.strides[0] // isz, 1)
+    dims[4] = max(A.strides[0] // isz, 1)
+    dims[5] = max(C.strides[0] // isz, 1)
+    flags = np.empty(2, dtype=np.uint8)
+    flags[0] = 84 if tb else 78  # 'T' or 'N'
+    flags[1] = 84 if ta else 78
+    scal = np.empty(2, dtype=C.dtype)
+    scal[0] = alpha
+    scal[1] = beta
+    if isz == 8:
+        _dgemm(flags[0:].ctypes, flags[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
+               dims[2:].ctypes, scal[0:].ctypes, B.ctypes, dims[3:].ctypes, A.ctypes,
+               dims[4:].ctypes, scal[1:].ctypes, C.ctypes, dims[5:].ctypes)
+    else:
+        _sgemm(flags[0:].ctypes, flags[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
+               dims[2:].ctypes, scal[0:].ctypes, B.ctypes, dims[3:].ctypes, A.ctypes,
+               dims[4:].ctypes, scal[1:].ctypes, C.ctypes, dims[5:].ctypes)
+
+
+# Element-wise transfer functions run with these flags: no reassociation, so the range reduction
+# of :func:`fast_tanh` keeps its two-part constant; error_model="numpy" lets divisions vectorise
+# (no zero-division branch).
+ELEMENTWISE = {"nsz", "contract"}
+_ejit = nb.njit(cache=True, fastmath=ELEMENTWISE, error_model="numpy")
+
+_INV_LN2 = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 in two parts (Cody and Waite): n * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+
+
+@nb.njit(cache=True, fastmath=ELEMENTWISE, error_model="numpy", inline="always")
+def fast_tanh(x):
+    """tanh(x) to within 3 ulp, in arithmetic only, so that loops over it vectorise (libm's tanh
+    is a scalar call, about 20 ns; this is about 3 ns per element on AVX2).
+
+    tanh|x| = -m / (2 + m) with m = expm1(-2|x|); expm1(z) = 2^n (expm1(r) + 1) - 1 with
+    z = n ln2 + r, |r| <= ln2 / 2, expm1(r) by its Taylor series to r^13 (truncation below
+    1e-17 relative), and 2^n for n in [-58, 0] as a product of selected exact powers of two.
+    |x| is capped at 20, where tanh is 1 to double precision; NaN passes through.
+    """
+    ax = abs(x)
+    ax = 20.0 if ax > 20.0 else ax
+    z = -2.0 * ax
+    n = np.floor(z * _INV_LN2 + 0.5)
+    r = (z - n * _LN2_HI) - n * _LN2_LO
+    q = 1.0 / 6227020800.0
+    q = 1.0 / 479001600.0 + r * q
+    q = 1.0 / 39916800.0 + r * q
+    q = 1.0 / 3628800.0 + r * q
+    q = 1.0 / 362880.0 + r * q
+    q = 1.0 / 40320.0 + r * q
+    q = 1.0 / 5040.0 + r * q
+    q = 1.0 / 720.0 + r * q
+    q = 1.0 / 120.0 + r * q
+    q = 1.0 / 24.0 + r * q
+    q = 1.0 / 6.0 + r * q
+    q = 0.5 + r * q
+    q = r + r * (r * q)  # expm1(r)
+    m = np.int64(-n)
+    scale = 1.0
+    scale *= 0.5 if m & 1 else 1.0
+    scale *= 0.25 if m & 2 else 1.0
+    scale *= 0.0625 if m & 4 else 1.0
+    scale *= 0.00390625 if m & 8 else 1.0
+    scale *= 1.52587890625e-05 if m & 16 else 1.0
+    scale *= 2.3283064365386963e-10 if m & 32 else 1.0
+    em = scale * q + (scale - 1.0)
+    return math.copysign(-em / (2.0 + em), x)
+
+
+@nb.njit(cache=True, fastmath=ELEMENTWISE, error_model="numpy", inline="always")
 def activate(code, u, g, s, p):
     """``(f(u), f'(u))`` of the transfer function with kernel ``code`` and parameters g, s, p."""
     if code == 0:  # tanh: s tanh(g u / s), linear when s = inf
         if s == math.inf:
             return g * u, g
-        f = math.tanh(g * u / s)
+        f = fast_tanh(g * u / s)
         return s * f, g * (1.0 - f * f)
     if code == 1:  # sigmoid, as 0.5 (1 + tanh(x / 2)): no overflow for large |x|
-        y = 0.5 * (1.0 + math.tanh(0.5 * g * u))
+        y = 0.5 * (1.0 + fast_tanh(0.5 * g * u))
         return s * y, s * g * y * (1.0 - y)
     if code == 2:  # relu with saturation
         if u > 0.0 and g * u < s:
@@ -78,6 +185,41 @@ def activate(code, u, g, s, p):
     # soa: gain saturation
     r = 1.0 / math.sqrt(1.0 + q)
     return g * u * r, g * r * r * r
+
+
+@_ejit
+def _transfer(code, U, D, g, s, p):
+    """``U <- f(U)`` and ``D <- f'(U)`` over a block of rows, one loop per transfer function so
+    that each loop vectorises (the function is chosen once per block, not per element)."""
+    nr, N = U.shape
+    if code == 0 and s == math.inf:
+        for rr in range(nr):
+            for i in range(N):
+                U[rr, i] = g * U[rr, i]
+                D[rr, i] = g
+    elif code == 0:
+        for rr in range(nr):
+            for i in range(N):
+                f = fast_tanh(g * U[rr, i] / s)
+                U[rr, i] = s * f
+                D[rr, i] = g * (1.0 - f * f)
+    elif code == 1:
+        for rr in range(nr):
+            for i in range(N):
+                y = 0.5 * (1.0 + fast_tanh(0.5 * g * U[rr, i]))
+                U[rr, i] = s * y
+                D[rr, i] = s * g * y * (1.0 - y)
+    elif code == 5:
+        for rr in range(nr):
+            for i in range(N):
+                u = U[rr, i]
+                r = 1.0 / math.sqrt(1.0 + (u / s) * (u / s))
+                U[rr, i] = g * u * r
+                D[rr, i] = g * r * r * r
+    else:
+        for rr in range(nr):
+            for i in range(N):
+                U[rr, i], D[rr, i] = activate(code, U[rr, i], g, s, p)
 
 
 # Each driver exists twice: parallel over chunks, and serial for problems too small to repay
@@ -123,165 +265,165 @@ def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, a
         p = prev[t]
         sl = slot[t]
         m = mix[t] != 0
-        np.dot(H[t, r0:r1], W[k].T, U)
-        if m:
-            np.dot(H[t, r0:r1], W[p].T, U2)
+        if t == 0:  # h_0 = 0
+            U[:] = 0.0
+            U2[:] = 0.0
+        else:
+            gemm(False, True, 1.0, H[t, r0:r1], W[k], 0.0, U)
+            if m:
+                gemm(False, True, 1.0, H[t, r0:r1], W[p], 0.0, U2)
         if sl >= 0 and sl != loaded:
-            np.dot(X[sl, r0:r1], W_in.T, Din)
+            gemm(False, True, 1.0, X[sl, r0:r1], W_in, 0.0, Din)
             loaded = sl
-        for rr in range(r1 - r0):
+        for rr in range(r1 - r0):  # pre-activation, in place in U
+            r = r0 + rr
+            e = coef[EPS, t, r * sc]
+            tt = coef[TR, t, r * sc]
+            if m:
+                for i in range(N):
+                    U[rr, i] = tt * ((1.0 - e) * U[rr, i] + e * U2[rr, i]) + (1.0 - e) * b[k, i] \
+                        + e * b[p, i]
+            else:
+                for i in range(N):
+                    U[rr, i] = tt * U[rr, i] + b[k, i]
+            if sl >= 0:
+                for i in range(N):
+                    U[rr, i] += Din[rr, i]
+        _transfer(act, U, G[t, r0:r1], g, s, pp)  # U <- f(u), G_t <- f'(u)
+        for rr in range(r1 - r0):  # state update
             r = r0 + rr
             at = coef[A, t, r * sc]
             ct = coef[C, t, r * sc]
-            e = coef[EPS, t, r * sc]
-            tt = coef[TR, t, r * sc]
             for i in range(N):
-                if m:
-                    v = tt * ((1.0 - e) * U[rr, i] + e * U2[rr, i]) + (1.0 - e) * b[k, i] \
-                        + e * b[p, i]
-                else:
-                    v = tt * U[rr, i] + b[k, i]
-                if sl >= 0:
-                    v += Din[rr, i]
-                f, df = activate(act, v, g, s, pp)
-                hn = at * H[t, r, i] + ct * f
-                if has_noise:
-                    hn += noise[t, r, i]
-                H[t + 1, r, i] = hn
-                G[t, r, i] = ct * df
+                H[t + 1, r, i] = at * H[t, r, i] + ct * U[rr, i]
+                G[t, r, i] *= ct
+            if has_noise:
+                for i in range(N):
+                    H[t + 1, r, i] += noise[t, r, i]
     if det.shape[0] > 0:
         R = H[T, r0:r1] + det[r0:r1]
-        np.dot(R, W_out.T, Z[r0:r1])
+        gemm(False, True, 1.0, R, W_out, 0.0, Z[r0:r1])
     else:
-        np.dot(H[T, r0:r1], W_out.T, Z[r0:r1])
+        gemm(False, True, 1.0, H[T, r0:r1], W_out, 0.0, Z[r0:r1])
     for r in range(r0, r1):
         for j in range(Z.shape[1]):
             Z[r, j] += b_out[j]
 
 
 @_pjit
-def _rows_backward_par(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk, DUT, DU2T,
-                       GXT, HS):
+def _rows_backward_par(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk, DU, DU2, GX,
+                       HS):
     B = H.shape[1]
     for ci in prange((B + chunk - 1) // chunk):
         r0 = ci * chunk
         _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0,
-                       min(B, r0 + chunk), DUT, DU2T, GXT, HS)
+                       min(B, r0 + chunk), DU, DU2, GX, HS)
 
 
 @_jit
-def _rows_backward_ser(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk, DUT, DU2T,
-                       GXT, HS):
+def _rows_backward_ser(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk, DU, DU2, GX,
+                       HS):
     B = H.shape[1]
     for ci in range((B + chunk - 1) // chunk):
         r0 = ci * chunk
         _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0,
-                       min(B, r0 + chunk), DUT, DU2T, GXT, HS)
+                       min(B, r0 + chunk), DU, DU2, GX, HS)
 
 
 @_pjit
-def _weights_backward_par(X, bank_at, prev, mix, HB, DUT, DU2T, GXT, block, dW_in, dW, db):
+def _weights_backward_par(X, bank_at, prev, mix, HB, DU, DU2, GX, block, dW_in, dW, db):
     N = HB.shape[2]
     for bi in prange((N + block - 1) // block):
         i0 = bi * block
-        _weight_grads(X, bank_at, prev, mix, HB, DUT, DU2T, GXT, i0, min(N, i0 + block),
+        _weight_grads(X, bank_at, prev, mix, HB, DU, DU2, GX, i0, min(N, i0 + block),
                       dW_in, dW, db)
 
 
 @_jit
-def _weights_backward_ser(X, bank_at, prev, mix, HB, DUT, DU2T, GXT, block, dW_in, dW, db):
+def _weights_backward_ser(X, bank_at, prev, mix, HB, DU, DU2, GX, block, dW_in, dW, db):
     N = HB.shape[2]
     for bi in range((N + block - 1) // block):
         i0 = bi * block
-        _weight_grads(X, bank_at, prev, mix, HB, DUT, DU2T, GXT, i0, min(N, i0 + block),
+        _weight_grads(X, bank_at, prev, mix, HB, DU, DU2, GX, i0, min(N, i0 + block),
                       dW_in, dW, db)
 
 
 @_jit
-def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, DUT, DU2T, GXT,
-                   HS):
+def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, DU, DU2, GX, HS):
+    """The recursion for dh over rows r0:r1; stores du_t (and the leak's share du2_t) per step
+    and the gradient reaching each input slot, all row-major."""
     T = bank_at.shape[0]
     N = W.shape[1]
     dt = G.dtype
     sc = 1 if coef.shape[2] > 1 else 0
-    dh = np.empty((r1 - r0, N), dtype=dt)
-    du = np.empty((r1 - r0, N), dtype=dt)
-    du2 = np.empty((r1 - r0, N), dtype=dt)
-    back = np.empty((r1 - r0, N), dtype=dt)
-    back2 = np.empty((r1 - r0, N), dtype=dt)
+    nr = r1 - r0
+    dh = np.empty((nr, N), dtype=dt)
+    back = np.empty((nr, N), dtype=dt)
     if HS.shape[0] > 0:
         for t in range(T):
             for r in range(r0, r1):
                 tt = coef[TR, t, r * sc]
                 for i in range(N):
                     HS[t, r, i] = tt * H[t, r, i]
-    np.dot(gZ[r0:r1], W_out, dh)
+    gemm(False, False, 1.0, gZ[r0:r1], W_out, 0.0, dh)
     for t in range(T - 1, -1, -1):
         k = bank_at[t]
         p = prev[t]
         sl = slot[t]
         m = mix[t] != 0
-        for rr in range(r1 - r0):
+        for rr in range(nr):
             r = r0 + rr
             e = coef[EPS, t, r * sc]
-            for i in range(N):
-                gu = dh[rr, i] * G[t, r, i]
-                if sl >= 0:
-                    GXT[sl, i, r] += gu
-                if m:
-                    du[rr, i] = (1.0 - e) * gu
-                    du2[rr, i] = e * gu
-                    DU2T[t, i, r] = e * gu
-                else:
-                    du[rr, i] = gu
-                DUT[t, i, r] = du[rr, i]
+            if m:
+                for i in range(N):
+                    gu = dh[rr, i] * G[t, r, i]
+                    DU[t, r, i] = (1.0 - e) * gu
+                    DU2[t, r, i] = e * gu
+            else:
+                for i in range(N):
+                    DU[t, r, i] = dh[rr, i] * G[t, r, i]
+            if sl >= 0:
+                for i in range(N):
+                    GX[sl, r, i] += dh[rr, i] * G[t, r, i]
         if t == 0:
             break  # dh_0 is not needed: h_0 = 0 is not a parameter
-        np.dot(du, W[k], back)
+        gemm(False, False, 1.0, DU[t, r0:r1], W[k], 0.0, back)
         if m:
-            np.dot(du2, W[p], back2)
-        for rr in range(r1 - r0):
+            gemm(False, False, 1.0, DU2[t, r0:r1], W[p], 1.0, back)
+        for rr in range(nr):
             at = coef[A, t, (r0 + rr) * sc]
             tt = coef[TR, t, (r0 + rr) * sc]
             for i in range(N):
-                v = back[rr, i]
-                if m:
-                    v += back2[rr, i]
-                dh[rr, i] = at * dh[rr, i] + tt * v
+                dh[rr, i] = at * dh[rr, i] + tt * back[rr, i]
 
 
 @_jit
-def _weight_grads(X, bank_at, prev, mix, H, DUT, DU2T, GXT, i0, i1, dW_in, dW, db):
+def _weight_grads(X, bank_at, prev, mix, H, DU, DU2, GX, i0, i1, dW_in, dW, db):
+    """Rows i0:i1 of every weight gradient, summed over the steps in step order:
+    ``dW[k] += du_t^T h_t`` (one product with a transposed, strided operand), ``db[k] += sum du_t``,
+    ``dW_in += gx_s^T x_s``."""
     T = bank_at.shape[0]
-    S, _, D = X.shape
-    N = H.shape[2]
-    tmp = np.empty((i1 - i0, N), dtype=H.dtype)
+    S = X.shape[0]
+    B = H.shape[1]
     dW[:, i0:i1, :] = 0.0
     db[:, i0:i1] = 0.0
     for t in range(T):
-        _accumulate(DUT[t, i0:i1], H[t], dW[bank_at[t], i0:i1], db[bank_at[t], i0:i1], tmp)
+        _accumulate(DU[t, :, i0:i1], H[t], dW[bank_at[t], i0:i1], db[bank_at[t], i0:i1], t > 0)
         if mix[t] != 0:
-            _accumulate(DU2T[t, i0:i1], H[t], dW[prev[t], i0:i1], db[prev[t], i0:i1], tmp)
-    np.dot(GXT[0, i0:i1], X[0], dW_in[i0:i1])
-    tmp_in = np.empty((i1 - i0, D), dtype=H.dtype)
-    for sl in range(1, S):
-        np.dot(GXT[sl, i0:i1], X[sl], tmp_in)
-        for i in range(i1 - i0):
-            for j in range(D):
-                dW_in[i0 + i, j] += tmp_in[i, j]
+            _accumulate(DU2[t, :, i0:i1], H[t], dW[prev[t], i0:i1], db[prev[t], i0:i1], t > 0)
+    for sl in range(S):
+        gemm(True, False, 1.0, GX[sl, :, i0:i1], X[sl], 1.0 if sl > 0 else 0.0, dW_in[i0:i1])
 
 
 @_jit
-def _accumulate(dut, h, dw, db, tmp):
-    """``dw += dut @ h`` and ``db += row sums of dut`` for one block of rows."""
-    np.dot(dut, h, tmp)
-    for i in range(dw.shape[0]):
-        for j in range(dw.shape[1]):
-            dw[i, j] += tmp[i, j]
-        acc = 0.0
-        for r in range(dut.shape[1]):
-            acc += dut[i, r]
-        db[i] += acc
+def _accumulate(du, h, dw, db, product):
+    """``dw += du^T h`` (when ``product``: h_0 = 0 adds nothing) and ``db += column sums of du``
+    for one block of columns ``du (B, i)``."""
+    if product:
+        gemm(True, False, 1.0, du, h, 1.0, dw)
+    for r in range(du.shape[0]):
+        for i in range(du.shape[1]):
+            db[i] += du[r, i]
 
 
 @_jit
@@ -342,6 +484,12 @@ def parallel_pays(B: int, N: int, D: int, T: int) -> bool:
     """Whether a batch is large enough for the parallel drivers to pay off (never with one
     numba thread: ``NUMBA_NUM_THREADS=1`` or ``numba.set_num_threads(1)``, as scans set it)."""
     return B * N * (N + D) * T >= PARALLEL_MIN_WORK and nb.get_num_threads() > 1
+
+
+def grad_block(N: int) -> int:
+    """Rows of the weight gradients per task: about 8 tasks, a multiple of 16 rows, at least
+    ``GRAD_BLOCK``; depends on N only, so results are the same bytes for any thread count."""
+    return max(GRAD_BLOCK, -(-N // 128) * 16)
 
 
 def chunk_rows(batch: int) -> int:
@@ -475,22 +623,22 @@ def backward(params, tape, gZ):
     mix, coef = tape.mix, tape.coef
     scaled = bool(np.any(coef[TR] != 1.0))
     # Phase 1, over chunks of rows: the recursion for dh runs per row. The gradients with respect
-    # to u_t are stored transposed, (T, N, B), for phase 2; so are the states as the banks saw
-    # them (tr h_t) when the transmission is not 1.
-    DUT = np.empty((T, N, B), dtype=dtype)
-    DU2T = np.empty((T if mix.any() else 0, N, B), dtype=dtype)
-    GXT = np.zeros((S, N, B), dtype=dtype)
+    # to u_t are stored, (T, B, N), for phase 2; so are the states as the banks saw them (tr h_t)
+    # when the transmission is not 1.
+    DU = np.empty((T, B, N), dtype=dtype)
+    DU2 = np.empty((T if mix.any() else 0, B, N), dtype=dtype)
+    GX = np.zeros((S, B, N), dtype=dtype)
     HS = np.empty((T if scaled else 0, B, N), dtype=dtype)
     gZ = np.ascontiguousarray(gZ, dtype=dtype)
     par = parallel_pays(B, N, D, T)
     (_rows_backward_par if par else _rows_backward_ser)(
         W, W_out, tape.bank_at, tape.prev, tape.slot, coef, mix, tape.H, tape.G, gZ, tape.chunk,
-        DUT, DU2T, GXT, HS)
+        DU, DU2, GX, HS)
     # Phase 2, over blocks of rows of the weight gradients: each block sums its rows over every
     # step, in step order; blocks never share an output row.
     (_weights_backward_par if par else _weights_backward_ser)(
-        tape.X, tape.bank_at, tape.prev, mix, HS if scaled else tape.H, DUT, DU2T, GXT,
-        GRAD_BLOCK, grads["W_in"], grads["W"], grads["b"])
+        tape.X, tape.bank_at, tape.prev, mix, HS if scaled else tape.H, DU, DU2, GX,
+        grad_block(N), grads["W_in"], grads["W"], grads["b"])
     np.dot(gZ.T, tape.HR, out=grads["W_out"])
     np.sum(gZ, axis=0, out=grads["b_out"])
     if tape.folds:  # a mixed bank's gradient goes back to its two banks
