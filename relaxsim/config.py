@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -76,6 +77,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "optimizer": Key("str", "adam or sgd"),
         "momentum": Key("float", "momentum of sgd (0: plain gradient descent)", _fraction()),
         "seed": Key("int", "seed of initialisation and shuffling", _at_least(0)),
+        "checkpoint_every": Key("int", "epochs between checkpoints of a run with an output "
+                                "directory (0: none)", _at_least(0)),
     },
     "task": {
         "name": Key("str", "task (see `relaxsim.tasks.TASKS`)"),
@@ -125,9 +128,11 @@ DEFAULT_CONFIG = "default.toml"
 
 
 def _describe(value: Any) -> str:
-    """A value as a user wrote it in TOML: strings quoted, booleans lower case."""
+    """A value as a user wrote it in TOML: strings quoted, booleans lower case, tables inline."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_describe(v)}" for k, v in value.items()) + " }"
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -383,6 +388,7 @@ def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
     ACTIVATIONS.get(net["activation"], field="network.activation")
     OPTIMIZERS.get(train["optimizer"], field="training.optimizer")
     task_kind = TASKS.get(task["name"], field="task.name")
+    _check_memory(cfg, task_kind)  # before anything is built at the config's sizes
     resolve(net["schedule"], net["banks"], net["steps"])
     if task["val_fraction"] + task["test_fraction"] >= 1:
         raise ConfigError("task.test_fraction", "must leave data for training: "
@@ -401,6 +407,63 @@ def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
         load_device(kind, cfg["hardware"][key], f"hardware.{key}")
     if hasattr(task_kind, "check"):  # the task's own checks (e.g. shakespeare needs sequence input)
         task_kind.check(cfg)
+
+
+# Bytes the timing model and the schedule hold per step of an inference (lists of bank indices
+# and event times), and per inference in flight (its active element and switch as SimPy
+# resources: about 700 bytes measured); lower bounds, like the rest of the estimate.
+STEP_OVERHEAD_BYTES = 128
+SLOT_BYTES = 512
+# Arrays of the parameters' shapes an optimizer keeps (Adam: two moments; SGD: a velocity).
+OPTIMIZER_COPIES = {"adam": 2, "sgd": 1}
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's physical memory, or None where the system does not tell."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def training_memory_bytes(cfg: Mapping[str, Mapping[str, Any]], task_kind=None) -> dict:
+    """A lower bound on the memory a run of ``cfg`` needs, by the field that sets each part.
+
+    Parameters (``L_W (N^2 + N) + N D + C (N + 1)`` floats, held with their gradients, the best
+    copy and the optimizer's state), the forward tape of a minibatch (states and derivatives,
+    ``(2 L_T + 1) x B x N`` floats, ``B`` at most the training split), the schedule and the
+    timing model. Sizes the task cannot tell without reading its data count as 1.
+    """
+    net, train, hwc = cfg["network"], cfg["training"], cfg["hardware"]
+    N, L, T = net["hidden"], net["banks"], net["steps"]
+    n_inputs, n_classes, n_train = getattr(task_kind, "min_sizes", lambda _: (1, 1, 1))(
+        Section("task", cfg["task"]))
+    word = 4 if net["dtype"] == "float32" else 8
+    copies = 3 + OPTIMIZER_COPIES.get(train["optimizer"], 0)
+    params = copies * word * (L * (N * N + N) + N * n_inputs + n_classes * (N + 1))
+    tape = word * (2 * T + 1) * min(train["batch_size"], n_train) * N
+    parts = {"network.hidden": 0, "network.banks": 0, "network.steps": STEP_OVERHEAD_BYTES * T}
+    parts["network.hidden" if N * N >= L else "network.banks"] += params
+    parts["network.steps" if T >= N else "network.hidden"] += tape
+    if hwc["pipelining"] == "pipelined":
+        parts["hardware.in_flight"] = SLOT_BYTES * hwc["in_flight"]
+    return parts
+
+
+def _check_memory(cfg: dict[str, dict[str, Any]], task_kind) -> None:
+    """Refuse sizes whose training cannot fit in the machine's memory, before allocating."""
+    available = physical_memory_bytes()
+    if not available:
+        return
+    parts = training_memory_bytes(cfg, task_kind)
+    needed = sum(parts.values())
+    if needed > available:
+        field = max(parts, key=parts.get)
+        section, key = field.split(".")
+        gib = f"{needed / 2**30:.3g}" if needed < 10**300 else "more than 1e+290"
+        raise ConfigError(field, f"must be small enough for the run to fit in memory: it needs "
+                          f"at least {gib} GiB, the machine has {available / 2**30:.3g} GiB",
+                          cfg[section][key])
 
 
 def load_config(path: str | Path | None = None,

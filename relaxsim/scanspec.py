@@ -5,6 +5,7 @@ A spec is a TOML file (or the same data as a dict)::
     description = "ReLaX-Net against RNN and DNN"   # optional
     base = "exp.toml"        # a config file, relative to the spec; or a [base] table of sections
     seeds = [0, 1, 2]        # training.seed values: every point once per seed
+    save_weights = true      # optional: keep each point's weights beside its result
 
     [grid]                   # the cartesian product of the axes
     "network.banks" = [1, 2, 4]
@@ -48,7 +49,7 @@ from .errors import ConfigError, RelaxsimError
 from .io import read_toml
 from .registry import closest
 
-KEYS = ("description", "base", "seeds", "grid", "zip", "points", "budget")
+KEYS = ("description", "base", "seeds", "grid", "zip", "points", "budget", "save_weights")
 BUDGET_KEYS = ("params", "tolerance", "banks", "steps")
 DEFAULT_TOLERANCE = 0.1
 ID_CHARS = 16  # hex characters of the sha256 kept in a point's id
@@ -98,6 +99,7 @@ class ScanSpec:
     seeds: list[int] = field(default_factory=list)
     budget: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    save_weights: bool = False  # the store keeps points/<id>.weights.npz beside each result
     source: str = "scan spec"  # where it came from, for messages
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,6 +110,8 @@ class ScanSpec:
         for name in ("seeds", "base", "grid", "zip", "points", "budget"):
             if getattr(self, name):
                 out[name] = copy.deepcopy(getattr(self, name))
+        if self.save_weights:
+            out["save_weights"] = True
         return out
 
     def to_toml(self) -> str:
@@ -143,6 +147,10 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
     if not isinstance(description, str):
         fail(f"description: must be a string (got {description!r})")
 
+    save_weights = data.get("save_weights", False)
+    if not isinstance(save_weights, bool):
+        fail(f"save_weights: must be true or false (got {_toml_value(save_weights)})")
+
     base = data.get("base", {})
     if isinstance(base, str):
         path = Path(base) if root is None or Path(base).is_absolute() else root / base
@@ -172,7 +180,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
         seeds = [seeds]
     if not isinstance(seeds, list) or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        fail(f"seeds: must be a list of integers >= 0 (got {seeds!r})")
+        fail(f"seeds: must be a list of integers >= 0 (got {_toml_value(seeds)})")
     if "seeds" in data and not seeds:
         fail("seeds: empty list; give at least one seed or leave seeds out")
 
@@ -193,7 +201,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
                          "block only")
             owner[name] = block
     return ScanSpec(base=base, grid=grid, zip=zipped, points=points, seeds=seeds, budget=budget,
-                    description=description, source=source)
+                    description=description, save_weights=save_weights, source=source)
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

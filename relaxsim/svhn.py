@@ -202,6 +202,11 @@ class SVHN:
         return TaskInfo(n_inputs=n_inputs, n_classes=N_CLASSES)
 
     @classmethod
+    def min_sizes(cls, task_cfg) -> tuple[int, int, int]:
+        info = cls.info(task_cfg)
+        return info.n_inputs, info.n_classes, 1  # the training images: known once read
+
+    @classmethod
     def check(cls, cfg: dict) -> None:
         task = cfg["task"]
         n_raw = n_raw_features(IMAGE_SHAPE, task["color"], task["downsample"])

@@ -7,7 +7,9 @@ A task is a class registered in :data:`TASKS` with
 - ``load(task_cfg, steps) -> Dataset``: the splits (``steps`` is the network's ``L_T``, the context
   length of sequence tasks; static tasks ignore it);
 - optionally ``check(cfg)``: checks of the resolved config (plain nested dicts) that involve the
-  task, raising :class:`~relaxsim.errors.ConfigError`; called by config validation.
+  task, raising :class:`~relaxsim.errors.ConfigError`; called by config validation;
+- optionally ``min_sizes(task_cfg) -> (n_inputs, n_classes, n_train)``: lower bounds known without
+  reading the data, for config validation's memory estimate (without it: 1, 1, 1).
 
 The digits live here; SVHN (:mod:`relaxsim.svhn`) and Shakespeare (:mod:`relaxsim.text`) register
 themselves when this module is imported.
@@ -124,6 +126,9 @@ def standardise(train: np.ndarray, *others: np.ndarray):
     return tuple((x - mean) / std for x in (train, *others))
 
 
+DIGITS_SAMPLES = 1797  # images in scikit-learn's digits
+
+
 @TASKS.register("digits")
 class Digits:
     """The 1,797 handwritten digits (8x8 pixels, 10 classes) that scikit-learn ships."""
@@ -133,6 +138,13 @@ class Digits:
     @classmethod
     def info(cls, task_cfg) -> TaskInfo:
         return cls.info_
+
+    @classmethod
+    def min_sizes(cls, task_cfg) -> tuple[int, int, int]:
+        n = DIGITS_SAMPLES
+        held_out = (max(1, round(n * task_cfg.test_fraction))
+                    + max(1, round(n * task_cfg.val_fraction)))
+        return cls.info_.n_inputs, cls.info_.n_classes, max(1, n - held_out)
 
     @classmethod
     def load(cls, task_cfg, steps: int | None = None) -> Dataset:

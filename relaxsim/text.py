@@ -42,6 +42,9 @@ def read_text(path: Path) -> str:
                         "file") from None
     except OSError as exc:
         raise DataError(f"text file '{path}': cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:  # a name the system cannot take (a NUL character)
+        raise DataError(f"task.path: text file {str(path)!r}: not a valid file name "
+                        f"({exc})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -31,3 +31,16 @@ def make_batch(net: Network, batch: int, rng: np.random.Generator):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+# Hypothesis (tests/test_properties.py) runs on every commit: the same examples every run
+# (derandomize, and no example database), no per-example deadline (the machine may be loaded),
+# a bounded number of examples per test (each test sets its own max_examples).
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # hypothesis is a test extra; only the property tests need it
+    pass
+else:
+    _hypothesis_settings.register_profile("relaxsim", derandomize=True, deadline=None,
+                                          max_examples=50, database=None, print_blob=False)
+    _hypothesis_settings.load_profile("relaxsim")
