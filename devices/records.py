@@ -219,7 +219,7 @@ class WeightElement(DeviceRecord):
             if rng is None:
                 raise ValueError("program: a numpy Generator is needed when program_noise > 0")
             sigma = self.program_noise * self.w_max
-            draws = rng.standard_normal((self.devices_per_weight,) + w.shape)
+            draws = rng.standard_normal((self.devices_per_weight,) + w.shape, dtype=dtype)
             noise = draws[0] - draws[1] if self.sign == "differential" else draws[0]
             w_prog = w_prog + sigma * noise
         return w_prog.astype(dtype, copy=False), in_range
@@ -252,6 +252,15 @@ class WeightElement(DeviceRecord):
             nu = self.drift_exponents(shape, rng)
         nu = np.broadcast_to(self.drift_nu if nu is None else nu, shape)
         return (max(t, self.drift_t0_s) / self.drift_t0_s) ** (-nu)
+
+    def drift_is_identity(self, elapsed_s: float) -> bool:
+        """Whether :meth:`drift_factor` is 1 for every weight after ``elapsed_s`` (no drift model,
+        no time elapsed, or a power law before its onset ``t0``)."""
+        if self.drift == "none":
+            return True
+        if self.drift == "exponential":
+            return elapsed_s == 0
+        return elapsed_s <= self.drift_t0_s
 
     def read_sigma(self) -> float:
         """Read noise of one weight, rms: ``read_noise w_max`` (times sqrt 2 for a pair)."""

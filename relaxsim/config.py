@@ -119,6 +119,10 @@ SCHEMA["hardware"] = {
                      _at_least(1)),
     "program_banks": Key("str", "programming the banks: parallel or serial (one after another)",
                          _one_of("parallel", "serial")),
+    "jitter_draws": Key("str", "switch timing jitter drawn once per batch (all its samples see "
+                        "one draw: unbiased, one product per step) or per sample (each "
+                        "inference its own: a second product on every switching step)",
+                        _one_of("batch", "sample")),
     "switch": Key("device", "the fast switches: a table with preset = NAME and field overrides"),
     "weights": Key("device", "the slow weight elements: preset = NAME and field overrides"),
     "active": Key("device", "the fast active elements: preset = NAME and field overrides"),

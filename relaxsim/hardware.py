@@ -73,6 +73,7 @@ class Hardware:
     pipelining: str = "sequential"
     in_flight: int = 1
     program_banks: str = "parallel"
+    jitter_draws: str = "batch"
 
     def timing_spec(self, schedule, banks: int, architecture: str = "relaxnet",
                     pipelining: str | None = None) -> TimingSpec:
@@ -110,15 +111,24 @@ class Hardware:
                         act_params=(float(g), float(s), float(p)), gaps=gaps)
 
     def jittered_eps(self, coupling: Coupling, batch: int, rng: np.random.Generator):
-        """Per-sample switch leak ``(T, B)``: each switching command late or early by a draw of
-        the switch's timing jitter (``None`` when the switch has none)."""
+        """Switch leak with each switching command late or early by a draw of the switch's timing
+        jitter (``None`` when the switch has none).
+
+        ``jitter_draws = "sample"``: per sample, ``(T, B)``: each inference its own draw; the
+        kernels then need a second product on every switching step. ``"batch"``: one draw per
+        step for the whole batch, ``(T,)``: every sample's leak has the same distribution as per
+        sample, so accuracies and gradients are unbiased (only their variance across batches
+        grows), and the kernels run each step on one mixed bank, as for the read noise (one
+        draw per forward pass)."""
         if self.switch.jitter_s == 0 or not np.isfinite(coupling.gaps).any():
             return None
+        width = batch if self.jitter_draws == "sample" else 1
         gaps = coupling.gaps[:, None] - self.switch.jitter_s * rng.standard_normal(
-            (len(coupling.gaps), batch))
+            (len(coupling.gaps), width))
         eps = np.where(np.isinf(coupling.gaps)[:, None], 0.0,
                        self.switch.leak(np.where(np.isinf(gaps), 0, gaps)))
-        return eps.astype(coupling.eps.dtype)
+        eps = eps.astype(coupling.eps.dtype)
+        return eps if self.jitter_draws == "sample" else eps[:, 0]
 
     def program_time_s(self, banks: int) -> float:
         """Hardware time of one programming event (all banks)."""
@@ -174,12 +184,17 @@ class Hardware:
         The gradient passes straight through quantisation and noise, is scaled by the drift and
         stops where the target was clipped.
         """
-        drift = self.drift_factor(programmed, elapsed_s)
-        W = drift * programmed.W
+        if self.weights.drift_is_identity(elapsed_s):  # no drift yet: a factor of 1 exactly
+            W, factor = programmed.W, programmed.mask
+        else:
+            drift = self.drift_factor(programmed, elapsed_s)
+            W, factor = drift * programmed.W, drift * programmed.mask
         sigma = self.weights.read_sigma()
-        if sigma > 0:
-            W = W + sigma * rng.standard_normal(W.shape)
-        return W.astype(programmed.W.dtype, copy=False), drift * programmed.mask
+        if sigma > 0:  # drawn in the weights' dtype (float64: the same numbers as ever)
+            noise = rng.standard_normal(W.shape, dtype=programmed.W.dtype)
+            noise *= sigma
+            W = W + noise
+        return W.astype(programmed.W.dtype, copy=False), factor
 
     # -- fast time scale: noise draws ------------------------------------------------------
 
@@ -188,12 +203,13 @@ class Hardware:
         """Element noise ``(T, B, N)`` and detector noise ``(B, N)`` for one forward pass
         (``None`` where the device is noiseless: no random numbers are consumed)."""
         element = detector = None
-        if self.active.noise > 0:
-            element = (self.active.noise * rng.standard_normal((steps, batch, hidden))).astype(
-                dtype)
+        dtype = np.dtype(dtype)
+        if self.active.noise > 0:  # drawn in the network's dtype, scaled in place: no copies
+            element = rng.standard_normal((steps, batch, hidden), dtype=dtype)
+            element *= self.active.noise
         if self.active.detector_noise > 0:
-            detector = (self.active.detector_noise * rng.standard_normal((batch, hidden))).astype(
-                dtype)
+            detector = rng.standard_normal((batch, hidden), dtype=dtype)
+            detector *= self.active.detector_noise
         return element, detector
 
 
@@ -219,5 +235,6 @@ def build_hardware(hw_cfg) -> Hardware:
         pipelining=hw_cfg["pipelining"],
         in_flight=hw_cfg["in_flight"],
         program_banks=hw_cfg["program_banks"],
+        jitter_draws=hw_cfg["jitter_draws"],
     )
     return hw  # a clock shorter than the propagation is refused when the config is validated

@@ -464,16 +464,33 @@ def coefficients(a, c, eps, tr, T, B, dtype) -> np.ndarray:
     """Stack ``a, c, eps, tr`` (each per step ``(T,)``/``(T, 1)`` or per sample ``(T, B)``) into
     one ``(4, T, 1)`` or ``(4, T, B)`` array."""
     arrays = []
+    width = 1
     for name, arr in (("a", a), ("c", c), ("eps", eps), ("tr", tr)):
-        arr = np.asarray(arr, dtype=dtype)
+        arr = np.asarray(arr)
         if arr.ndim == 1:
-            arr = arr[:, None]
+            arr = arr.reshape(-1, 1)
         if arr.ndim != 2 or arr.shape[0] != T or arr.shape[1] not in (1, B):
             raise ValueError(f"{name}: expected shape ({T},), ({T}, 1) or ({T}, {B}) "
                              f"(got {arr.shape})")
         arrays.append(arr)
-    width = max(arr.shape[1] for arr in arrays)
-    return np.ascontiguousarray(np.stack([np.broadcast_to(arr, (T, width)) for arr in arrays]))
+        width = max(width, arr.shape[1])
+    out = np.empty((4, T, width), dtype=dtype)
+    for row, arr in zip(out, arrays):
+        row[...] = arr  # broadcasts a per-step column over the samples
+    return out
+
+
+@_ejit
+def adam_update(p, g, m, v, scale, b1, b2, eps):
+    """One Adam step in place on flat arrays, fused: ``m = b1 m + (1 - b1) g``,
+    ``v = b2 v + (1 - b2) g^2``, ``p -= scale m / (sqrt(v) + eps)``."""
+    for i in range(p.shape[0]):
+        gi = g[i]
+        mi = b1 * m[i] + (1.0 - b1) * gi
+        vi = b2 * v[i] + (1.0 - b2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] -= scale * mi / (math.sqrt(vi) + eps)
 
 
 # Below this many multiply-adds per forward pass, the kernels run their chunks serially.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import adam_update
 from .registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer")
@@ -24,6 +25,13 @@ class SGD:
             v += g
             params[key] -= self.lr * v
 
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """What a checkpoint must keep: arrays by name, and JSON-able scalars."""
+        return {f"velocity/{k}": v for k, v in self.velocity.items()}, {}
+
+    def restore(self, arrays: dict[str, np.ndarray], scalars: dict) -> None:
+        """Continue from what :meth:`state` returned."""
+        self.velocity = {k: arrays[f"velocity/{k}"].copy() for k in self.velocity}
 
 
 @OPTIMIZERS.register("adam")
@@ -42,9 +50,26 @@ class Adam:
         b1, b2 = self.beta1, self.beta2
         scale = self.lr * np.sqrt(1.0 - b2 ** self.t) / (1.0 - b1 ** self.t)
         for key, g in grads.items():
-            m, v = self.m[key], self.v[key]
+            p, m, v = params[key], self.m[key], self.v[key]
+            g = np.asarray(g, dtype=p.dtype)
+            if all(a.flags.c_contiguous for a in (p, g, m, v)):  # one fused pass (numba)
+                adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), scale,
+                            b1, b2, self.eps)
+                continue
             m *= b1
             m += (1.0 - b1) * g
             v *= b2
             v += (1.0 - b2) * g * g
-            params[key] -= scale * m / (np.sqrt(v) + self.eps)
+            p -= scale * m / (np.sqrt(v) + self.eps)
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """What a checkpoint must keep: arrays by name, and JSON-able scalars."""
+        arrays = {f"m/{k}": v for k, v in self.m.items()}
+        arrays.update({f"v/{k}": v for k, v in self.v.items()})
+        return arrays, {"t": self.t}
+
+    def restore(self, arrays: dict[str, np.ndarray], scalars: dict) -> None:
+        """Continue from what :meth:`state` returned."""
+        self.t = int(scalars["t"])
+        self.m = {k: arrays[f"m/{k}"].copy() for k in self.m}
+        self.v = {k: arrays[f"v/{k}"].copy() for k in self.v}

@@ -14,11 +14,9 @@ from pathlib import Path
 _configured = False
 
 
-def single_threaded_kernel_blas() -> None:
-    """Set the BLAS behind ``scipy.linalg.cython_blas`` to one thread (idempotent, cheap)."""
-    global _configured
-    if _configured:
-        return
+def _blas_controllers():
+    """``(kernel BLAS controllers, numpy BLAS controllers)``: the BLAS that scipy ships (which
+    the kernels call) and the others (numpy's own, in the PyPI wheels)."""
     import scipy
     import scipy.linalg.cython_blas  # noqa: F401  (loads the library so it can be found)
     from threadpoolctl import ThreadpoolController
@@ -27,6 +25,21 @@ def single_threaded_kernel_blas() -> None:
     scipy_libs = Path(scipy.__file__).resolve().parent.parent / "scipy.libs"
     blas = [lib for lib in controller.lib_controllers if lib.user_api == "blas"]
     own = [lib for lib in blas if Path(lib.filepath).resolve().parent == scipy_libs]
-    for lib in own or blas:  # a shared system BLAS: limit it, the kernels need it single-threaded
+    return (own or blas), [lib for lib in blas if lib not in own]
+
+
+def set_numpy_blas_threads(n: int) -> None:
+    """Threads of numpy's own BLAS (for comparisons that use numpy's products); the kernels' BLAS
+    stays at one thread. With one BLAS shared by both, it is left alone."""
+    for lib in _blas_controllers()[1]:
+        lib.set_num_threads(n)
+
+
+def single_threaded_kernel_blas() -> None:
+    """Set the BLAS behind ``scipy.linalg.cython_blas`` to one thread (idempotent, cheap)."""
+    global _configured
+    if _configured:
+        return
+    for lib in _blas_controllers()[0]:  # a shared system BLAS: limited, the kernels need one thread
         lib.set_num_threads(1)
     _configured = True

@@ -368,7 +368,7 @@ def test_jittered_eps_shape_and_mean():
     10 sigma, so a negative gap never happens)."""
     hw = hardware(**{**IDEAL, "hardware.switch": {"preset": "ideal", "rise_time": "20 ps",
                                                   "jitter": "2 ps"},
-                     "hardware.clock": "30 ps"})
+                     "hardware.clock": "30 ps", "hardware.jitter_draws": "sample"})
     schedule = np.array([0, 1, 0, 0, 1])
     cp = hw.coupling(schedule, 0.0, "tanh")
     B = 100_000
@@ -385,6 +385,22 @@ def test_jittered_eps_shape_and_mean():
     # standard error of the mean: sqrt(exp(sigma^2/tau^2) - 1) / sqrt(B), about 7e-4 relative
     np.testing.assert_allclose(eps[switching].mean(axis=1), expected, rtol=5e-3)
     np.testing.assert_allclose(np.median(eps[switching], axis=1), cp.eps[switching], rtol=2e-2)
+
+
+def test_jitter_drawn_per_batch_is_one_draw_per_step():
+    """jitter_draws = "batch" (the default): one draw per step, the same numbers a per-sample
+    draw of width 1 gives; the leak then is per step, shape (T,)."""
+    cfg = {**IDEAL, "hardware.switch": {"preset": "ideal", "rise_time": "20 ps", "jitter": "2 ps"},
+           "hardware.clock": "30 ps"}
+    per_batch = hardware(**cfg)
+    assert per_batch.jitter_draws == "batch"
+    cp = per_batch.coupling(np.array([0, 1, 0, 0, 1]), 0.0, "tanh")
+    eps = per_batch.jittered_eps(cp, 64, np.random.default_rng(5))
+    z = np.random.default_rng(5).standard_normal((5, 1))[:, 0]
+    assert eps.shape == (5,) and eps.dtype == cp.eps.dtype
+    assert (eps[[0, 3]] == 0.0).all()
+    np.testing.assert_array_equal(eps[[1, 2, 4]], per_batch.switch.leak(
+        cp.gaps[[1, 2, 4]] - 2 * PS * z[[1, 2, 4]]))
 
 
 def test_no_jitter_no_per_sample_eps():
