@@ -331,20 +331,20 @@ def _rows_backward_ser(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk
 
 
 @_pjit
-def _weights_backward_par(X, bank_at, prev, mix, HB, DU, DU2, GX, block, dW_in, dW, db):
+def _weights_backward_par(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, dW_in, dW, db):
     N = HB.shape[2]
     for bi in prange((N + block - 1) // block):
         i0 = bi * block
-        _weight_grads(X, bank_at, prev, mix, HB, DU, DU2, GX, i0, min(N, i0 + block),
+        _weight_grads(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, i0, min(N, i0 + block),
                       dW_in, dW, db)
 
 
 @_jit
-def _weights_backward_ser(X, bank_at, prev, mix, HB, DU, DU2, GX, block, dW_in, dW, db):
+def _weights_backward_ser(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, dW_in, dW, db):
     N = HB.shape[2]
     for bi in range((N + block - 1) // block):
         i0 = bi * block
-        _weight_grads(X, bank_at, prev, mix, HB, DU, DU2, GX, i0, min(N, i0 + block),
+        _weight_grads(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, i0, min(N, i0 + block),
                       dW_in, dW, db)
 
 
@@ -398,29 +398,31 @@ def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, D
 
 
 @_jit
-def _weight_grads(X, bank_at, prev, mix, H, DU, DU2, GX, i0, i1, dW_in, dW, db):
+def _weight_grads(X, bank_at, prev, mix, H, alpha, DU, DU2, GX, i0, i1, dW_in, dW, db):
     """Rows i0:i1 of every weight gradient, summed over the steps in step order:
-    ``dW[k] += du_t^T h_t`` (one product with a transposed, strided operand), ``db[k] += sum du_t``,
-    ``dW_in += gx_s^T x_s``."""
+    ``dW[k] += alpha_t du_t^T h_t`` (one product with a transposed, strided operand; ``alpha_t``:
+    the step's transmission), ``db[k] += sum du_t``, ``dW_in += gx_s^T x_s``."""
     T = bank_at.shape[0]
     S = X.shape[0]
     B = H.shape[1]
     dW[:, i0:i1, :] = 0.0
     db[:, i0:i1] = 0.0
     for t in range(T):
-        _accumulate(DU[t, :, i0:i1], H[t], dW[bank_at[t], i0:i1], db[bank_at[t], i0:i1], t > 0)
+        _accumulate(DU[t, :, i0:i1], H[t], alpha[t], dW[bank_at[t], i0:i1],
+                    db[bank_at[t], i0:i1], t > 0)
         if mix[t] != 0:
-            _accumulate(DU2[t, :, i0:i1], H[t], dW[prev[t], i0:i1], db[prev[t], i0:i1], t > 0)
+            _accumulate(DU2[t, :, i0:i1], H[t], alpha[t], dW[prev[t], i0:i1],
+                        db[prev[t], i0:i1], t > 0)
     for sl in range(S):
         gemm(True, False, 1.0, GX[sl, :, i0:i1], X[sl], 1.0 if sl > 0 else 0.0, dW_in[i0:i1])
 
 
 @_jit
-def _accumulate(du, h, dw, db, product):
-    """``dw += du^T h`` (when ``product``: h_0 = 0 adds nothing) and ``db += column sums of du``
-    for one block of columns ``du (B, i)``."""
+def _accumulate(du, h, alpha, dw, db, product):
+    """``dw += alpha du^T h`` (when ``product``: h_0 = 0 adds nothing) and ``db += column sums of
+    du`` for one block of columns ``du (B, i)``."""
     if product:
-        gemm(True, False, 1.0, du, h, 1.0, dw)
+        gemm(True, False, alpha, du, h, 1.0, dw)
     for r in range(du.shape[0]):
         for i in range(du.shape[1]):
             db[i] += du[r, i]
@@ -509,19 +511,25 @@ def grad_block(N: int) -> int:
     return max(GRAD_BLOCK, -(-N // 128) * 16)
 
 
-def chunk_rows(batch: int) -> int:
-    """Rows per parallel task: about 8 tasks per batch, 8 to 64 rows each.
+# A chunk of rows should hold at least this many multiply-adds per bank product: below it, the
+# per-call cost of BLAS and of the element loops dominates (small N).
+CHUNK_MIN_WORK = 65_536
 
-    Depends on the batch size only, never on the thread count, so results are the same bytes
+
+def chunk_rows(batch: int, N: int) -> int:
+    """Rows per parallel task: about 8 tasks per batch, 8 to 64 rows each, more rows when N is
+    small (at least ``CHUNK_MIN_WORK`` multiply-adds per product, up to the whole batch).
+
+    Depends on the shapes only, never on the thread count, so results are the same bytes
     whatever the number of threads.
     """
-    return min(max(batch // 8, 8), 64)
+    return max(min(max(batch // 8, 8), 64), min(batch, -(-CHUNK_MIN_WORK // (N * N))))
 
 
 def mix_flags(bank_at, prev, eps) -> np.ndarray:
     """1 for the steps whose leak ``eps`` mixes in a different bank, else 0."""
     eps = np.asarray(eps)
-    nonzero = np.any(eps.reshape(eps.shape[0], -1) != 0, axis=1)
+    nonzero = (eps != 0) if eps.ndim == 1 else (eps.reshape(eps.shape[0], -1) != 0).any(axis=1)
     return (nonzero & (np.asarray(bank_at) != np.asarray(prev))).astype(np.uint8)
 
 
@@ -529,7 +537,7 @@ class Tape:
     """What the forward pass keeps for the backward pass."""
 
     __slots__ = ("X", "slot", "bank_at", "prev", "coef", "mix", "H", "G", "HR", "Z", "chunk",
-                 "W", "folds")
+                 "W", "folds", "any_mix")
 
     def __init__(self, **kw):
         for key, value in kw.items():
@@ -563,21 +571,23 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     det = _optional(det, (B, N), dtype, "det")
     ap = np.asarray(by_code(act).ideal if act_params is None else act_params, dtype=np.float64)
     mix = mix_flags(bank_at, prev, coef[EPS])
+    any_mix = bool(mix.any())
     folds = []
-    if mix.any() and coef.shape[2] == 1:
+    if any_mix and coef.shape[2] == 1:
         W, b, bank_at, folds = _bake_leak(W, b, bank_at, prev, coef[EPS, :, 0], mix)
-        mix = np.zeros_like(mix)
+        mix[:] = 0
+        any_mix = False
     H = np.empty((T + 1, B, N), dtype=dtype)
     G = np.empty((T, B, N), dtype=dtype)
     Z = np.empty((B, W_out.shape[0]), dtype=dtype)
-    chunk = chunk_rows(B)
+    chunk = chunk_rows(B, N)
     single_threaded_kernel_blas()
     driver = _forward_par if parallel_pays(B, N, D, T) else _forward_ser
     driver(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise, det,
            chunk, H, G, Z)
     HR = H[T] + det if det.shape[0] else H[T]
     tape = Tape(X=X, slot=slot, bank_at=bank_at, prev=prev, coef=coef, mix=mix, H=H, G=G, HR=HR,
-                Z=Z, chunk=chunk, W=W, folds=folds)
+                Z=Z, chunk=chunk, W=W, folds=folds, any_mix=any_mix)
     return Z, tape
 
 
@@ -638,12 +648,15 @@ def backward(params, tape, gZ):
     T, B, N = tape.G.shape
     S, _, D = tape.X.shape
     mix, coef = tape.mix, tape.coef
-    scaled = bool(np.any(coef[TR] != 1.0))
+    # The banks saw tr h_t: a per-step transmission scales the weight-gradient products (BLAS
+    # alpha); a per-sample one needs the scaled states stored.
+    scaled = coef.shape[2] > 1 and bool((coef[TR] != coef[TR, :, :1]).any())
+    alpha = np.ones(T) if scaled else coef[TR, :, 0].astype(np.float64)
     # Phase 1, over chunks of rows: the recursion for dh runs per row. The gradients with respect
     # to u_t are stored, (T, B, N), for phase 2; so are the states as the banks saw them (tr h_t)
-    # when the transmission is not 1.
+    # when the transmission is per sample.
     DU = np.empty((T, B, N), dtype=dtype)
-    DU2 = np.empty((T if mix.any() else 0, B, N), dtype=dtype)
+    DU2 = np.empty((T if tape.any_mix else 0, B, N), dtype=dtype)
     GX = np.zeros((S, B, N), dtype=dtype)
     HS = np.empty((T if scaled else 0, B, N), dtype=dtype)
     gZ = np.ascontiguousarray(gZ, dtype=dtype)
@@ -654,7 +667,7 @@ def backward(params, tape, gZ):
     # Phase 2, over blocks of rows of the weight gradients: each block sums its rows over every
     # step, in step order; blocks never share an output row.
     (_weights_backward_par if par else _weights_backward_ser)(
-        tape.X, tape.bank_at, tape.prev, mix, HS if scaled else tape.H, DU, DU2, GX,
+        tape.X, tape.bank_at, tape.prev, mix, HS if scaled else tape.H, alpha, DU, DU2, GX,
         grad_block(N), grads["W_in"], grads["W"], grads["b"])
     np.dot(gZ.T, tape.HR, out=grads["W_out"])
     np.sum(gZ, axis=0, out=grads["b_out"])
