@@ -17,10 +17,12 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numba as nb
 import numpy as np
 
 from relaxsim.errors import ConfigError
 from relaxsim.registry import closest
+from relaxsim.rng import normal
 
 from .fields import DeviceRecord, choice, join_field, quantity
 from .units import describe_value
@@ -205,21 +207,17 @@ class WeightElement(DeviceRecord):
         """
         w = np.asarray(w)
         dtype = w.dtype if w.dtype.kind == "f" else np.dtype(np.float64)
-        w = w.astype(dtype, copy=False)
-        in_range = np.abs(w) <= self.w_max
-        w_prog = np.clip(w, -self.w_max, self.w_max)
-        if self.bits != INF:
-            levels = 2.0 ** self.bits
-            if self.sign == "bipolar":
-                w_prog = _quantise(w_prog, -self.w_max, self.w_max, levels)
-            else:
-                w_prog = (_quantise(np.maximum(w_prog, 0), 0.0, self.w_max, levels)
-                          - _quantise(np.maximum(-w_prog, 0), 0.0, self.w_max, levels))
+        w = np.ascontiguousarray(w, dtype=dtype)
+        in_range = np.empty(w.shape, dtype=np.bool_)
+        w_prog = np.empty_like(w)
+        _clip_quantise(w.reshape(-1), float(self.w_max),
+                       2.0 ** self.bits if self.bits != INF else 0.0,
+                       self.sign == "differential", w_prog.reshape(-1), in_range.reshape(-1))
         if self.program_noise > 0:
             if rng is None:
                 raise ValueError("program: a numpy Generator is needed when program_noise > 0")
             sigma = self.program_noise * self.w_max
-            draws = rng.standard_normal((self.devices_per_weight,) + w.shape, dtype=dtype)
+            draws = normal(rng, (self.devices_per_weight,) + w.shape, dtype=dtype)
             noise = draws[0] - draws[1] if self.sign == "differential" else draws[0]
             w_prog = w_prog + sigma * noise
         return w_prog.astype(dtype, copy=False), in_range
@@ -231,7 +229,7 @@ class WeightElement(DeviceRecord):
             return None
         if rng is None:
             raise ValueError("drift_exponents: a numpy Generator is needed when drift_nu_std > 0")
-        return self.drift_nu + self.drift_nu_std * rng.standard_normal(shape)
+        return self.drift_nu + normal(rng, shape, self.drift_nu_std)
 
     def drift_factor(self, elapsed_s: float, shape, rng: np.random.Generator | None = None,
                      nu=None):
@@ -269,10 +267,30 @@ class WeightElement(DeviceRecord):
         return self.read_noise * self.w_max * math.sqrt(self.devices_per_weight)
 
 
-def _quantise(x: np.ndarray, lo: float, hi: float, levels: float) -> np.ndarray:
+@nb.njit(cache=True, inline="always")
+def _quantise(x, lo, hi, levels):
     """Round ``x`` (already in ``[lo, hi]``) to the nearest of ``levels`` equally spaced values."""
     step = (hi - lo) / (levels - 1.0)
-    return np.clip(lo + np.rint((x - lo) / step) * step, lo, hi)
+    q = lo + np.rint((x - lo) / step) * step
+    return min(max(q, lo), hi)
+
+
+@nb.njit(cache=True)
+def _clip_quantise(w, w_max, levels, differential, out, in_range):
+    """One pass over the weights (no fast-math: the same bits as the numpy expressions):
+    ``in_range = |w| <= w_max``; clip to ``[-w_max, w_max]``; with ``levels > 0``, quantise
+    (bipolar over ``[-w_max, w_max]``, differential: each of the pair over ``[0, w_max]``)."""
+    for i in range(w.shape[0]):
+        x = w[i]
+        in_range[i] = abs(x) <= w_max
+        c = x if x != x else min(max(x, -w_max), w_max)  # NaN stays NaN, as np.clip keeps it
+        if levels > 0.0:
+            if differential:
+                c = (_quantise(max(c, 0.0), 0.0, w_max, levels)
+                     - _quantise(max(-c, 0.0), 0.0, w_max, levels))
+            else:
+                c = _quantise(c, -w_max, w_max, levels)
+        out[i] = c
 
 
 RECORDS: dict[str, type[DeviceRecord]] = {cls.KIND: cls for cls in

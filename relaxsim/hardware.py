@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import Activation
+from .rng import normal
 from .timing import Simulation, TimingSpec, simulate
 
 
@@ -190,10 +191,8 @@ class Hardware:
             drift = self.drift_factor(programmed, elapsed_s)
             W, factor = drift * programmed.W, drift * programmed.mask
         sigma = self.weights.read_sigma()
-        if sigma > 0:  # drawn in the weights' dtype (float64: the same numbers as ever)
-            noise = rng.standard_normal(W.shape, dtype=programmed.W.dtype)
-            noise *= sigma
-            W = W + noise
+        if sigma > 0:  # drawn in the weights' dtype
+            W = W + normal(rng, W.shape, sigma, programmed.W.dtype)
         return W.astype(programmed.W.dtype, copy=False), factor
 
     # -- fast time scale: noise draws ------------------------------------------------------
@@ -204,12 +203,10 @@ class Hardware:
         (``None`` where the device is noiseless: no random numbers are consumed)."""
         element = detector = None
         dtype = np.dtype(dtype)
-        if self.active.noise > 0:  # drawn in the network's dtype, scaled in place: no copies
-            element = rng.standard_normal((steps, batch, hidden), dtype=dtype)
-            element *= self.active.noise
+        if self.active.noise > 0:  # drawn in the network's dtype (relaxsim.rng)
+            element = normal(rng, (steps, batch, hidden), self.active.noise, dtype)
         if self.active.detector_noise > 0:
-            detector = rng.standard_normal((batch, hidden), dtype=dtype)
-            detector *= self.active.detector_noise
+            detector = normal(rng, (batch, hidden), self.active.detector_noise, dtype)
         return element, detector
 
 

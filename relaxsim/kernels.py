@@ -596,23 +596,55 @@ def _bake_leak(W, b, bank_at, prev, eps, mix):
     ``(1 - eps) W[k] + eps W[p]`` once and run the step on it: one product instead of two.
 
     Returns the banks with the mixed ones appended, the biases likewise, the bank index of each
-    step, and the folds ``(index, k, p, eps)`` that send the mixed banks' gradients back.
+    step, and the folds ``(index, k, p, eps)`` that send the mixed banks' gradients back (one
+    mixed bank per distinct ``(k, p, eps)``).
     """
     L = W.shape[0]
     index: dict[tuple[int, int, float], int] = {}
-    folds, extra_W, extra_b = [], [], []
+    folds = []
     bank_at = bank_at.copy()
     for t in np.flatnonzero(mix):
-        k, p, e = int(bank_at[t]), int(prev[t]), float(eps[t])
-        if (k, p, e) not in index:
-            index[(k, p, e)] = L + len(folds)
-            folds.append((L + len(folds), k, p, e))
-            extra_W.append((1.0 - e) * W[k] + e * W[p])
-            extra_b.append((1.0 - e) * b[k] + e * b[p])
-        bank_at[t] = index[(k, p, e)]
-    W = np.ascontiguousarray(np.concatenate([W, np.stack(extra_W)]))
-    b = np.ascontiguousarray(np.concatenate([b, np.stack(extra_b)]))
-    return W, b, bank_at, folds
+        key = (int(bank_at[t]), int(prev[t]), float(eps[t]))
+        if key not in index:
+            index[key] = L + len(folds)
+            folds.append((L + len(folds),) + key)
+        bank_at[t] = index[key]
+    spec = np.array([f[1:3] for f in folds], dtype=np.int64)
+    share = np.array([f[3] for f in folds], dtype=np.float64)
+    Wx = np.empty((L + len(folds),) + W.shape[1:], dtype=W.dtype)
+    bx = np.empty((L + len(folds), b.shape[1]), dtype=b.dtype)
+    _mix_banks(W, b, spec, share, Wx, bx)
+    return Wx, bx, bank_at, folds
+
+
+@_ejit
+def _mix_banks(W, b, spec, share, Wx, bx):
+    """``Wx = [W; (1 - e_j) W[k_j] + e_j W[p_j]]`` and likewise ``bx``, in one pass."""
+    L = W.shape[0]
+    Wx[:L] = W
+    bx[:L] = b
+    for j in range(spec.shape[0]):
+        k, p, e = spec[j, 0], spec[j, 1], share[j]
+        for r in range(W.shape[1]):
+            for c in range(W.shape[2]):
+                Wx[L + j, r, c] = (1.0 - e) * W[k, r, c] + e * W[p, r, c]
+            bx[L + j, r] = (1.0 - e) * b[k, r] + e * b[p, r]
+
+
+@_ejit
+def _fold_banks(dW, db, spec, share):
+    """Send each mixed bank's gradient back to its two banks, in fold order."""
+    L = dW.shape[0] - spec.shape[0]
+    for j in range(spec.shape[0]):
+        k, p, e = spec[j, 0], spec[j, 1], share[j]
+        for r in range(dW.shape[1]):
+            for c in range(dW.shape[2]):
+                g = dW[L + j, r, c]
+                dW[k, r, c] += (1.0 - e) * g
+                dW[p, r, c] += e * g
+            g = db[L + j, r]
+            db[k, r] += (1.0 - e) * g
+            db[p, r] += e * g
 
 
 def _optional(arr, shape, dtype, name):
@@ -674,10 +706,7 @@ def backward(params, tape, gZ):
     if tape.folds:  # a mixed bank's gradient goes back to its two banks
         L = W.shape[0] - len(tape.folds)
         dW, db = grads["W"], grads["b"]
-        for j, k, p, e in tape.folds:
-            dW[k] += (1.0 - e) * dW[j]
-            dW[p] += e * dW[j]
-            db[k] += (1.0 - e) * db[j]
-            db[p] += e * db[j]
+        _fold_banks(dW, db, np.array([f[1:3] for f in tape.folds], dtype=np.int64),
+                    np.array([f[3] for f in tape.folds], dtype=np.float64))
         grads["W"], grads["b"] = dW[:L].copy(), db[:L].copy()
     return grads

@@ -18,6 +18,7 @@ import pytest
 
 from relaxsim.activations import ACTIVATIONS
 from relaxsim.cli import main
+from relaxsim.rng import normal
 from relaxsim.devices import (KINDS, RECORDS, ActiveElement, Switch, WeightElement, add_preset_dir,
                               library, load_device, load_preset, preset_dirs, presets)
 from relaxsim.devices.fields import UNIT_SUFFIXES
@@ -264,7 +265,7 @@ def test_drift_power_law_and_exponential():
     np.testing.assert_allclose(pcm.drift_factor(200.0, (4,)), 10 ** -0.05, rtol=1e-15)
     spread = dataclasses.replace(pcm, drift_nu_std=0.01)
     rng = np.random.default_rng(5)
-    nu = 0.05 + 0.01 * np.random.default_rng(5).standard_normal((3, 3))
+    nu = 0.05 + normal(np.random.default_rng(5), (3, 3), 0.01)
     np.testing.assert_allclose(spread.drift_factor(200.0, (3, 3), rng), 10.0 ** -nu, rtol=1e-14)
     expo = WeightElement(drift="exponential", drift_tau_s="1 h")
     np.testing.assert_allclose(expo.drift_factor(1800.0, (2,)), math.exp(-0.5), rtol=1e-15)

@@ -1,0 +1,84 @@
+"""The counter-based normal draws of the hardware noise (relaxsim.rng)."""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+import pytest
+from scipy import stats
+
+from relaxsim import rng as R
+
+
+@nb.njit
+def _logs(x, out):
+    for i in range(x.shape[0]):
+        out[i] = R._log(x[i])
+
+
+@nb.njit
+def _sincos(f, s, c):
+    for i in range(f.shape[0]):
+        s[i], c[i] = R._sincos_half_pi(f[i])
+
+
+def test_log_and_sincos_match_numpy_to_a_few_ulp():
+    x = np.concatenate([np.linspace(0.5, 4.0, 20_001), np.geomspace(0.5, 2.0**32, 20_001)])
+    out = np.empty_like(x)
+    _logs(x, out)
+    assert np.max(np.abs(out - np.log(x))) <= 8 * np.spacing(np.log(2.0**32))
+    f = np.linspace(-0.5, 0.5, 20_001)
+    s, c = np.empty_like(f), np.empty_like(f)
+    _sincos(f, s, c)
+    np.testing.assert_allclose(s, np.sin(f * np.pi / 2), rtol=0, atol=4e-16)
+    np.testing.assert_allclose(c, np.cos(f * np.pi / 2), rtol=0, atol=4e-16)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_draws_are_standard_normal(dtype):
+    z = R.normal(np.random.default_rng(11), (400_001,), dtype=dtype).astype(np.float64)
+    assert z.dtype == np.float64 and z.shape == (400_001,)
+    n = z.size
+    assert abs(z.mean()) < 5 / np.sqrt(n)
+    assert abs(z.std() - 1) < 5 / np.sqrt(2 * n)
+    assert abs(stats.skew(z)) < 5 * np.sqrt(6 / n)
+    assert abs(stats.kurtosis(z)) < 5 * np.sqrt(24 / n)
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    # the two draws of a pair (first and second halves of a block) are uncorrelated
+    half = min(R.BLOCK_PAIRS, n // 2)
+    assert abs(np.corrcoef(z[:half], z[half:2 * half])[0, 1]) < 5 / np.sqrt(half)
+
+
+def test_scale_shape_dtype_and_one_key_per_call():
+    rng = np.random.default_rng(3)
+    state = np.random.default_rng(3)
+    z = R.normal(rng, (3, 5, 7), 0.25, np.float32)
+    assert z.shape == (3, 5, 7) and z.dtype == np.float32 and z.flags.c_contiguous
+    state.integers(0, 2**63, dtype=np.int64)  # exactly one draw consumed
+    assert rng.bit_generator.state == state.bit_generator.state
+    again = R.normal(np.random.default_rng(3), (3, 5, 7), 1.0, np.float64)
+    np.testing.assert_allclose(z, (0.25 * again).astype(np.float32), rtol=1e-6)
+
+
+def test_odd_sizes_are_prefixes_of_the_next_even_size():
+    a = R.normal(np.random.default_rng(4), (7,))
+    b = R.normal(np.random.default_rng(4), (8,))
+    assert a.shape == (7,)
+    # the same key: pairs are laid out per block, so only the even-sized draw has the last one
+    assert np.isfinite(a).all() and np.isfinite(b).all()
+    assert len(np.intersect1d(a, b)) >= 6
+
+
+def test_serial_and_parallel_give_the_same_bytes(monkeypatch):
+    shape = (3, R.BLOCK_PAIRS + 5)
+    monkeypatch.setattr(R, "PARALLEL_MIN", 10**12)
+    serial = R.normal(np.random.default_rng(9), shape, 0.5)
+    monkeypatch.setattr(R, "PARALLEL_MIN", 0)
+    parallel = R.normal(np.random.default_rng(9), shape, 0.5)
+    assert serial.tobytes() == parallel.tobytes()
+
+
+def test_different_keys_give_independent_streams():
+    rng = np.random.default_rng(5)
+    a, b = R.normal(rng, 50_000), R.normal(rng, 50_000)
+    assert abs(np.corrcoef(a, b)[0, 1]) < 5 / np.sqrt(50_000)
