@@ -8,7 +8,8 @@ The Python API::
     params = net.init_params(seed=0)
     logits = net.forward(params, x)
     loss, grads = net.loss_and_grad(params, x, y)
-    result = relaxsim.run(cfg)
+    result = relaxsim.run(cfg, out="runs/exp1")
+    result = relaxsim.resume("runs/exp1")   # after an interruption: continue from the checkpoint
 """
 
 __version__ = "0.1.0"
@@ -16,8 +17,8 @@ __version__ = "0.1.0"
 from .config import Config, load_config  # noqa: E402
 from .errors import ConfigError, DataError, RelaxsimError, UnknownNameError  # noqa: E402
 from .model import Network, build  # noqa: E402
-from .runner import run  # noqa: E402
+from .runner import resume, run  # noqa: E402
 from .scan import scan  # noqa: E402
 
 __all__ = ["Config", "ConfigError", "DataError", "Network", "RelaxsimError", "UnknownNameError",
-           "build", "load_config", "run", "scan", "__version__"]
+           "build", "load_config", "resume", "run", "scan", "__version__"]

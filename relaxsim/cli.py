@@ -36,12 +36,25 @@ def network_kind(banks: int, steps: int) -> str:
 
 
 def cmd_run(args) -> int:
-    from .runner import check_output_dir, run
+    from .config import Config
+    from .runner import check_output_dir, resume, run
 
-    cfg = _load(args)
-    out = Path(args.out) if args.out else _fresh_run_dir()
-    check_output_dir(out, args.overwrite)
-    result = run(cfg, out=out, quiet=args.quiet, overwrite=args.overwrite)
+    if args.resume is not None:
+        if args.out is not None or args.overwrite:
+            flag = "--out" if args.out is not None else "--overwrite"
+            raise RelaxsimError(f"--resume {args.resume!r}: cannot be combined with {flag} "
+                                "(--resume continues the run in its own directory)")
+        out = Path(args.resume)
+        given = args.config is not None or bool(args.overrides)
+        cfg = _load(args) if given else None  # when given, it must be the checkpoint's config
+        result = _interruptible(lambda: resume(out, quiet=args.quiet, cfg=cfg), out)
+        cfg = Config(result["config"])  # the checkpoint's, validated when it was read
+    else:
+        cfg = _load(args)
+        out = Path(args.out) if args.out else _fresh_run_dir()
+        check_output_dir(out, args.overwrite)
+        result = _interruptible(
+            lambda: run(cfg, out=out, quiet=args.quiet, overwrite=args.overwrite), out)
     net, p = cfg.network, result["params"]
     schedule = net.schedule if isinstance(net.schedule, str) else "explicit"
     lines = [
@@ -59,6 +72,19 @@ def cmd_run(args) -> int:
     ]
     print("\n".join(lines))
     return 0
+
+
+def _interruptible(train, out: Path):
+    """``train()``; on Ctrl-C, say where the checkpoint to resume from is, then stop."""
+    from .checkpoint import CHECKPOINT
+
+    try:
+        return train()
+    except KeyboardInterrupt:
+        if (out / CHECKPOINT).is_file():
+            print(f"relaxsim: {out / CHECKPOINT} holds the last checkpoint; continue with "
+                  f"relaxsim run --resume {str(out)!r}", file=sys.stderr)
+        raise
 
 
 def _hardware_line(hw: dict) -> str:
@@ -107,7 +133,7 @@ def cmd_config(args) -> int:
 def cmd_bench(args) -> int:
     from relaxsim.validation import bench
 
-    return bench.main(quick=args.quick, json_path=args.json)
+    return bench.run_from_args(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,7 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="result directory (default: runs/<date>-<time>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the results of an earlier run in --out")
+                   help="replace the results (or the checkpoint) of an earlier run in --out")
+    p.add_argument("--resume", metavar="DIR",
+                   help="continue the unfinished run in DIR from its checkpoint (with its "
+                   "config; a config file or --set given too must match it)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("evaluate", help="evaluate a run's saved weights on (other) hardware")
@@ -140,9 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("bench", help="benchmark the numba kernels against their numpy twins")
-    p.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
-    p.add_argument("--json", help="also write the measurements to this JSON file")
+    p = sub.add_parser("bench", help="benchmark the training step against PyTorch and the BLAS "
+                       "bound; timing model, start-up and memory")
+    from relaxsim.validation.bench import add_arguments
+    add_arguments(p)
     p.set_defaults(func=cmd_bench)
     from .datacli import add_data_command
     from .devicecli import add_devices_command

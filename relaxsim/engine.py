@@ -35,6 +35,13 @@ class Engine:
     def logits(self, params, x):
         return self.net.forward(params, x)
 
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """What a checkpoint must keep between epochs: arrays by name, and JSON-able scalars."""
+        return {}, {}
+
+    def restore(self, arrays: dict[str, np.ndarray], scalars: dict) -> None:
+        """Continue from what :meth:`state` returned."""
+
 
 class HardwareEngine(Engine):
     """The network on ``hw``: programmed banks, drift, noise; deterministic given ``rng``."""
@@ -77,6 +84,36 @@ class HardwareEngine(Engine):
         """The network for one batch: per-sample switch leak when the switch has timing jitter."""
         eps = self.hw.jittered_eps(self.net.coupling, batch, self.rng)
         return self.net if eps is None else self.net.on(replace(self.net.coupling, eps=eps))
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The machine between epochs: the banks as programmed, the hardware clock, the counters
+        and the generator. (The banks programmed for an evaluation are not kept: every
+        evaluation programs its own.)"""
+        arrays = {}
+        if self.programmed is not None:
+            arrays = {"programmed/W": self.programmed.W, "programmed/mask": self.programmed.mask}
+            if self.programmed.nu_draws is not None:
+                arrays["programmed/nu_draws"] = self.programmed.nu_draws
+        return arrays, {
+            "rng": self.rng.bit_generator.state, "writes": self.writes,
+            "batches_since_program": self.batches_since_program, "clock_s": self.clock_s,
+            "programming_s": self.programming_s, "programmed_at": self.programmed_at}
+
+    def restore(self, arrays: dict[str, np.ndarray], scalars: dict) -> None:
+        """Continue from what :meth:`state` returned."""
+        self.rng.bit_generator.state = scalars["rng"]
+        self.programmed = None
+        if "programmed/W" in arrays:
+            self.programmed = Programmed(W=arrays["programmed/W"],
+                                         mask=arrays["programmed/mask"],
+                                         nu_draws=arrays.get("programmed/nu_draws"))
+        self.writes = int(scalars["writes"])
+        self.batches_since_program = int(scalars["batches_since_program"])
+        self.clock_s = float(scalars["clock_s"])
+        self.programming_s = float(scalars["programming_s"])
+        self.programmed_at = float(scalars["programmed_at"])
 
     # -- evaluation --------------------------------------------------------------------------
 

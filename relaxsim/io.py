@@ -44,6 +44,22 @@ def atomic_open(path: str | Path, mode: str = "w"):
         raise
 
 
+def stale_temporaries(directory: str | Path, names) -> list[Path]:
+    """The temporary files that :func:`atomic_open` leaves beside ``directory/NAME`` (for each of
+    ``names``) when its process is killed before the rename."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for name in names for p in directory.glob(f".{name}.*.tmp") if p.is_file())
+
+
+def remove_stale_temporaries(directory: str | Path, names) -> None:
+    """Delete what :func:`stale_temporaries` finds (call only when no other process writes
+    ``names`` in ``directory``)."""
+    for path in stale_temporaries(directory, names):
+        path.unlink(missing_ok=True)
+
+
 def write_text(path: str | Path, text: str) -> None:
     with atomic_open(path) as fh:
         fh.write(text)

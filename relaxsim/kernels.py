@@ -506,9 +506,11 @@ def parallel_pays(B: int, N: int, D: int, T: int) -> bool:
 
 
 def grad_block(N: int) -> int:
-    """Rows of the weight gradients per task: about 8 tasks, a multiple of 16 rows, at least
-    ``GRAD_BLOCK``; depends on N only, so results are the same bytes for any thread count."""
-    return max(GRAD_BLOCK, -(-N // 128) * 16)
+    """Rows of the weight gradients per task: about 8 tasks (4 when N >= 256: each task
+    re-reads the states), a multiple of 16 rows, at least ``GRAD_BLOCK``; depends on N only, so
+    results are the same bytes for any thread count."""
+    tasks = 4 if N >= 256 else 8
+    return max(GRAD_BLOCK, -(-N // (16 * tasks)) * 16)
 
 
 # A chunk of rows should hold at least this many multiply-adds per bank product: below it, the
@@ -517,13 +519,16 @@ CHUNK_MIN_WORK = 65_536
 
 
 def chunk_rows(batch: int, N: int) -> int:
-    """Rows per parallel task: about 8 tasks per batch, 8 to 64 rows each, more rows when N is
-    small (at least ``CHUNK_MIN_WORK`` multiply-adds per product, up to the whole batch).
+    """Rows per parallel task: about 8 tasks per batch (4 when N >= 256: each task's products
+    re-read the N x N bank, which then costs more than the finer split gains), 8 to 128 rows
+    each, more rows when N is small (at least ``CHUNK_MIN_WORK`` multiply-adds per product, up
+    to the whole batch).
 
     Depends on the shapes only, never on the thread count, so results are the same bytes
     whatever the number of threads.
     """
-    return max(min(max(batch // 8, 8), 64), min(batch, -(-CHUNK_MIN_WORK // (N * N))))
+    tasks = 4 if N >= 256 else 8
+    return max(min(max(batch // tasks, 8), 128), min(batch, -(-CHUNK_MIN_WORK // (N * N))))
 
 
 def mix_flags(bank_at, prev, eps) -> np.ndarray:

@@ -8,12 +8,13 @@ import math
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, checkpoint
+from .checkpoint import CHECKPOINT
 from .config import Config
 from .engine import make_engines
 from .hardware import build_hardware
 from .errors import OutputExistsError
-from .io import write_json, write_npz, write_text
+from .io import remove_stale_temporaries, write_json, write_npz, write_text
 from .model import build
 from .tasks import load_task
 from .training import evaluate, train
@@ -21,12 +22,17 @@ from .training import evaluate, train
 RESULT_FILES = ("result.json", "weights.npz", "metrics.csv", "config.toml")
 
 
-def check_output_dir(out: str | Path, overwrite: bool) -> Path:
-    """Refuse a directory that holds an earlier run's results unless ``overwrite``."""
+def check_output_dir(out: str | Path, overwrite: bool, unfinished: bool = True) -> Path:
+    """Refuse a directory that holds an earlier run's results, or (``unfinished``) the checkpoint
+    of a run that has not finished, unless ``overwrite``."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"--out {str(out)!r}: is a file, not a directory")
     if not overwrite:
+        if unfinished and (out / CHECKPOINT).exists():
+            raise OutputExistsError(
+                f"--out {str(out)!r}: holds an unfinished run ({CHECKPOINT}); continue it with "
+                f"relaxsim run --resume {str(out)!r}, or pass --overwrite to start again")
         found = [name for name in RESULT_FILES if (out / name).exists()]
         if found:
             raise OutputExistsError(
@@ -42,17 +48,49 @@ def run(cfg: Config, out: str | Path | None = None, quiet: bool = True,
     With ``out``, also write ``result.json``, ``weights.npz`` (best weights), ``metrics.csv``
     (per epoch) and ``config.toml`` (resolved config) there. Files are written only after training
     succeeded, each atomically, ``result.json`` last; an existing run is never overwritten unless
-    ``overwrite``.
+    ``overwrite``. While it trains, ``out/checkpoint.npz`` is written every
+    ``training.checkpoint_every`` epochs (see :func:`resume`) and deleted at the end.
     """
-    t0 = time.perf_counter()
     if out is not None:
         check_output_dir(out, overwrite)
+    return _execute(cfg, out, quiet, overwrite)
+
+
+def resume(out: str | Path, quiet: bool = True, cfg: Config | None = None) -> dict:
+    """Continue the unfinished run in ``out`` from its checkpoint and finish it as :func:`run`
+    would have: the same bytes of ``weights.npz``, the same metrics and result (but for the
+    wall-clock ``seconds``). The config is the checkpoint's; ``cfg``, when given, must equal it.
+    """
+    found = checkpoint.load(checkpoint.locate(out))
+    if cfg is not None:
+        found.check_config(cfg)
+    return _execute(found.cfg, Path(out), quiet, overwrite=True, resume_from=found)
+
+
+def _execute(cfg: Config, out: str | Path | None, quiet: bool, overwrite: bool,
+             resume_from: checkpoint.Checkpoint | None = None) -> dict:
+    t0 = time.perf_counter()
+    seconds_before = resume_from.seconds if resume_from is not None else 0.0
     hw = build_hardware(cfg.hardware)
     data = load_task(cfg)
     net = build(cfg, data.info)
     net_hw = net.on(hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype))
     train_engine, test_engine = make_engines(net, net_hw, hw, cfg.training.seed)
-    trained = train(cfg, net, data, quiet=quiet, engines=(train_engine, train_engine))
+    state = resume_from.restore(net, train_engine) if resume_from is not None else None
+    after_epoch = None
+    every = cfg.training.checkpoint_every
+    if out is not None and every > 0:
+        out = Path(out)
+        if resume_from is not None:  # left by a process killed while writing
+            remove_stale_temporaries(out, (CHECKPOINT,))
+
+        def after_epoch(state):
+            if state.epoch % every == 0:
+                checkpoint.save(out / CHECKPOINT, cfg, state, train_engine,
+                                seconds_before + time.perf_counter() - t0)
+
+    trained = train(cfg, net, data, quiet=quiet, engines=(train_engine, train_engine),
+                    state=state, after_epoch=after_epoch)
     test_loss, test_acc = evaluate(test_engine, trained.params, data, "test")
     best = trained.metrics[trained.best_epoch - 1]
     result = {
@@ -67,7 +105,7 @@ def run(cfg: Config, out: str | Path | None = None, quiet: bool = True,
         "hardware": _hardware_summary(hw, net, train_engine),
         "task": {"name": data.name, "n_inputs": data.info.n_inputs,
                  "n_classes": data.info.n_classes, "sizes": data.sizes()},
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds_before + time.perf_counter() - t0,
         "relaxsim_version": __version__,
         "config": cfg.to_dict(),
     }
@@ -77,12 +115,15 @@ def run(cfg: Config, out: str | Path | None = None, quiet: bool = True,
         result["test_bits_per_char"] = test_loss / math.log(2)
         result["val_bits_per_char"] = best["val_loss"] / math.log(2)
     if out is not None:
-        out = check_output_dir(out, overwrite)  # again: another process may have written there
+        # again: another process may have written there (our own checkpoint is expected)
+        out = check_output_dir(out, overwrite, unfinished=False)
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out, (*RESULT_FILES, CHECKPOINT))
         write_npz(out / "weights.npz", trained.params)
         write_text(out / "metrics.csv", _metrics_csv(trained.metrics))
         write_text(out / "config.toml", cfg.to_toml())
         write_json(out / "result.json", result)
+        (out / CHECKPOINT).unlink(missing_ok=True)  # last: until here a resume can finish the run
     return result
 
 
