@@ -41,10 +41,12 @@ from numba.extending import get_cython_function_address
 from .activations import by_code
 from .threads import single_threaded_kernel_blas
 
-# Fast-math flags for every kernel: reassociation and contraction are allowed; nnan/ninf are not,
-# so NaN and Inf still propagate to the divergence checks, and no approximate functions (afn), so
-# kernels agree with their numpy twins to 1e-12.
-FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+# Fast-math flags for every kernel: only "nsz" (the sign of a zero may differ). No contraction
+# into fused multiply-adds, no reassociation, no reciprocals: with those, LLVM's result depends on
+# what it inlined, which differs between a process that compiled the kernels and one that loaded
+# them from numba's cache (measured: last-bit differences), and every run must give the same bytes.
+# No nnan/ninf either, so NaN and Inf still propagate to the divergence checks.
+FASTMATH = {"nsz"}
 
 # Rows of the weight gradients per parallel task in the backward pass: at least this many, and
 # about 8 tasks per gradient (a function of N only, for determinism; each task re-reads h_t).
@@ -106,10 +108,9 @@ def gemm(ta, tb, alpha, A, B, beta, C):
                dims[4:].ctypes, scal[1:].ctypes, C.ctypes, dims[5:].ctypes)
 
 
-# Element-wise transfer functions run with these flags: no reassociation, so the range reduction
-# of :func:`fast_tanh` keeps its two-part constant; error_model="numpy" lets divisions vectorise
-# (no zero-division branch).
-ELEMENTWISE = {"nsz", "contract"}
+# Element-wise loops: the same flags; error_model="numpy" lets divisions vectorise (no
+# zero-division branch).
+ELEMENTWISE = FASTMATH
 _ejit = nb.njit(cache=True, fastmath=ELEMENTWISE, error_model="numpy")
 
 _INV_LN2 = 1.4426950408889634

@@ -26,7 +26,7 @@ import numba as nb
 import numpy as np
 from numba import prange
 
-_FLAGS = {"nsz", "contract"}  # no reassociation: the series and reductions keep their order
+_FLAGS = {"nsz"}  # no contraction or reassociation: the same bytes compiled or cached
 _ejit = nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy")
 _inline = nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy", inline="always")
 
