@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import threading
 
 import llvmlite.binding as llvm_binding
 import numba as nb
@@ -550,8 +551,58 @@ class Tape:
             setattr(self, key, value)
 
 
+class Workspace:
+    """Work buffers reused from one training step to the next (states, derivatives, gradients
+    with respect to u): a step of the same shapes then allocates no large array, and its pages
+    are already mapped. One per thread (:func:`workspace`); only :func:`loss_and_grad` uses it,
+    because its buffers never leave the call."""
+
+    def __init__(self):
+        self.arrays: dict[tuple, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple, dtype, zero: bool = False) -> np.ndarray:
+        key = (name, shape, np.dtype(dtype).str)
+        arr = self.arrays.get(key)
+        if arr is None:
+            if len(self.arrays) > 64:  # many shapes seen: start over rather than grow
+                self.arrays.clear()
+            arr = self.arrays[key] = np.empty(shape, dtype=dtype)
+        if zero:
+            arr.fill(0)
+        return arr
+
+
+_local = threading.local()
+
+
+def workspace() -> Workspace:
+    """This thread's :class:`Workspace`."""
+    ws = getattr(_local, "workspace", None)
+    if ws is None:
+        ws = _local.workspace = Workspace()
+    return ws
+
+
+def _buffer(ws, name, shape, dtype, zero=False):
+    if ws is None:
+        return np.zeros(shape, dtype=dtype) if zero else np.empty(shape, dtype=dtype)
+    return ws.get(name, shape, dtype, zero)
+
+
+def loss_and_grad(params, X, slot, bank_at, prev, a, c, eps, act, y, noise=None,
+                  dtype=np.float64, *, tr=None, det=None, act_params=None):
+    """Forward pass, mean cross-entropy against ``y`` and every parameter's gradient, in one call
+    that keeps its work buffers for the next (the tape never leaves it). Arguments as
+    :func:`forward`; returns ``(loss, grads)``."""
+    ws = workspace()
+    Z, tape = forward(params, X, slot, bank_at, prev, a, c, eps, act, noise, dtype, tr=tr,
+                      det=det, act_params=act_params, _ws=ws)
+    value, gZ = loss(Z, y)
+    return value, backward(params, tape, gZ, _ws=ws)
+
+
 def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np.float64, *,
-            tr=None, det=None, act_params=None):
+            tr=None, det=None, act_params=None, _ws=None):
     """Run the forward pass; return ``(logits, tape)``.
 
     ``params`` holds ``W_in (N, D)``, ``W (L_W, N, N)``, ``b (L_W, N)``, ``W_out (C, N)``,
@@ -583,8 +634,8 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
         W, b, bank_at, folds = _bake_leak(W, b, bank_at, prev, coef[EPS, :, 0], mix)
         mix[:] = 0
         any_mix = False
-    H = np.empty((T + 1, B, N), dtype=dtype)
-    G = np.empty((T, B, N), dtype=dtype)
+    H = _buffer(_ws, "H", (T + 1, B, N), dtype)
+    G = _buffer(_ws, "G", (T, B, N), dtype)
     Z = np.empty((B, W_out.shape[0]), dtype=dtype)
     chunk = chunk_rows(B, N)
     single_threaded_kernel_blas()
@@ -671,7 +722,7 @@ def loss(Z, y):
     return value, gZ
 
 
-def backward(params, tape, gZ):
+def backward(params, tape, gZ, *, _ws=None):
     """Gradients of the loss with respect to every parameter, given ``gZ = dL/dz``."""
     dtype = tape.H.dtype
     W = tape.W  # the banks the forward pass ran on (with any baked mixed banks appended)
@@ -693,10 +744,10 @@ def backward(params, tape, gZ):
     # Phase 1, over chunks of rows: the recursion for dh runs per row. The gradients with respect
     # to u_t are stored, (T, B, N), for phase 2; so are the states as the banks saw them (tr h_t)
     # when the transmission is per sample.
-    DU = np.empty((T, B, N), dtype=dtype)
-    DU2 = np.empty((T if tape.any_mix else 0, B, N), dtype=dtype)
-    GX = np.zeros((S, B, N), dtype=dtype)
-    HS = np.empty((T if scaled else 0, B, N), dtype=dtype)
+    DU = _buffer(_ws, "DU", (T, B, N), dtype)
+    DU2 = _buffer(_ws, "DU2", (T if tape.any_mix else 0, B, N), dtype)
+    GX = _buffer(_ws, "GX", (S, B, N), dtype, zero=True)
+    HS = _buffer(_ws, "HS", (T if scaled else 0, B, N), dtype)
     gZ = np.ascontiguousarray(gZ, dtype=dtype)
     par = parallel_pays(B, N, D, T)
     (_rows_backward_par if par else _rows_backward_ser)(
@@ -707,7 +758,7 @@ def backward(params, tape, gZ):
     (_weights_backward_par if par else _weights_backward_ser)(
         tape.X, tape.bank_at, tape.prev, mix, HS if scaled else tape.H, alpha, DU, DU2, GX,
         grad_block(N), grads["W_in"], grads["W"], grads["b"])
-    np.dot(gZ.T, tape.HR, out=grads["W_out"])
+    gemm(True, False, 1.0, gZ, tape.HR, 0.0, grads["W_out"])  # the kernels' BLAS, one thread
     np.sum(gZ, axis=0, out=grads["b_out"])
     if tape.folds:  # a mixed bank's gradient goes back to its two banks
         L = W.shape[0] - len(tape.folds)

@@ -125,9 +125,11 @@ class Network:
                       det=None) -> tuple[float, dict[str, np.ndarray]]:
         """Mean cross-entropy on ``(x, y)`` and its exact gradient (keys and shapes of ``params``),
         with the noise draws (if any) held fixed."""
-        Z, tape = self._forward(params, x, noise, det)
-        loss, gZ = kernels.loss(Z, y)
-        return loss, kernels.backward(params, tape, gZ)
+        X, slot = self.input_slots(x)
+        cp = self.coupling
+        return kernels.loss_and_grad(params, X, slot, self.schedule, self.prev, cp.a, cp.c,
+                                     cp.eps, cp.code, y, noise, dtype=self.dtype, tr=cp.tr,
+                                     det=det, act_params=cp.act_params)
 
     @staticmethod
     def score(Z, y) -> tuple[float, int]:
