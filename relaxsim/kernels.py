@@ -159,6 +159,39 @@ def fast_tanh(x):
     return math.copysign(-em / (2.0 + em), x)
 
 
+_F32 = np.float32
+_LN2_HI32 = np.float32(0.693145751953125)  # ln 2 in two float32 parts
+_LN2_LO32 = np.float32(1.428606765330187e-06)
+
+
+@nb.njit(cache=True, fastmath=ELEMENTWISE, error_model="numpy", inline="always")
+def fast_tanh32(x):
+    """tanh of a float32 in float32 arithmetic (eight lanes per AVX2 instruction): the scheme
+    of :func:`fast_tanh` with |x| capped at 9 (tanh 9 is 1 in float32), expm1(r) to r^7 and
+    2^n for n in [-26, 0]; within a few float32 ulp."""
+    ax = abs(x)
+    ax = _F32(9.0) if ax > _F32(9.0) else ax
+    z = _F32(-2.0) * ax
+    n = np.floor(z * _F32(1.4426950408889634) + _F32(0.5))
+    r = (z - n * _LN2_HI32) - n * _LN2_LO32
+    q = _F32(1.0 / 5040.0)
+    q = _F32(1.0 / 720.0) + r * q
+    q = _F32(1.0 / 120.0) + r * q
+    q = _F32(1.0 / 24.0) + r * q
+    q = _F32(1.0 / 6.0) + r * q
+    q = _F32(0.5) + r * q
+    q = r + r * (r * q)
+    m = np.int32(-n)
+    scale = _F32(1.0)
+    scale *= _F32(0.5) if m & 1 else _F32(1.0)
+    scale *= _F32(0.25) if m & 2 else _F32(1.0)
+    scale *= _F32(0.0625) if m & 4 else _F32(1.0)
+    scale *= _F32(0.00390625) if m & 8 else _F32(1.0)
+    scale *= _F32(1.52587890625e-05) if m & 16 else _F32(1.0)
+    em = scale * q + (scale - _F32(1.0))
+    return math.copysign(-em / (_F32(2.0) + em), x)
+
+
 @nb.njit(cache=True, fastmath=ELEMENTWISE, error_model="numpy", inline="always")
 def activate(code, u, g, s, p):
     """``(f(u), f'(u))`` of the transfer function with kernel ``code`` and parameters g, s, p."""
@@ -199,6 +232,13 @@ def _transfer(code, U, D, g, s, p):
             for i in range(N):
                 U[rr, i] = g * U[rr, i]
                 D[rr, i] = g
+    elif code == 0 and U.itemsize == 4:  # float32 network: float32 arithmetic
+        gs, s32, g32 = _F32(g / s), _F32(s), _F32(g)
+        for rr in range(nr):
+            for i in range(N):
+                f32 = fast_tanh32(gs * U[rr, i])
+                U[rr, i] = s32 * f32
+                D[rr, i] = g32 * (_F32(1.0) - f32 * f32)
     elif code == 0:
         for rr in range(nr):
             for i in range(N):
@@ -507,17 +547,18 @@ def parallel_pays(B: int, N: int, D: int, T: int) -> bool:
     return B * N * (N + D) * T >= PARALLEL_MIN_WORK and nb.get_num_threads() > 1
 
 
-def grad_block(N: int) -> int:
+def grad_block(N: int, B: int) -> int:
     """Rows of the weight gradients per task: about 8 tasks (4 when N >= 256: each task
-    re-reads the states), a multiple of 16 rows, at least ``GRAD_BLOCK``; depends on N only, so
-    results are the same bytes for any thread count."""
+    re-reads the states), at least ``CHUNK_MIN_WORK`` multiply-adds per product, a multiple of
+    16 rows, at least ``GRAD_BLOCK``; depends on the shapes only, so results are the same bytes
+    for any thread count."""
     tasks = 4 if N >= 256 else 8
-    return max(GRAD_BLOCK, -(-N // (16 * tasks)) * 16)
+    return max(GRAD_BLOCK, -(-N // (16 * tasks)) * 16, -(-CHUNK_MIN_WORK // (16 * B * N)) * 16)
 
 
 # A chunk of rows should hold at least this many multiply-adds per bank product: below it, the
 # per-call cost of BLAS and of the element loops dominates (small N).
-CHUNK_MIN_WORK = 65_536
+CHUNK_MIN_WORK = 1 << 20
 
 
 def chunk_rows(batch: int, N: int) -> int:
@@ -757,7 +798,7 @@ def backward(params, tape, gZ, *, _ws=None):
     # step, in step order; blocks never share an output row.
     (_weights_backward_par if par else _weights_backward_ser)(
         tape.X, tape.bank_at, tape.prev, mix, HS if scaled else tape.H, alpha, DU, DU2, GX,
-        grad_block(N), grads["W_in"], grads["W"], grads["b"])
+        grad_block(N, B), grads["W_in"], grads["W"], grads["b"])
     gemm(True, False, 1.0, gZ, tape.HR, 0.0, grads["W_out"])  # the kernels' BLAS, one thread
     np.sum(gZ, axis=0, out=grads["b_out"])
     if tape.folds:  # a mixed bank's gradient goes back to its two banks

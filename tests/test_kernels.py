@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numba as nb
 import numpy as np
 import pytest
 
@@ -198,3 +199,26 @@ def test_loss_and_grad_reuses_buffers_without_leaking_state(rng):
         assert loss == ref_loss
         for key in ref:
             assert grads[key].tobytes() == ref[key].tobytes(), key
+
+
+@nb.njit
+def _tanh_both(x, out64, out32):
+    for i in range(x.shape[0]):
+        out64[i] = kernels.fast_tanh(x[i])
+        out32[i] = kernels.fast_tanh32(np.float32(x[i]))
+
+
+def test_fast_tanh_is_within_a_few_ulp_of_libm():
+    x = np.concatenate([np.linspace(-25, 25, 400_001), np.geomspace(1e-300, 1, 20_000),
+                        -np.geomspace(1e-30, 1, 20_000), [0.0, -0.0, np.inf, -np.inf]])
+    t64, t32 = np.empty_like(x), np.empty(x.shape, np.float32)
+    _tanh_both(x, t64, t32)
+    ref = np.tanh(x)
+    assert np.max(np.abs(t64 - ref) / np.spacing(np.abs(ref))) <= 3
+    ref32 = np.tanh(x.astype(np.float32).astype(np.float64))
+    ulp32 = np.spacing(np.abs(ref32).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(t32 - ref32) / np.maximum(ulp32, 1e-45)) <= 4
+    assert np.signbit(t64[-3]) and np.signbit(t32[-3])  # tanh(-0) = -0
+    nan64, nan32 = np.empty(1), np.empty(1, np.float32)
+    _tanh_both(np.array([np.nan]), nan64, nan32)
+    assert np.isnan(nan64[0]) and np.isnan(nan32[0])  # NaN passes through to the guards
