@@ -216,10 +216,9 @@ class WeightElement(DeviceRecord):
         if self.program_noise > 0:
             if rng is None:
                 raise ValueError("program: a numpy Generator is needed when program_noise > 0")
-            sigma = self.program_noise * self.w_max
-            draws = normal(rng, (self.devices_per_weight,) + w.shape, dtype=dtype)
-            noise = draws[0] - draws[1] if self.sign == "differential" else draws[0]
-            w_prog = w_prog + sigma * noise
+            # a pair's two independent errors sum to one normal of sqrt(2) times the width
+            sigma = self.program_noise * self.w_max * math.sqrt(self.devices_per_weight)
+            w_prog += normal(rng, w.shape, sigma, dtype)
         return w_prog.astype(dtype, copy=False), in_range
 
     def drift_exponents(self, shape, rng: np.random.Generator | None = None):

@@ -8,9 +8,11 @@ function of a key and the draw's index:
 
 - 64 random bits per pair of draws from the SplitMix64 finaliser (Steele, Lea and Flood, 2014) of
   ``key + index * golden``: a bijective mix that passes BigCrush as a counter-based generator;
-- two uniforms of 32 bits each, ``(k + 1/2) / 2^32``, turned into two independent standard
-  normals by the Box-Muller transform, with ``log``, ``cos`` and ``sin`` evaluated by range
-  reduction and series in arithmetic only (accurate to a few ulp), so the loop vectorises.
+- two uniforms, ``(k + 1/2) / 2^32`` from 32 bits and ``(k + 1/2) / 2^24`` from 24, turned into
+  two independent standard normals by the Box-Muller transform, with ``log``, ``cos`` and ``sin``
+  evaluated by range reduction and series in float32 arithmetic only (within a float32 ulp or
+  two: the noise of a physical device needs no more than seven digits), so the loop vectorises
+  eight lanes wide.
 
 The key is drawn from the caller's numpy Generator (one draw per array), so a run stays
 deterministic under its seed; the bytes do not depend on the thread count (each draw depends only on
@@ -51,89 +53,78 @@ def _splitmix(z):
     return z ^ (z >> _S31)
 
 
+_f = np.float32
+_LN2_32 = np.float32(_LN2)
+
+
 @_inline
-def _log(x):
+def _log32(x):
     """Natural log of ``x`` in ``[0.5, 2^32]`` by halvings (selects, no branches) and the
-    series ``2 atanh(s)``, ``s = (m - 1) / (m + 1)``, ``|s| <= 0.172``."""
-    e = 0.0
-    big = x >= 65536.0
-    x = x * (1.0 / 65536.0) if big else x
-    e += 16.0 if big else 0.0
-    big = x >= 256.0
-    x = x * (1.0 / 256.0) if big else x
-    e += 8.0 if big else 0.0
-    big = x >= 16.0
-    x = x * 0.0625 if big else x
-    e += 4.0 if big else 0.0
-    big = x >= 4.0
-    x = x * 0.25 if big else x
-    e += 2.0 if big else 0.0
-    big = x >= 2.0
-    x = x * 0.5 if big else x
-    e += 1.0 if big else 0.0
-    big = x > _SQRT2
-    x = x * 0.5 if big else x
-    e += 1.0 if big else 0.0
-    small = x < 1.0 / _SQRT2
-    x = x * 2.0 if small else x
-    e -= 1.0 if small else 0.0
-    s = (x - 1.0) / (x + 1.0)
+    series ``2 atanh(s)``, ``s = (m - 1) / (m + 1)``, ``|s| <= 0.172``, to ``s^9``."""
+    e = _f(0.0)
+    big = x >= _f(65536.0)
+    x = x * _f(1.0 / 65536.0) if big else x
+    e += _f(16.0) if big else _f(0.0)
+    big = x >= _f(256.0)
+    x = x * _f(1.0 / 256.0) if big else x
+    e += _f(8.0) if big else _f(0.0)
+    big = x >= _f(16.0)
+    x = x * _f(0.0625) if big else x
+    e += _f(4.0) if big else _f(0.0)
+    big = x >= _f(4.0)
+    x = x * _f(0.25) if big else x
+    e += _f(2.0) if big else _f(0.0)
+    big = x >= _f(2.0)
+    x = x * _f(0.5) if big else x
+    e += _f(1.0) if big else _f(0.0)
+    big = x > _f(_SQRT2)
+    x = x * _f(0.5) if big else x
+    e += _f(1.0) if big else _f(0.0)
+    small = x < _f(1.0 / _SQRT2)
+    x = x * _f(2.0) if small else x
+    e -= _f(1.0) if small else _f(0.0)
+    s = (x - _f(1.0)) / (x + _f(1.0))
     s2 = s * s
-    q = 1.0 / 21.0
-    q = 1.0 / 19.0 + s2 * q
-    q = 1.0 / 17.0 + s2 * q
-    q = 1.0 / 15.0 + s2 * q
-    q = 1.0 / 13.0 + s2 * q
-    q = 1.0 / 11.0 + s2 * q
-    q = 1.0 / 9.0 + s2 * q
-    q = 1.0 / 7.0 + s2 * q
-    q = 1.0 / 5.0 + s2 * q
-    q = 1.0 / 3.0 + s2 * q
-    return e * _LN2 + 2.0 * s * (1.0 + s2 * q)
+    q = _f(1.0 / 9.0)
+    q = _f(1.0 / 7.0) + s2 * q
+    q = _f(1.0 / 5.0) + s2 * q
+    q = _f(1.0 / 3.0) + s2 * q
+    return e * _LN2_32 + _f(2.0) * s * (_f(1.0) + s2 * q)
 
 
 @_inline
-def _sincos_half_pi(f):
-    """``(sin, cos)`` of ``f pi / 2`` for ``|f| <= 1/2`` (|angle| <= pi / 4), Taylor to 17th
-    and 16th order."""
-    p = f * _HALF_PI
+def _sincos32(f):
+    """``(sin, cos)`` of ``f pi / 2`` for ``|f| <= 1/2`` (|angle| <= pi / 4), Taylor to 9th and
+    8th order."""
+    p = f * _f(_HALF_PI)
     p2 = p * p
-    s = 1.0 / 355687428096000.0
-    s = -1.0 / 1307674368000.0 + p2 * s
-    s = 1.0 / 6227020800.0 + p2 * s
-    s = -1.0 / 39916800.0 + p2 * s
-    s = 1.0 / 362880.0 + p2 * s
-    s = -1.0 / 5040.0 + p2 * s
-    s = 1.0 / 120.0 + p2 * s
-    s = -1.0 / 6.0 + p2 * s
-    c = 1.0 / 20922789888000.0
-    c = -1.0 / 87178291200.0 + p2 * c
-    c = 1.0 / 479001600.0 + p2 * c
-    c = -1.0 / 3628800.0 + p2 * c
-    c = 1.0 / 40320.0 + p2 * c
-    c = -1.0 / 720.0 + p2 * c
-    c = 1.0 / 24.0 + p2 * c
-    c = -0.5 + p2 * c
-    return p + p * (p2 * s), 1.0 + p2 * c
+    s = _f(1.0 / 362880.0)
+    s = _f(-1.0 / 5040.0) + p2 * s
+    s = _f(1.0 / 120.0) + p2 * s
+    s = _f(-1.0 / 6.0) + p2 * s
+    c = _f(1.0 / 40320.0)
+    c = _f(-1.0 / 720.0) + p2 * c
+    c = _f(1.0 / 24.0) + p2 * c
+    c = _f(-0.5) + p2 * c
+    return p + p * (p2 * s), _f(1.0) + p2 * c
 
 
 @_inline
-def _pair(key, j):
-    """Two independent standard normals, the pair ``j`` of the stream ``key``."""
+def _pair32(key, j):
+    """Two independent standard normals (float32), the pair ``j`` of the stream ``key``."""
     bits = _splitmix(key + np.uint64(j) * _GOLDEN)
-    hi = np.float64(np.int64(bits >> _S32)) + 0.5        # in [0.5, 2^32)
-    lo = np.float64(np.int64(bits & _LOW32)) + 0.5
-    r = math.sqrt(-2.0 * (_log(hi) - 32.0 * _LN2))       # u1 = hi / 2^32
-    v = lo * (4.0 / 4294967296.0)                          # 4 u2 in (0, 4)
-    q = np.floor(v + 0.5)
-    sf, cf = _sincos_half_pi(v - q)
-    # angle 2 pi u2 = (q + f) pi / 2: rotate (cos f, sin f) by q quarter turns
-    q = q - 4.0 * np.floor(q * 0.25)
-    odd = (q == 1.0) | (q == 3.0)
+    hi = _f(np.int64(bits >> _S32)) + _f(0.5)            # in [0.5, 2^32)
+    lo = np.int32(np.int64(bits & _LOW32) >> np.int64(8))  # 24 bits: exact in float32
+    r = math.sqrt(_f(-2.0) * (_log32(hi) - _f(32.0) * _LN2_32))
+    v = (_f(lo) + _f(0.5)) * _f(4.0 / 16777216.0)         # 4 u2 in (0, 4)
+    q = np.floor(v + _f(0.5))
+    sf, cf = _sincos32(v - q)
+    q = q - _f(4.0) * np.floor(q * _f(0.25))
+    odd = (q == _f(1.0)) | (q == _f(3.0))
     c = sf if odd else cf
     s = cf if odd else sf
-    c = -c if (q == 1.0) | (q == 2.0) else c
-    s = -s if (q == 2.0) | (q == 3.0) else s
+    c = -c if (q == _f(1.0)) | (q == _f(2.0)) else c
+    s = -s if (q == _f(2.0)) | (q == _f(3.0)) else s
     return r * c, r * s
 
 
@@ -144,10 +135,11 @@ def _fill_block(key, out, scale, j0, j1):
     m = j1 - j0
     first = out[2 * j0:2 * j0 + m]
     second = out[2 * j0 + m:2 * j1]
+    sc = _f(scale)
     for i in range(m):
-        z0, z1 = _pair(key, j0 + i)
-        first[i] = scale * z0
-        second[i] = scale * z1
+        z0, z1 = _pair32(key, j0 + i)
+        first[i] = sc * z0
+        second[i] = sc * z1
 
 
 @_ejit
