@@ -110,6 +110,10 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_run
     from .io import write_json
 
+    from .timingcli import check_output_path
+
+    if args.json:  # before the work, not after it
+        check_output_path("--json", args.json)
     overrides = dict(parse_assignment(text) for text in args.overrides)
     res = evaluate_run(args.run_dir, overrides, repeats=args.repeats, seed=args.seed)
     hw = res["hardware"]

@@ -558,10 +558,10 @@ CASES = {
         "needs (4, 64)", setup=run_with_weights(5)),
     "evaluate-json-into-missing-directory": case(
         "evaluate {tmp}/run --repeats 1 --json {tmp}/nodir/e.json", "--json", "{tmp}/nodir",
-        setup=run_with_weights(), xfail=WRITES_AFTER_WORK),
+        setup=run_with_weights()),
     "evaluate-json-onto-a-directory": case(
         "evaluate {tmp}/run --repeats 1 --json {tmp}/run", "--json", "{tmp}/run",
-        setup=run_with_weights(), xfail=WRITES_AFTER_WORK),
+        setup=run_with_weights()),
     "timing-json-into-missing-directory": case(
         "timing --json {tmp}/nodir/t.json", "--json '{tmp}/nodir/t.json'",
         "directory '{tmp}/nodir' does not exist"),
