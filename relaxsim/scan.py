@@ -14,15 +14,20 @@ system. ``distributed`` is imported only when a scan runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import sys
+import tempfile
 import traceback
 import uuid
 from concurrent.futures import CancelledError
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Mapping
+
+import numpy as np
 
 from .config import Config
 from .errors import RelaxsimError
@@ -31,6 +36,7 @@ from .store import Store, export_csv
 
 CONNECT_TIMEOUT_S = 5.0  # an unreachable scheduler is reported after this long
 WORKER_WAIT_S = 10.0  # a scheduler without workers is reported (and waited for) after this long
+CLUSTER_ATTEMPTS = 3  # starts of a local cluster before giving up (a worker may die starting)
 PLUGIN_NAME = "relaxsim-one-numba-thread"
 PRE_SPAWN = "distributed.nanny.pre-spawn-environ"
 
@@ -55,11 +61,12 @@ class ScanResults(list):
         return export_csv(list(self), path)
 
 
-def run_point(cfg: Config) -> dict[str, Any]:
+def run_point(cfg: Config, weights: bool = False) -> dict[str, Any]:
     """Run one point on a worker: ``relaxsim.run(cfg)`` with one numba thread, never raising.
 
-    Returns ``{"status": "done", "result": ...}`` or ``{"status": "failed", "error": ...,
-    "traceback": ...}``.
+    Returns ``{"status": "done", "result": ...}`` (with ``weights``, also ``"weights"``: the
+    arrays of the ``weights.npz`` that ``relaxsim run`` writes, by name, in its order) or
+    ``{"status": "failed", "error": ..., "traceback": ...}``.
     """
     import numba
 
@@ -67,7 +74,15 @@ def run_point(cfg: Config) -> dict[str, Any]:
     from .runner import run
 
     try:
-        return {"status": "done", "result": run(cfg, quiet=True)}
+        if not weights:
+            return {"status": "done", "result": run(cfg, quiet=True)}
+        # exactly what `relaxsim run --out` writes, in a directory of the worker's own (the
+        # driver, maybe on another machine, stores them)
+        with tempfile.TemporaryDirectory(prefix="relaxsim-point-") as tmp:
+            result = run(cfg, out=tmp, quiet=True)
+            with np.load(Path(tmp) / "weights.npz", allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+        return {"status": "done", "result": result, "weights": arrays}
     except Exception as exc:  # noqa: BLE001  (a failed point is a result, not a crash)
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc()}
@@ -106,20 +121,27 @@ def local_cluster(workers: int | None = None):
     n = workers or default_workers()
     if n < 1:
         raise RelaxsimError(f"--workers: must be >= 1 (got {n})")
-    try:
-        # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in their workers, which hands freed
-        # arrays back to the system at once: training, allocating and freeing arrays every
-        # batch, took about twice as long for it (system time; measured on the example scan,
-        # 264 s against 134 s on 2 cores). Left unset here; results are the same bytes.
-        with dask.config.set({f"{PRE_SPAWN}.MALLOC_TRIM_THRESHOLD_": None}):
-            # the scheduler's HTTP server on a free local port: scans side by side never clash
-            return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,
-                                env={"NUMBA_NUM_THREADS": "1"})
-    except RuntimeError as exc:
-        raise RelaxsimError(
-            f"could not start {n} local worker processes ({exc}); a script that calls "
-            "relaxsim.scan must do so under `if __name__ == \"__main__\":`") from None
+    for attempt in range(1, CLUSTER_ATTEMPTS + 1):
+        try:
+            # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in their workers, which hands
+            # freed arrays back to the system at once: training, allocating and freeing arrays
+            # every batch, took about twice as long for it (system time; measured on the example
+            # scan, 264 s against 134 s on 2 cores). Left unset here; results are the same bytes.
+            with dask.config.set({f"{PRE_SPAWN}.MALLOC_TRIM_THRESHOLD_": None}):
+                # the scheduler's HTTP server on a free local port: scans side by side never
+                # clash
+                return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                    dashboard_address="127.0.0.1:0",
+                                    silence_logs=logging.CRITICAL,
+                                    env={"NUMBA_NUM_THREADS": "1"})
+        except RuntimeError as exc:
+            # a worker process that dies while the cluster starts (killed, out of memory) fails
+            # the whole start; the cluster closes the others, and a new start usually succeeds
+            problem = exc
+    raise RelaxsimError(
+        f"could not start {n} local worker processes in {CLUSTER_ATTEMPTS} attempts "
+        f"({problem}); a script that calls relaxsim.scan must do so under "
+        "`if __name__ == \"__main__\":`") from None
 
 
 def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
@@ -143,26 +165,35 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
 
 def scan(spec: str | Path | Mapping | ScanSpec, client=None, *, out: str | Path | None = None,
          workers: int | None = None, address: str | None = None, retry_failed: bool = False,
-         quiet: bool = True) -> ScanResults:
+         save_weights: bool = False, quiet: bool = True) -> ScanResults:
     """Run every point of ``spec`` (a TOML path, a dict or a ScanSpec) and return their records.
 
     ``client``: a ``distributed.Client`` to run on; else one for ``address`` (a scheduler), else
     a local cluster of ``workers`` processes, closed at the end. ``out``: a store directory; its
     finished points are not run again, its failed ones only with ``retry_failed``. Each record is
     ``{"id", "status", "fields", "labels", "result"}`` (done) or ``{..., "config", "error",
-    "traceback"}`` (failed). A failed point does not stop the scan.
+    "traceback"}`` (failed). A failed point does not stop the scan. ``save_weights`` (or the
+    spec's ``save_weights = true``, which the store then keeps): each point's weights in
+    ``out/points/<id>.weights.npz``, the bytes ``relaxsim run`` writes, and their sha256 in the
+    record as ``weights_sha256``.
     """
     spec = load_spec(spec)
+    if save_weights and not spec.save_weights:
+        spec = dataclasses.replace(spec, save_weights=True)
+    if spec.save_weights and out is None:
+        raise RelaxsimError("save_weights: the weights are kept in a store; give out=DIR")
     points, _ = expand(spec)
     owned = None
     if client is None and address:  # before touching the store: a wrong address changes nothing
         client = owned = connect(address)
     try:
         store = Store(out) if out is not None else None
-        records, todo = _stored(store, spec, points, retry_failed)
-        reused = len(records)
-        if todo:
-            records.update(_compute(todo, store, client, workers, address, quiet))
+        with store.session(spec, points) if store else nullcontext():
+            records, todo = _stored(store, spec, points, retry_failed)
+            reused = len(records)
+            if todo:
+                records.update(_compute(todo, store, client, workers, address, quiet,
+                                        spec.save_weights))
     finally:
         if owned is not None:
             owned.close()
@@ -175,10 +206,9 @@ def _stored(store: Store | None, spec: ScanSpec, points: list[Point], retry_fail
     """The records ``store`` holds for ``points``, and the points still to run."""
     if store is None:
         return {}, list(points)
-    store.attach(spec, points)
     records, todo = {}, []
     for point in points:
-        record = store.load(point.id)
+        record = store.load(point.id, weights=spec.save_weights)
         if record is None:
             store.set_aside(point.id)  # a corrupt file, if any, is kept beside the new one
             todo.append(point)
@@ -190,7 +220,7 @@ def _stored(store: Store | None, spec: ScanSpec, points: list[Point], retry_fail
 
 
 def _compute(todo: list[Point], store: Store | None, client, workers, address,
-             quiet: bool) -> dict[str, dict]:
+             quiet: bool, weights: bool = False) -> dict[str, dict]:
     from distributed import Client, as_completed
 
     owned, futures = [], {}
@@ -200,19 +230,26 @@ def _compute(todo: list[Point], store: Store | None, client, workers, address,
             owned.append(cluster)
             client = Client(cluster, timeout=30)
             owned.insert(0, client)
-        client.register_plugin(_one_numba_thread_plugin(), name=PLUGIN_NAME)
+        try:
+            client.register_plugin(_one_numba_thread_plugin(), name=PLUGIN_NAME)
+        except OSError:
+            # a worker died while the plugin went out to the workers; the scheduler keeps it for
+            # the workers that join later, and run_point sets one numba thread anyway
+            pass
         if address and not client.scheduler_info().get("workers"):
             _warn_no_workers(client, address)
         token = uuid.uuid4().hex[:8]
-        futures = {client.submit(run_point, p.config, key=f"relaxsim-point-{p.id}-{token}",
-                                 pure=False): p for p in todo}
+        futures = {client.submit(run_point, p.config, weights,
+                                 key=f"relaxsim-point-{p.id}-{token}", pure=False): p
+                   for p in todo}
         records: dict[str, dict] = {}
         with _progress(len(todo), quiet) as bar:
             for future in as_completed(futures):
                 point = futures.pop(future)
-                record = _record(point, _outcome(future, address))
+                outcome = _outcome(future, address)
+                record = _record(point, outcome)
                 if store is not None:
-                    store.save(record)
+                    store.save(record, outcome.get("weights"))  # the weights first
                 records[point.id] = record
                 bar.count(record["status"])
         return records

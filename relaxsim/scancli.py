@@ -1,6 +1,7 @@
 """``relaxsim scan``: run a parameter scan, resume it, show its status, export its results.
 
     relaxsim scan SCAN.toml [--out DIR] [--workers N | --address tcp://HOST:8786] [--retry-failed]
+                            [--save-weights]
     relaxsim scan SCAN.toml --dry-run          # the points and their varied fields
     relaxsim scan DIR                          # resume the scan stored in DIR
     relaxsim scan DIR --status                 # done, failed, missing
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import warnings
@@ -31,6 +33,9 @@ def add_scan_command(sub) -> None:
     p.add_argument("--address", help="a Dask scheduler, e.g. tcp://HOST:8786, instead of local "
                                       "workers")
     p.add_argument("--retry-failed", action="store_true", help="run failed points again")
+    p.add_argument("--save-weights", action="store_true",
+                   help="keep each point's weights as points/<id>.weights.npz (the store "
+                        "remembers it)")
     p.add_argument("--dry-run", action="store_true", help="list the points, run nothing")
     p.add_argument("--status", action="store_true", help="count done, failed and missing points")
     p.add_argument("--export", metavar="CSV", help="write one row per point to CSV, run nothing")
@@ -74,12 +79,14 @@ def _cmd_scan(args) -> int:
     if args.workers is not None and args.address:
         raise RelaxsimError("--workers: the cluster at --address has its own workers; "
                             "give one of --workers and --address")
+    if args.save_weights and not spec.save_weights:
+        spec = dataclasses.replace(spec, save_weights=True)
     points, duplicates = expand(spec)
     if args.dry_run or args.status or args.export:
         if args.dry_run:
             print(dry_run_table(spec, points, duplicates, store))
         if args.status:
-            print(status_report(store, points))
+            print(status_report(store, points, spec.save_weights))
         if args.export:
             n = export(store, points, args.export)
             print(f"wrote {n} rows to {args.export}")
@@ -90,12 +97,14 @@ def _cmd_scan(args) -> int:
 def _run(args, spec, points, store) -> int:
     from .scan import default_workers, scan
 
+    n = args.workers or default_workers()
     where = (f"the scheduler at {args.address}" if args.address else
-             f"{args.workers or default_workers()} local workers")
+             f"{n} local worker{'s' if n != 1 else ''}")
     print(f"scan: {len(points)} points, results in {store.root}/ (on {where})", flush=True)
     t0 = time.perf_counter()
     results = scan(spec, out=store.root, workers=args.workers, address=args.address,
-                   retry_failed=args.retry_failed, quiet=args.quiet)
+                   retry_failed=args.retry_failed, save_weights=args.save_weights,
+                   quiet=args.quiet)
     failed = results.failed
     print(f"scan: {len(results) - len(failed)} done, {len(failed)} failed "
           f"({results.computed} run now, {results.reused} stored before) in "
@@ -116,7 +125,7 @@ def dry_run_table(spec, points, duplicates: int, store) -> str:
     from .scanspec import _toml_value
 
     varied = list(dict.fromkeys(k for p in points for k in [*p.labels, *p.fields]))
-    state = store.status(points) if store.exists() else {}
+    state = store.status(points, weights=spec.save_weights) if store.exists() else {}
     status_of = {p.id: s for s, pairs in state.items() for p, _ in pairs}
     head = [f"{spec.source}: {len(points)} points"
             + (f" ({duplicates} repeating an earlier point's config, dropped)" if duplicates
@@ -131,8 +140,8 @@ def dry_run_table(spec, points, duplicates: int, store) -> str:
     return "\n".join(head + ["  " + line for line in _table(rows)])
 
 
-def status_report(store, points) -> str:
-    state = store.status(points)
+def status_report(store, points, weights: bool = False) -> str:
+    state = store.status(points, weights=weights)
     counts = ", ".join(f"{len(state[s])} {s}" for s in ("done", "failed", "missing"))
     lines = [f"{store.root}: {len(points)} points: {counts}"]
     if state["failed"]:

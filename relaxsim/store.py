@@ -5,30 +5,38 @@
     DIR/scan.toml              the spec, self-contained (base inlined); `relaxsim scan DIR` resumes
     DIR/points/<id>.json       one point: id, status (done or failed), fields, labels, and the
                                result dict of relaxsim.run (done) or config, error and traceback
+    DIR/points/<id>.weights.npz   the point's best weights, when the spec has save_weights
 
 ``<id>`` is :func:`relaxsim.scanspec.config_id` of the point's resolved config. Files are written
-atomically (temporary file, fsync, rename), so a killed scan leaves whole files or none. A file that
-cannot be read, or whose content does not belong to its name, is reported as a warning and treated
-as missing (and moved aside to ``<id>.json.corrupt`` when the point is recomputed).
+atomically (temporary file, fsync, rename), so a killed scan leaves whole files or none, and a
+point's weights are written before its JSON, which holds their sha256: a JSON file means the point
+is complete. A file that cannot be read, or whose content does not belong to its name (or weights
+whose hash is not the one their JSON holds), is reported as a warning and treated as missing (and
+moved aside to ``<name>.corrupt`` when the point is recomputed). One driver at a time runs a scan
+in a store (:meth:`Store.session` holds a lock); the temporary files of a killed one are removed.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
 
 from .config import validate
 from .errors import RelaxsimError
-from .io import write_json, write_text
+from .io import write_json, write_npz, write_text
 from .scanspec import Point, ScanSpec, config_id, load_spec
 
 SPEC_FILE = "scan.toml"
 POINTS_DIR = "points"
+LOCK_FILE = ".lock"  # held (flock) by the driver running the scan; gone with its process
+WEIGHTS_SUFFIX = ".weights.npz"
 STATUSES = ("done", "failed")
 
 
@@ -42,6 +50,7 @@ class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.points_dir = self.root / POINTS_DIR
+        self._bad: set[Path] = set()  # files load() found corrupt, for set_aside()
 
     # -- the spec -----------------------------------------------------------------------------
 
@@ -69,7 +78,7 @@ class Store:
         if self.root.exists() and not self.root.is_dir():
             raise RelaxsimError(f"--out {str(self.root)!r}: is a file, not a directory")
         if not self.exists():
-            if self.root.is_dir() and any(self.root.iterdir()):
+            if self.root.is_dir() and not self._unused():
                 raise RelaxsimError(
                     f"--out {str(self.root)!r}: not empty and not a scan directory (no "
                     f"{SPEC_FILE}); choose a new or empty directory")
@@ -91,13 +100,54 @@ class Store:
         write_text(self.spec_path, spec.to_toml())
         return len(new - old)
 
+    def _unused(self) -> bool:
+        """True when the directory holds nothing but what a scan killed while creating the
+        store may leave: an empty points directory, a lock, a temporary file."""
+        for entry in self.root.iterdir():
+            if entry.name == LOCK_FILE or (entry.name.startswith(".")
+                                           and entry.name.endswith(".tmp")):
+                continue
+            if entry == self.points_dir and entry.is_dir() and not any(entry.iterdir()):
+                continue
+            return False
+        return True
+
+    @contextmanager
+    def session(self, spec: ScanSpec, points: list[Point]):
+        """:meth:`attach` ``spec``, and hold the store while a scan runs in it: another driver
+        is refused (two would compute the same points), and the temporary files that a killed
+        driver left behind are removed. The lock goes with the process, however it ends."""
+        self.attach(spec, points)
+        with _lock(self.root / LOCK_FILE):
+            self.remove_temporaries()
+            yield self
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete the half-written temporary files (``.<name>.*.tmp``) of a killed writer."""
+        found = [p for d in (self.root, self.points_dir) if d.is_dir()
+                 for p in d.glob(".*.tmp") if p.is_file()]
+        for path in found:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        return found
+
     # -- the points ---------------------------------------------------------------------------
 
     def path(self, pid: str) -> Path:
         return self.points_dir / f"{pid}.json"
 
-    def load(self, pid: str, then: str = "it will be recomputed") -> dict | None:
-        """The record of point ``pid``, or None when missing or corrupt (with a warning)."""
+    def weights_path(self, pid: str) -> Path:
+        return self.points_dir / f"{pid}{WEIGHTS_SUFFIX}"
+
+    def load(self, pid: str, then: str = "it will be recomputed", weights: bool = False
+             ) -> dict | None:
+        """The record of point ``pid``, or None when missing or corrupt (with a warning).
+
+        With ``weights`` (a scan that keeps them), a done point also needs its weights file,
+        whole: bytes whose sha256 is the one its record holds.
+        """
         path = self.path(pid)
         try:
             text = path.read_text(encoding="utf-8")
@@ -110,28 +160,62 @@ class Store:
         except json.JSONDecodeError as exc:
             return self._corrupt(path, f"invalid JSON: {exc}", then)
         problem = _check_record(record, pid)
-        return self._corrupt(path, problem, then) if problem else record
+        if problem:
+            return self._corrupt(path, problem, then)
+        if weights and record["status"] == "done":
+            return self._check_weights(record, then)
+        return record
 
-    def _corrupt(self, path: Path, problem: str, then: str) -> None:
-        warnings.warn(f"{path}: corrupt result file ({problem}); {then}", ScanWarning,
+    def _check_weights(self, record: dict, then: str) -> dict | None:
+        path = self.weights_path(record["id"])
+        digest = record.get("weights_sha256")
+        if digest is None:
+            warnings.warn(f"{self.path(record['id'])}: stored without its weights, which this "
+                          f"scan keeps; {then}", ScanWarning, stacklevel=3)
+            return None
+        try:
+            found = sha256_file(path)
+        except FileNotFoundError:
+            warnings.warn(f"{path}: missing; {then}", ScanWarning, stacklevel=3)
+            return None
+        except OSError as exc:
+            return self._corrupt(path, f"cannot read it: {exc}", then, "weights")
+        if found != digest:
+            return self._corrupt(path, "its sha256 is not the one its result file holds",
+                                 then, "weights")
+        return record
+
+    def _corrupt(self, path: Path, problem: str, then: str, what: str = "result") -> None:
+        warnings.warn(f"{path}: corrupt {what} file ({problem}); {then}", ScanWarning,
                       stacklevel=3)
+        self._bad.add(path)
         return None
 
     def set_aside(self, pid: str) -> None:
-        """Move a corrupt file out of the way (kept for inspection as ``<id>.json.corrupt``)."""
-        path = self.path(pid)
-        if path.exists():
-            os.replace(path, path.with_name(path.name + ".corrupt"))
+        """Move the corrupt files of point ``pid`` that :meth:`load` found out of the way (kept
+        for inspection as ``<name>.corrupt``); its whole files stay until they are replaced."""
+        for path in (self.path(pid), self.weights_path(pid)):
+            if path in self._bad:
+                self._bad.discard(path)
+                if path.exists():
+                    os.replace(path, path.with_name(path.name + ".corrupt"))
 
-    def save(self, record: dict) -> None:
+    def save(self, record: dict, weights: dict | None = None) -> None:
+        """Store ``record``; with ``weights`` (arrays by name), write them first, atomically,
+        and put their sha256 into ``record`` (the JSON, written last, marks the point done)."""
+        if weights is not None:
+            path = self.weights_path(record["id"])
+            write_npz(path, weights)
+            record["weights_sha256"] = sha256_file(path)
         write_json(self.path(record["id"]), record)
 
-    def status(self, points: Iterable[Point], then: str = "counted as missing"
-               ) -> dict[str, list[tuple[Point, dict | None]]]:
-        """``{"done": [...], "failed": [...], "missing": [...]}`` of ``(point, record)`` pairs."""
+    def status(self, points: Iterable[Point], then: str = "counted as missing",
+               weights: bool = False) -> dict[str, list[tuple[Point, dict | None]]]:
+        """``{"done": [...], "failed": [...], "missing": [...]}`` of ``(point, record)`` pairs
+        (a done point whose weights the scan keeps but are missing or corrupt is missing)."""
         out: dict[str, list] = {"done": [], "failed": [], "missing": []}
         for point in points:
-            record = self.load(point.id, then)
+            record = self.load(point.id, then, weights)
             out[record["status"] if record else "missing"].append((point, record))
         return out
 
@@ -141,6 +225,42 @@ class Store:
         if not self.points_dir.is_dir():
             return []
         return sorted(p for p in self.points_dir.glob("*.json") if p.stem not in ids)
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+@contextmanager
+def _lock(path: Path):
+    """An exclusive ``flock`` on ``path`` for the block; held by another process: an error.
+    Where locks are unavailable (no fcntl, a file system without them) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise RelaxsimError(
+                f"{path.parent}: a scan is running in this store ({holder}); wait for it to "
+                "finish, or choose another --out") from None
+        except OSError:  # no locks here (some network file systems): run unlocked
+            yield
+            return
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+            fh.flush()
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _check_record(record: Any, pid: str) -> str:
