@@ -76,6 +76,10 @@ def _cmd_scan(args) -> int:
         store = Store(args.out or DEFAULT_ROOT / target.stem)
     if args.workers is not None and args.workers < 1:
         raise RelaxsimError(f"--workers: must be >= 1 (got {args.workers})")
+    if args.export:  # before any work
+        from .timingcli import check_output_path
+
+        check_output_path("--export", args.export)
     if args.workers is not None and args.address:
         raise RelaxsimError("--workers: the cluster at --address has its own workers; "
                             "give one of --workers and --address")

@@ -138,9 +138,6 @@ SCAN_B = ('[base.network]\nhidden = 8\n[base.training]\nepochs = 1\n'
 SWITCH = 'kind = "switch"\n'
 RUN = ["run", "--quiet", "--out", "{tmp}/out"]
 SVHN = ["--set", "task.name=svhn", "--set", "task.path={tmp}/svhn"]
-WRITES_AFTER_WORK = ("relaxsim/io.py atomic_open (or the command, not checking its output path "
-                     "first as `relaxsim timing` does): a missing directory or a directory as the "
-                     "output file is a traceback after the work is done")
 TEXT = ["--set", "task.name=shakespeare", "--set", "network.banks=1"]
 
 CASES = {
@@ -548,10 +545,10 @@ CASES = {
         setup=text_file("b.toml", SCAN_B)),
     "scan-export-into-missing-directory": case(
         "scan {tmp}/store --export {tmp}/nodir/x.csv", "--export", "{tmp}/nodir",
-        setup=scan_store, xfail=WRITES_AFTER_WORK),
+        setup=scan_store),
     "scan-export-onto-a-directory": case(
         "scan {tmp}/store --export {tmp}/store", "--export", "{tmp}/store",
-        setup=scan_store, xfail=WRITES_AFTER_WORK),
+        setup=scan_store),
     # -- more command options ----------------------------------------------------------------
     "evaluate-weights-of-another-width": case(
         "evaluate {tmp}/run --repeats 1", "{tmp}/run/weights.npz: W_in has shape (5, 64)",
