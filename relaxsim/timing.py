@@ -13,6 +13,13 @@ Several inferences may be in flight (``pipelining = "pipelined"``): each holds a
 stalls come out of the simulation. Throughput and utilisation are measured over whole periods of
 the periodic steady state of a stream, before the stream drains.
 
+A fixed clock may tick before the devices have settled. A switch commanded again before it has
+settled turns for the new command at once (the new command takes over: the switch never queues
+old commands), so a step's switch starts turning when the step is commanded, before its signal
+arrives; its leak counts from then, as from the old bank (the first-order reading). An inference
+keeps its active element until the element has settled from its every step, even when the
+readout came at a tick before that.
+
 Architectures compared: ``relaxnet`` (L_W banks, switched), ``reprogram`` (one bank reprogrammed
 before every step, ``T_program`` instead of the switch: the programmer takes the bank and keeps it
 until the step's signal has passed; an inference that finds it holding its step's weights, or the
@@ -90,7 +97,7 @@ class Inference:
     admitted: float = 0.0
     arrive: list[float] = field(default_factory=list)   # signal enters the bank of step t
     leave: list[float] = field(default_factory=list)    # signal leaves it
-    command: list[float] = field(default_factory=list)  # switch commanded for step t (nan: none)
+    command: list[float] = field(default_factory=list)  # switch turns for step t from (nan: none)
     read: float = 0.0                                   # readout samples the final state
     done: float = 0.0
 
@@ -109,7 +116,8 @@ class Simulation:
     busy: dict[str, float]           # busy time of each resource
     events: int
     end: float
-    # (time, busy time of each resource so far) at each inference's end, in the order they ended
+    # (time, busy time of each resource up to that time) at each inference's end, in the order
+    # they ended; an interval under way counts up to the time, so a window gets only its own share
     completions: list[tuple[float, dict[str, float]]] = field(default_factory=list)
 
     def gaps(self) -> np.ndarray:
@@ -236,8 +244,28 @@ class Model:
         self.changes = [t > 0 and arch == "relaxnet" and spec.schedule[t] != spec.schedule[t - 1]
                         for t in range(spec.steps)]
         self.loaded = 0  # reprogram: the step whose weights the single bank holds
+        self.busy_since: dict[str, float] = {}  # resources busy now, since when
+        # per element, its latest settling: the element is free once that has ended
+        self.settling: list[simpy.Process | None] = [None] * slots
+        self.turning: list[simpy.Process | None] = [None] * slots  # per switch, its latest turn
         self.completions: list[tuple[float, dict[str, float]]] = []
         self.actions = 0
+
+    def occupy(self, name: str) -> None:
+        """The resource ``name`` is busy from now."""
+        self.busy_since[name] = self.env.now
+
+    def vacate(self, name: str) -> None:
+        """The resource ``name`` is free from now. Its busy time counts as ``now - since``, as
+        :meth:`busy_until_now` counts it, so it never decreases between two readings."""
+        self.busy[name] += self.env.now - self.busy_since.pop(name)
+
+    def busy_until_now(self) -> dict[str, float]:
+        """Busy time of each resource up to now, an interval under way up to now."""
+        now, busy = self.env.now, dict(self.busy)
+        for name, since in self.busy_since.items():
+            busy[name] += now - since
+        return busy
 
     def log(self, actor: str, action: str, *args) -> None:
         """One trace row ``(now, actor, action.format(*args))``; formatted only when recorded."""
@@ -277,7 +305,10 @@ class Model:
         yield from self.last_settle(inf)
         yield from self.readout(inf)
         inf.done = self.env.now
-        self.completions.append((inf.done, dict(self.busy)))
+        self.completions.append((inf.done, self.busy_until_now()))
+        settling = self.settling[inf.slot]
+        if settling.is_alive:  # a fixed clock read it before it settled: it is not free yet
+            yield settling
         self.active.put(inf.slot)  # never waits: there are as many places as elements
 
     def between_steps(self, inf: Inference, t: int, bank: int):
@@ -291,12 +322,14 @@ class Model:
         tick = None
         if not auto and not reprogram:  # the tick is scheduled before the settling starts
             tick = self.next_tick(inf.arrive[t - 1])
-        settling = [self.env.process(self.active_element(inf, t - 1))]
+        settling = [self.settle(inf, t - 1)]
+        inf.command.append(math.nan)  # the switch's turn sets it, when it starts
         if self.changes[t]:
-            inf.command.append(self.env.now)
-            settling.append(self.env.process(self.switch(inf, bank)))
-        else:
-            inf.command.append(math.nan)
+            turning = self.turning[inf.slot]
+            if turning is not None and turning.is_alive:  # still settling: the command takes over
+                turning.interrupt()
+            turning = self.turning[inf.slot] = self.env.process(self.switch(inf, t, bank))
+            settling.append(turning)
         held = None
         if reprogram:
             held = self.banks[0].request()
@@ -314,40 +347,55 @@ class Model:
     def last_settle(self, inf: Inference):
         """After the last step the element settles (or the clock ticks) before the readout."""
         if self.spec.clock is None:
-            yield self.env.process(self.active_element(inf, self.spec.steps - 1))
-        else:
+            yield self.settle(inf, self.spec.steps - 1)
+        else:  # the readout at the tick; the element goes on settling (and stays held)
             tick = self.next_tick(inf.arrive[-1])
+            self.settle(inf, self.spec.steps - 1)
             if tick is not None:
                 yield tick
+
+    def settle(self, inf: Inference, t: int) -> simpy.Process:
+        """Start the element of ``inf`` settling after step ``t``; it is free again once its
+        latest settling (which, all lasting ``T_state``, ends last) has ended."""
+        self.settling[inf.slot] = self.env.process(self.active_element(inf, t))
+        return self.settling[inf.slot]
 
     def active_element(self, inf: Inference, t: int):
         """The element of ``inf`` settles for ``T_state`` after the signal left step ``t``."""
         yield self.env.timeout(self.spec.t_state)
         self.log(self.element_names[inf.slot], "settled after step {} of {}", t, inf.index)
 
-    def switch(self, inf: Inference, bank: int):
-        """The switch in front of ``inf``'s element turns to ``bank`` (once free) and settles."""
+    def switch(self, inf: Inference, t: int, bank: int):
+        """The switch in front of ``inf``'s element turns to ``bank`` for step ``t`` and settles,
+        unless a new command (a fixed clock faster than the switch) takes over before: it is
+        interrupted then, and gives the switch up to the new command at once."""
         name = self.switch_names[inf.slot]
         with self.switches[inf.slot].request() as req:
-            yield req
+            yield req  # free: the turn before has settled or has just been taken over
+            inf.command[t] = self.env.now
             self.log(name, "to bank {} for {}", bank, inf.index)
-            start = self.env.now
-            yield self.env.timeout(self.spec.t_switch)
-            self.busy[name] += self.env.now - start
-            self.log(name, "settled on bank {}", bank)
+            self.occupy(name)
+            try:
+                yield self.env.timeout(self.spec.t_switch)
+            except simpy.Interrupt:
+                self.vacate(name)
+                self.log(name, "taken over on the way to bank {}", bank)
+            else:
+                self.vacate(name)
+                self.log(name, "settled on bank {}", bank)
 
     def programmer(self, t: int, req):
         """Take the single bank (another inference may be using it) and program it for step
         ``t``; the bank stays held for the step: nobody may use or reprogram it in between."""
         yield req
         if self.loaded != t:
-            start = self.env.now
+            self.occupy("programmer")
             yield self.env.timeout(self.spec.t_program)
-            self.programmed(t, start)
+            self.programmed(t)
 
-    def programmed(self, t: int, start: float) -> None:
+    def programmed(self, t: int) -> None:
         self.loaded = t
-        self.busy["programmer"] += self.env.now - start
+        self.vacate("programmer")
         self.log("programmer", "bank 0 holds step {} weights", t)
 
     def bank(self, inf: Inference, t: int, bank: int, held=None):
@@ -358,18 +406,19 @@ class Model:
             yield req
             if self.spec.architecture == "reprogram" and self.loaded != t:
                 # the first step of a later inference: the bank holds the last step's weights
-                start = self.env.now
+                self.occupy("programmer")
                 yield self.env.timeout(self.spec.t_program)
-                self.programmed(t, start)
+                self.programmed(t)
         if t > 0 and self.spec.clock is not None:
             tick = self.next_tick(inf.arrive[t - 1])
             if tick is not None:
                 yield tick
         inf.arrive.append(self.env.now)
         self.log(name, "step {} of {} in", t, inf.index)
+        self.occupy(name)
         yield self.env.timeout(self.spec.t_mm)
         inf.leave.append(self.env.now)
-        self.busy[name] += self.spec.t_mm
+        self.vacate(name)
         self.log(name, "step {} of {} out", t, inf.index)
         resource.release(req)
 
@@ -385,8 +434,9 @@ class Model:
         with self.readout_port.request() as req:
             yield req
             inf.read = self.env.now
+            self.occupy("readout")
             yield self.env.timeout(self.spec.t_readout)
-            self.busy["readout"] += self.spec.t_readout
+            self.vacate("readout")
             self.log("readout", "{} read", inf.index)
 
     def run(self, n: int, until_steady: bool = False) -> Simulation:

@@ -126,6 +126,25 @@ CLOCKED_TRACE = [  # the same machine, a slower switch (8) and a fixed clock of 
     (30, "bank0", "step 2 of 0 in"),
     (33, "switch0", "settled on bank 0"),
     (40, "bank0", "step 2 of 0 out"),
+    (43, "element0", "settled after step 2 of 0"),  # not waited for, but the element is held
+    (47, "readout", "0 read"),                      # tick at 45, readout 2
+]
+
+TAKEN_OVER_TRACE = [  # a switch slower than the clock (22 > 15 - 10): a new command takes over
+    (0, "source", "admit 0 to element 0"),
+    (0, "bank0", "step 0 of 0 in"),
+    (10, "bank0", "step 0 of 0 out"),
+    (10, "switch0", "to bank 1 for 0"),
+    (13, "element0", "settled after step 0 of 0"),
+    (15, "bank1", "step 1 of 0 in"),                # the tick: the switch is 17 short
+    (25, "bank1", "step 1 of 0 out"),
+    (25, "switch0", "taken over on the way to bank 1"),
+    (25, "switch0", "to bank 0 for 0"),             # at once, not after the turn before: gap 5
+    (28, "element0", "settled after step 1 of 0"),
+    (30, "bank0", "step 2 of 0 in"),
+    (40, "bank0", "step 2 of 0 out"),
+    (43, "element0", "settled after step 2 of 0"),
+    (47, "switch0", "settled on bank 0"),
     (47, "readout", "0 read"),                      # tick at 45, readout 2
 ]
 
@@ -183,10 +202,11 @@ REPROGRAM_TRACE = [  # one bank reprogrammed (T_program 50), 2 in flight share e
 @pytest.mark.parametrize("kw,n,expected", [
     ({}, None, SEQUENTIAL_TRACE),
     ({"clock": 15.0, "t_switch": 8.0}, None, CLOCKED_TRACE),
+    ({"clock": 15.0, "t_switch": 22.0}, None, TAKEN_OVER_TRACE),
     ({"schedule": (0, 1), "pipelining": "pipelined", "in_flight": 2}, 2, PIPELINED_TRACE),
     ({"schedule": (0, 0, 0), "banks": 1, "architecture": "reprogram",
       "pipelining": "pipelined", "in_flight": 2}, 2, REPROGRAM_TRACE),
-], ids=["sequential", "clocked", "pipelined", "reprogram"])
+], ids=["sequential", "clocked", "taken_over", "pipelined", "reprogram"])
 def test_exact_trace(kw, n, expected):
     sim = simulate(spec(**kw), n=n)
     assert sim.trace == [(float(t), actor, action) for t, actor, action in expected]
@@ -201,9 +221,27 @@ def test_gaps_and_dwells_of_the_hand_worked_cases():
     clocked = simulate(spec(clock=15.0, t_switch=8.0))
     assert clocked.gaps().tolist() == [math.inf, 5.0, 5.0]   # clock - T_MM
     assert clocked.dwells().tolist() == [5.0, 5.0, 5.0]
+    taken_over = simulate(spec(clock=15.0, t_switch=22.0))
+    assert taken_over.inferences[0].command[1:] == [10.0, 25.0]  # when the switch turned
+    assert taken_over.gaps().tolist() == [math.inf, 5.0, 5.0]
+    assert taken_over.busy["switch0"] == 15.0 + 22.0  # the first turn, cut short; the second
     assert seq.busy == {"bank0": 20.0, "bank1": 10.0, "switch0": 8.0, "readout": 2.0}
     assert seq.utilisation() == {"bank0": 20 / 43, "bank1": 10 / 43, "switch0": 8 / 43,
                                  "readout": 2 / 43}
+
+
+def test_utilisation_counts_the_busy_time_inside_the_window():
+    """A short stream: one step of 6, readout 10, 3 in flight. The window runs from the first
+    completion (16) to the second (26); bank 0 serves inference 2 over 12..18 and inference 3
+    over 18..24, so it is busy 8 of the 10 (credited whole when an interval ended, it once read
+    24 - 12 = 12 of the 10)."""
+    sim = simulate(spec(schedule=(0,), banks=1, t_mm=6.0, t_readout=10.0, t_state=0.0,
+                        pipelining="pipelined", in_flight=3), n=4)
+    assert [t for t, _ in sim.completions] == [16.0, 26.0, 36.0, 46.0]
+    assert sim.steady_window() == (0, 1) and not sim.periodic
+    util = sim.utilisation()
+    assert util["bank0"] == pytest.approx(0.8, rel=CLOSED_FORM_RTOL)
+    assert util["readout"] == pytest.approx(1.0, rel=CLOSED_FORM_RTOL)
 
 
 def test_busy_intervals_of_the_timeline():
