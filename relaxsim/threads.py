@@ -30,9 +30,15 @@ def _blas_controllers():
 
 def set_numpy_blas_threads(n: int) -> None:
     """Threads of numpy's own BLAS (for comparisons that use numpy's products); the kernels' BLAS
-    stays at one thread. With one BLAS shared by both, it is left alone."""
+    stays at one thread, and other libraries' BLAS (PyTorch's MKL, which PyTorch coordinates with
+    its own thread pool) are left alone. With one BLAS shared by numpy and the kernels, nothing
+    changes."""
+    import numpy
+
+    numpy_libs = Path(numpy.__file__).resolve().parent.parent / "numpy.libs"
     for lib in _blas_controllers()[1]:
-        lib.set_num_threads(n)
+        if Path(lib.filepath).resolve().parent == numpy_libs:
+            lib.set_num_threads(n)
 
 
 def single_threaded_kernel_blas() -> None:

@@ -87,28 +87,38 @@ def parse_list(text: str, field: str, kind, allowed=None) -> tuple:
 
 # -- timing helpers -------------------------------------------------------------------------------
 
-SETTLE_S = 0.05  # pause before each timed block: BLAS threads of the previous variant fall asleep
+# Pause before each timed block: the threads of the previous variant's BLAS and thread pools
+# busy-wait for a while after their last job (OpenBLAS about 0.1 s) and would take the cores
+# from the next variant.
+SETTLE_S = 0.25
 
 
-def time_side_by_side(cases: dict, repeats: int, inner: int) -> dict[str, float]:
-    """Median seconds per call of each ``name: function``, timed in alternation."""
-    for fn in cases.values():  # warm up: JIT compilation, caches, allocator
+BLOCK_S = 0.05  # each timed block runs a variant this long at least (3 calls at least)
+
+
+def time_side_by_side(cases: dict, repeats: int, inner: int | None = None) -> dict[str, float]:
+    """Median seconds per call of each ``name: function``, timed in alternation.
+
+    Each timed block follows a pause (:data:`SETTLE_S`) and one untimed call (thread pools wake
+    up, caches fill), then runs ``inner`` calls (default: enough for :data:`BLOCK_S`)."""
+    calls = {}
+    for name, fn in cases.items():  # warm up: JIT compilation, caches, allocator
         fn()
+        t0 = time.perf_counter()
         fn()
+        one = time.perf_counter() - t0
+        calls[name] = inner or min(1000, max(3, int(BLOCK_S / max(one, 1e-9)) + 1))
     samples = {name: [] for name in cases}
     for _ in range(repeats):
         for name, fn in cases.items():
             time.sleep(SETTLE_S)
+            fn()
+            n = calls[name]
             t0 = time.perf_counter()
-            for _ in range(inner):
+            for _ in range(n):
                 fn()
-            samples[name].append((time.perf_counter() - t0) / inner)
+            samples[name].append((time.perf_counter() - t0) / n)
     return {name: statistics.median(s) for name, s in samples.items()}
-
-
-def inner_calls(N: int, B: int, budget: float = 3e7) -> int:
-    """Calls per timed block: enough work to time a small step reliably."""
-    return max(1, int(budget / (B * STEPS * N * (N + INPUTS) * 6)))
 
 
 # -- section: training step -----------------------------------------------------------------------
@@ -128,10 +138,12 @@ def step_section(sizes, batches, dtypes, repeats: int, use_torch: bool) -> dict:
     from relaxsim.threads import set_numpy_blas_threads, single_threaded_kernel_blas
     from relaxsim.validation.train_step import OursStep, TorchStep, blas_products
 
+    # torch first: numba's OpenMP thread pool, once started, shares the GNU OpenMP runtime with
+    # a PyTorch imported after it, which then runs about ten times slower (measured here)
+    torch = torch_module() if use_torch else None
     threads = numba.get_num_threads()
     single_threaded_kernel_blas()
     set_numpy_blas_threads(threads)
-    torch = torch_module() if use_torch else None
     note = None
     if torch is None:
         note = ("PyTorch not importable: the PyTorch columns are skipped (install it with "
@@ -156,7 +168,7 @@ def step_section(sizes, batches, dtypes, repeats: int, use_torch: bool) -> dict:
                     cases["torch_physics"] = TorchStep(N, B, dtype, True)
                 cases["bound"] = blas_products(N, B, dtype, False)
                 cases["bound_physics"] = blas_products(N, B, dtype, True)
-                t = time_side_by_side(cases, repeats, inner_calls(N, B))
+                t = time_side_by_side(cases, repeats)
                 row = {"dtype": dtype, "batch": B, "N": N, "steps": STEPS, "banks": BANKS,
                        **{f"{k}_s": v for k, v in t.items()},
                        "bound_over_ours": t["bound"] / t["ours"],
@@ -243,7 +255,7 @@ def kernels_section(sizes, repeats: int) -> dict:
     for N in sizes:
         p = problem(N)
         t = time_side_by_side({"numba": lambda p=p: numba_step(p),
-                               "numpy": lambda p=p: numpy_step(p)}, repeats, inner_calls(N, 256))
+                               "numpy": lambda p=p: numpy_step(p)}, repeats)
         rows.append({"N": N, "batch": 256, "numba_s": t["numba"], "numpy_s": t["numpy"],
                      "numpy_over_numba": t["numpy"] / t["numba"]})
         print(f"{N:>5} {t['numba'] * 1e3:>10.3f} {t['numpy'] * 1e3:>10.3f} "
@@ -327,20 +339,33 @@ def timing_section(quick: bool) -> dict:
 
 # -- sections: start-up and memory, measured on fresh processes -----------------------------------
 
+# Runs relaxsim in a grandchild and reports its peak memory: a process forked from this one
+# starts with this process's pages (the benchmark's, hundreds of MB once torch is loaded), and
+# Linux keeps that peak across exec; a small launcher process forks the measured one instead.
+_LAUNCHER = """
+import json, os, subprocess, sys
+proc = subprocess.Popen([sys.executable, "-m", "relaxsim.cli", *sys.argv[1:]],
+                        stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}))
+"""
+
+
 def run_child(args: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
     """Run ``python -m relaxsim.cli ARGS`` in a fresh process: wall seconds and peak resident
-    memory (the child's own, from ``wait4``). A failed child raises with its last stderr line."""
+    memory. A failed run raises with the last line it wrote on stderr."""
+    import json
+
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "relaxsim.cli", *args], env=env, cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, *args], env=env, cwd=cwd,
+                         capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        last = (stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise RuntimeError(f"relaxsim {' '.join(args)} failed ({proc.returncode}): {last}")
-    return {"seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0}
+    lines = out.stdout.strip().splitlines()
+    report = json.loads(lines[-1]) if out.returncode == 0 and lines else {"rc": out.returncode}
+    if report["rc"] != 0:
+        last = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise RuntimeError(f"relaxsim {' '.join(args)} failed ({report['rc']}): {last}")
+    return {"seconds": wall, "peak_rss_mb": report["maxrss_kb"] / 1024.0}
 
 
 def start_section(workdir: Path) -> dict:
