@@ -44,3 +44,18 @@ else:
     _hypothesis_settings.register_profile("relaxsim", derandomize=True, deadline=None,
                                           max_examples=50, database=None, print_blob=False)
     _hypothesis_settings.load_profile("relaxsim")
+
+
+CLUSTER_TIMEOUT_S = 120  # no test waits longer than this for a cluster
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One Dask LocalCluster per test module, started as scans start theirs (2 processes)."""
+    distributed = pytest.importorskip("distributed")
+    from relaxsim.scan import local_cluster
+
+    with local_cluster(2) as cluster, \
+            distributed.Client(cluster, timeout=CLUSTER_TIMEOUT_S) as c:
+        c.wait_for_workers(2, timeout=CLUSTER_TIMEOUT_S)
+        yield c

@@ -35,13 +35,6 @@ SPEC = {"save_weights": True,
 
 
 @pytest.fixture(scope="module")
-def client():
-    with local_cluster(2) as cluster, distributed.Client(cluster, timeout=TIMEOUT_S) as c:
-        c.wait_for_workers(2, timeout=TIMEOUT_S)
-        yield c
-
-
-@pytest.fixture(scope="module")
 def faults(client, tmp_path_factory):
     """The cycles' machinery, resuming on the shared cluster, and the uninterrupted scan."""
     root = tmp_path_factory.mktemp("faults")

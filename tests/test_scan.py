@@ -22,7 +22,7 @@ distributed = pytest.importorskip("distributed")
 import relaxsim  # noqa: E402
 from relaxsim.cli import main  # noqa: E402
 from relaxsim.errors import RelaxsimError  # noqa: E402
-from relaxsim.scan import local_cluster, scan  # noqa: E402
+from relaxsim.scan import scan  # noqa: E402
 from relaxsim.scanspec import load_spec  # noqa: E402
 from relaxsim.store import ScanWarning, Store  # noqa: E402
 
@@ -60,14 +60,6 @@ def wait_for(condition, what: str, timeout_s: float = TIMEOUT_S) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-@pytest.fixture(scope="module")
-def client():
-    """One LocalCluster for the module, started as scans start theirs (2 processes)."""
-    with local_cluster(2) as cluster, distributed.Client(cluster, timeout=TIMEOUT_S) as c:
-        c.wait_for_workers(2, timeout=TIMEOUT_S)
-        yield c
 
 
 @pytest.fixture(scope="module")
