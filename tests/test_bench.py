@@ -23,13 +23,19 @@ from relaxsim.validation import bench, train_step
     (["--only", "speed"], "--only: unknown value 'speed'; choose from step, kernels, timing, "
                           "start, memory"),
     (["--repeats", "0"], "--repeats: must be at least 1 (got 0)"),
+    (["--json", "{tmp}/nodir/b.json"], "--json '{tmp}/nodir/b.json': directory '{tmp}/nodir' "
+                                       "does not exist"),
+    (["--json", "{tmp}"], "--json '{tmp}': is a directory; give a file name"),
 ])
 def test_bad_options_get_one_line_and_exit_2(args, message, capsys, tmp_path):
     out = tmp_path / "bench.json"
-    assert main(["bench", *args, "--json", str(out)]) == 2
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    if "--json" not in args:
+        args += ["--json", str(out)]
+    assert main(["bench", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"relaxsim: error: {message}"]
-    assert not out.exists()
+    assert err == [f"relaxsim: error: {message.replace('{tmp}', str(tmp_path))}"]
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_bench_runs_without_torch_and_says_what_it_skipped(monkeypatch, capsys, tmp_path):

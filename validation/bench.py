@@ -459,8 +459,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args) -> int:
+    from relaxsim.timingcli import check_output_path
+
     if args.repeats is not None and args.repeats < 1:
         raise BenchError(f"--repeats: must be at least 1 (got {args.repeats})")
+    if args.json:  # before the work, not after it
+        check_output_path("--json", args.json)
     return main(quick=args.quick, json_path=args.json,
                 sizes=parse_list(args.sizes, "--sizes", int),
                 batches=parse_list(args.batches, "--batches", int) if args.batches else None,
