@@ -407,6 +407,9 @@ CASES = {
     "timing-bad-set-value": case(
         ["timing", "--set", "hardware.pipelining=pipelind"], "hardware.pipelining",
         "(got 'pipelind')", "'pipelined'"),
+    "run-bad-jitter-draws": case(
+        ["run", "--set", "hardware.jitter_draws=inference"], "hardware.jitter_draws",
+        "must be one of batch, sample", "(got 'inference')"),
     "timing-bad-set-key": case(
         "timing --set clock=5", "--set 'clock=5': expected section.key=value"),
     "timing-jitter-above-clock": case(
