@@ -22,7 +22,7 @@ import numpy as np
 
 from relaxsim.errors import ConfigError
 from relaxsim.registry import closest
-from relaxsim.rng import normal
+from relaxsim.rng import add_normal, draw_key, normal_from_key
 
 from .fields import DeviceRecord, choice, join_field, quantity
 from .units import describe_value
@@ -205,30 +205,66 @@ class WeightElement(DeviceRecord):
         ``|w| <= w_max``, where the straight-through gradient passes. With bits = inf, no noise
         and ``|w| <= w_max`` the result equals ``w`` bit for bit, and ``rng`` is not touched.
         """
+        return self._write(w, rng, self.program_sigma(), "program: a numpy Generator is needed "
+                           "when program_noise > 0")
+
+    def program_and_read(self, w, rng: np.random.Generator | None = None):
+        """Write ``w`` and read it at once, before any drift: ``(w_read, in_range)``.
+
+        The programming error stays with the weight and each read adds a fresh one; for a
+        single read they are two independent normals on the same weight, drawn here as one of
+        the summed variance: the distribution of :meth:`program` followed by one read, with one
+        draw per weight instead of two."""
+        sigma = math.hypot(self.program_sigma(), self.read_sigma())
+        return self._write(w, rng, sigma, "program_and_read: a numpy Generator is needed when "
+                           "program_noise > 0 or read_noise > 0")
+
+    def _write(self, w, rng, sigma: float, no_rng: str):
         w = np.asarray(w)
         dtype = w.dtype if w.dtype.kind == "f" else np.dtype(np.float64)
         w = np.ascontiguousarray(w, dtype=dtype)
         in_range = np.empty(w.shape, dtype=np.bool_)
         w_prog = np.empty_like(w)
-        _clip_quantise(w.reshape(-1), float(self.w_max),
-                       2.0 ** self.bits if self.bits != INF else 0.0,
-                       self.sign == "differential", w_prog.reshape(-1), in_range.reshape(-1))
-        if self.program_noise > 0:
+        clip = (_clip_quantise_par if w.size >= 4 * CLIP_BLOCK and nb.get_num_threads() > 1
+                else _clip_quantise)
+        clip(w.reshape(-1), float(self.w_max), 2.0 ** self.bits if self.bits != INF else 0.0,
+             self.sign == "differential", w_prog.reshape(-1), in_range.reshape(-1))
+        if sigma > 0:
             if rng is None:
-                raise ValueError("program: a numpy Generator is needed when program_noise > 0")
-            # a pair's two independent errors sum to one normal of sqrt(2) times the width
-            sigma = self.program_noise * self.w_max * math.sqrt(self.devices_per_weight)
-            w_prog += normal(rng, w.shape, sigma, dtype)
-        return w_prog.astype(dtype, copy=False), in_range
+                raise ValueError(no_rng)
+            w_prog = add_normal(rng, w_prog, sigma)
+        return w_prog, in_range
 
-    def drift_exponents(self, shape, rng: np.random.Generator | None = None):
-        """Per-weight power-law exponents ``nu_ij = drift_nu + drift_nu_std N(0, 1)``, drawn once
-        when a bank is programmed; ``None`` when every weight drifts alike (no draw)."""
-        if self.drift != "power_law" or self.drift_nu_std == 0:
+    def program_sigma(self) -> float:
+        """Programming noise of one weight, rms: ``program_noise w_max`` (times sqrt 2 for a
+        pair: its two independent errors sum to one normal of sqrt 2 times the width)."""
+        if self.program_noise == 0:
+            return 0.0
+        return self.program_noise * self.w_max * math.sqrt(self.devices_per_weight)
+
+    @property
+    def drifts_apart(self) -> bool:
+        """Whether each weight has its own drift exponent (power law with ``drift_nu_std > 0``)."""
+        return self.drift == "power_law" and self.drift_nu_std > 0
+
+    def drift_key(self, rng: np.random.Generator | None = None):
+        """The key of the per-weight drift exponents of one write (one draw from ``rng``), or
+        ``None`` when every weight drifts alike (no draw): the exponents themselves are drawn
+        from it when first needed (:meth:`drift_exponents`), the same ones whenever."""
+        if not self.drifts_apart:
             return None
         if rng is None:
             raise ValueError("drift_exponents: a numpy Generator is needed when drift_nu_std > 0")
-        return self.drift_nu + normal(rng, shape, self.drift_nu_std)
+        return int(draw_key(rng))
+
+    def drift_exponents(self, shape, rng: np.random.Generator | None = None, key=None):
+        """Per-weight power-law exponents ``nu_ij = drift_nu + drift_nu_std N(0, 1)``, drawn once
+        when a bank is programmed (from ``rng``, or from a ``key`` of :meth:`drift_key`);
+        ``None`` when every weight drifts alike (no draw)."""
+        if not self.drifts_apart:
+            return None
+        key = self.drift_key(rng) if key is None else key
+        return self.drift_nu + normal_from_key(key, shape, self.drift_nu_std)
 
     def drift_factor(self, elapsed_s: float, shape, rng: np.random.Generator | None = None,
                      nu=None):
@@ -274,9 +310,9 @@ def _quantise(x, lo, hi, levels):
     return min(max(q, lo), hi)
 
 
-@nb.njit(cache=True)
-def _clip_quantise(w, w_max, levels, differential, out, in_range):
-    """One pass over the weights (no fast-math: the same bits as the numpy expressions):
+@nb.njit(cache=True, inline="always")
+def _clip_quantise_range(w, w_max, levels, differential, out, in_range):
+    """Every element (no fast-math: the same bits as the numpy expressions):
     ``in_range = |w| <= w_max``; clip to ``[-w_max, w_max]``; with ``levels > 0``, quantise
     (bipolar over ``[-w_max, w_max]``, differential: each of the pair over ``[0, w_max]``)."""
     for i in range(w.shape[0]):
@@ -290,6 +326,26 @@ def _clip_quantise(w, w_max, levels, differential, out, in_range):
             else:
                 c = _quantise(c, -w_max, w_max, levels)
         out[i] = c
+
+
+CLIP_BLOCK = 1 << 13  # elements per parallel task of _clip_quantise
+
+
+@nb.njit(cache=True)
+def _clip_quantise(w, w_max, levels, differential, out, in_range):
+    """One pass over the weights, :func:`_clip_quantise_range` of all of them."""
+    _clip_quantise_range(w, w_max, levels, differential, out, in_range)
+
+
+@nb.njit(cache=True, parallel=True)
+def _clip_quantise_par(w, w_max, levels, differential, out, in_range):
+    """:func:`_clip_quantise` in parallel over blocks of elements (the same bytes)."""
+    n = w.shape[0]
+    for bi in nb.prange((n + CLIP_BLOCK - 1) // CLIP_BLOCK):
+        i0 = bi * CLIP_BLOCK
+        i1 = min(n, i0 + CLIP_BLOCK)
+        _clip_quantise_range(w[i0:i1], w_max, levels, differential, out[i0:i1],
+                             in_range[i0:i1])
 
 
 RECORDS: dict[str, type[DeviceRecord]] = {cls.KIND: cls for cls in

@@ -63,41 +63,52 @@ class HardwareEngine(Engine):
 
     def loss_and_grad(self, params, x, y):
         hw = self.hw
-        if self.programmed is None or self.batches_since_program >= hw.update_every:
-            self.programmed = hw.program(params["W"], self.rng)
-            self.batches_since_program = 0
-            self.writes += 1
-            t_prog = hw.program_time_s(self.net.banks)
-            self.clock_s += t_prog
-            self.programming_s += t_prog
-            self.programmed_at = self.clock_s
-        W_hw, dW_factor = hw.read(self.programmed, self.clock_s - self.programmed_at, self.rng)
-        net = self.batch_net(len(y))
+        if hw.update_every == 1:  # each write is read once, at once: one draw for both noises
+            W_hw, dW_factor = hw.program_and_read(params["W"], self.rng)
+            self._wrote()
+        else:
+            if self.programmed is None or self.batches_since_program >= hw.update_every:
+                self.programmed = hw.program(params["W"], self.rng)
+                self._wrote()
+            W_hw, dW_factor = hw.read(self.programmed, self.clock_s - self.programmed_at,
+                                      self.rng)
+        net = self.net
+        eps = hw.jittered_eps(net.coupling, len(y), self.rng)
         noise, det = hw.draw_noise(self.rng, net.steps, len(y), net.hidden, net.dtype)
-        loss, grads = net.loss_and_grad({**params, "W": W_hw}, x, y, noise=noise, det=det)
+        loss, grads = net.loss_and_grad({**params, "W": W_hw}, x, y, noise=noise, det=det,
+                                        eps=eps)
         grads["W"] *= dW_factor
         self.batches_since_program += 1
         self.clock_s += len(y) * self.inference_time_s
         return loss, grads
 
+    def _wrote(self) -> None:
+        """Count one programming event and advance the hardware clock by its duration."""
+        self.batches_since_program = 0
+        self.writes += 1
+        t_prog = self.hw.program_time_s(self.net.banks)
+        self.clock_s += t_prog
+        self.programming_s += t_prog
+        self.programmed_at = self.clock_s
+
     def batch_net(self, batch: int) -> Network:
-        """The network for one batch: per-sample switch leak when the switch has timing jitter."""
+        """The network for one batch: with this batch's draw of the switch leak when the switch
+        has timing jitter (the engine itself passes the draw to the kernels instead)."""
         eps = self.hw.jittered_eps(self.net.coupling, batch, self.rng)
         return self.net if eps is None else self.net.on(replace(self.net.coupling, eps=eps))
 
     # -- checkpoints -------------------------------------------------------------------------
 
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
-        """The machine between epochs: the banks as programmed, the hardware clock, the counters
-        and the generator. (The banks programmed for an evaluation are not kept: every
-        evaluation programs its own.)"""
-        arrays = {}
+        """The machine between epochs: the banks as programmed (none with ``update_every = 1``:
+        every batch writes them anew), the hardware clock, the counters and the generator. (The
+        banks programmed for an evaluation are not kept: every evaluation programs its own.)"""
+        arrays, nu_key = {}, None
         if self.programmed is not None:
             arrays = {"programmed/W": self.programmed.W, "programmed/mask": self.programmed.mask}
-            if self.programmed.nu_draws is not None:
-                arrays["programmed/nu_draws"] = self.programmed.nu_draws
+            nu_key = self.programmed.nu_key  # the drift exponents are drawn from it
         return arrays, {
-            "rng": self.rng.bit_generator.state, "writes": self.writes,
+            "rng": self.rng.bit_generator.state, "writes": self.writes, "nu_key": nu_key,
             "batches_since_program": self.batches_since_program, "clock_s": self.clock_s,
             "programming_s": self.programming_s, "programmed_at": self.programmed_at}
 
@@ -108,6 +119,8 @@ class HardwareEngine(Engine):
         if "programmed/W" in arrays:
             self.programmed = Programmed(W=arrays["programmed/W"],
                                          mask=arrays["programmed/mask"],
+                                         nu_key=scalars.get("nu_key"),
+                                         # earlier checkpoints kept the exponents themselves
                                          nu_draws=arrays.get("programmed/nu_draws"))
         self.writes = int(scalars["writes"])
         self.batches_since_program = int(scalars["batches_since_program"])
@@ -125,9 +138,9 @@ class HardwareEngine(Engine):
         """Logits of one chunk: a fresh read-noise and element-noise draw per chunk."""
         hw, net = self.hw, self.net
         W_hw, _ = hw.read(self._eval_programmed, hw.drift_time_s, self.rng)
-        net = self.batch_net(len(x))
+        eps = hw.jittered_eps(net.coupling, len(x), self.rng)
         noise, det = hw.draw_noise(self.rng, net.steps, len(x), net.hidden, net.dtype)
-        return net.forward({**params, "W": W_hw}, x, noise=noise, det=det)
+        return net.forward({**params, "W": W_hw}, x, noise=noise, det=det, eps=eps)
 
 
 def make_engines(net_ideal: Network, net_hw: Network | None, hw: Hardware | None, seed: int):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import Activation
-from .rng import normal
+from .rng import add_normal, normal
 from .timing import Simulation, TimingSpec, simulate
 
 
@@ -47,13 +47,18 @@ class Coupling:
                    code=activation.code, act_params=tuple(activation.ideal))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Programmed:
-    """Bank weights as the weight elements hold them after one programming event."""
+    """Bank weights as the weight elements hold them after one programming event.
+
+    Each weight's drift exponent is fixed at programming by ``nu_key`` and drawn from it only
+    when drift is first applied (:meth:`Hardware.drift_factor`): training that reprograms
+    before the drift's onset never draws them."""
 
     W: np.ndarray        # programmed weights (clipped, quantised, with programming noise)
     mask: np.ndarray     # 1 where the target was inside the element's range (gradient passes)
-    nu_draws: np.ndarray | None  # per-weight drift exponents, fixed at programming
+    nu_key: int | None = None  # key of the per-weight drift exponents (None: no spread)
+    nu_draws: np.ndarray | None = None  # the exponents, once drawn
 
 
 @dataclass(frozen=True)
@@ -121,13 +126,15 @@ class Hardware:
         sample, so accuracies and gradients are unbiased (only their variance across batches
         grows), and the kernels run each step on one mixed bank, as for the read noise (one
         draw per forward pass)."""
-        if self.switch.jitter_s == 0 or not np.isfinite(coupling.gaps).any():
+        if self.switch.jitter_s == 0:
+            return None
+        switching = np.isfinite(coupling.gaps)  # inf: the step does not switch
+        if not switching.any():
             return None
         width = batch if self.jitter_draws == "sample" else 1
         gaps = coupling.gaps[:, None] - self.switch.jitter_s * rng.standard_normal(
             (len(coupling.gaps), width))
-        eps = np.where(np.isinf(coupling.gaps)[:, None], 0.0,
-                       self.switch.leak(np.where(np.isinf(gaps), 0, gaps)))
+        eps = self.switch.leak(gaps) * switching[:, None]  # leak(inf) is finite: 0 there
         eps = eps.astype(coupling.eps.dtype)
         return eps if self.jitter_draws == "sample" else eps[:, 0]
 
@@ -173,10 +180,21 @@ class Hardware:
         exponent, which stays with it until the next write)."""
         W_prog, mask = self.weights.program(W, rng)
         return Programmed(W=W_prog, mask=mask.astype(W.dtype),
-                          nu_draws=self.weights.drift_exponents(W.shape, rng))
+                          nu_key=self.weights.drift_key(rng))
+
+    def program_and_read(self, W: np.ndarray, rng: np.random.Generator):
+        """Write ``W`` and read it at once (no drift yet), as :meth:`read` returns it: the bank
+        weights a forward pass sees and the factor ``dW_hw/dW``. One normal of the summed
+        variance stands for the programming and the read noise (the distribution of
+        :meth:`program` then :meth:`read` at time 0; ``update_every = 1`` trains this way)."""
+        W_hw, mask = self.weights.program_and_read(W, rng)
+        return W_hw, mask.astype(W_hw.dtype)
 
     def drift_factor(self, programmed: Programmed, elapsed_s: float) -> np.ndarray:
         """Factor by which the programmed weights have drifted after ``elapsed_s``."""
+        if programmed.nu_draws is None and programmed.nu_key is not None:
+            programmed.nu_draws = self.weights.drift_exponents(programmed.W.shape,
+                                                               key=programmed.nu_key)
         return self.weights.drift_factor(elapsed_s, programmed.W.shape, nu=programmed.nu_draws)
 
     def read(self, programmed: Programmed, elapsed_s: float, rng: np.random.Generator):
@@ -191,8 +209,8 @@ class Hardware:
             drift = self.drift_factor(programmed, elapsed_s)
             W, factor = drift * programmed.W, drift * programmed.mask
         sigma = self.weights.read_sigma()
-        if sigma > 0:  # drawn in the weights' dtype
-            W = W + normal(rng, W.shape, sigma, programmed.W.dtype)
+        if sigma > 0:  # drawn in the weights' dtype (relaxsim.rng)
+            W = add_normal(rng, W, sigma)
         return W.astype(programmed.W.dtype, copy=False), factor
 
     # -- fast time scale: noise draws ------------------------------------------------------

@@ -373,21 +373,23 @@ def _rows_backward_ser(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk
 
 
 @_pjit
-def _weights_backward_par(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, dW_in, dW, db):
+def _weights_backward_par(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, spec, share,
+                          dW_in, dW, db):
     N = HB.shape[2]
     for bi in prange((N + block - 1) // block):
         i0 = bi * block
         _weight_grads(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, i0, min(N, i0 + block),
-                      dW_in, dW, db)
+                      spec, share, dW_in, dW, db)
 
 
 @_jit
-def _weights_backward_ser(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, dW_in, dW, db):
+def _weights_backward_ser(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, spec, share,
+                          dW_in, dW, db):
     N = HB.shape[2]
     for bi in range((N + block - 1) // block):
         i0 = bi * block
         _weight_grads(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, i0, min(N, i0 + block),
-                      dW_in, dW, db)
+                      spec, share, dW_in, dW, db)
 
 
 @_jit
@@ -440,18 +442,35 @@ def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, D
 
 
 @_jit
-def _weight_grads(X, bank_at, prev, mix, H, alpha, DU, DU2, GX, i0, i1, dW_in, dW, db):
+def _weight_grads(X, bank_at, prev, mix, H, alpha, DU, DU2, GX, i0, i1, spec, share, dW_in, dW,
+                  db):
     """Rows i0:i1 of every weight gradient, summed over the steps in step order:
     ``dW[k] += alpha_t du_t^T h_t`` (one product with a transposed, strided operand; ``alpha_t``:
-    the step's transmission), ``db[k] += sum du_t``, ``dW_in += gx_s^T x_s``."""
+    the step's transmission), ``db[k] += sum du_t``, ``dW_in += gx_s^T x_s``. A step run on a
+    baked mixed bank ``j`` (index ``L + j``, :func:`_bake_leak`) has its rows computed into a
+    scratch block and sent at once, while in cache, to its two banks: ``(1 - e_j)`` of it to
+    ``k_j``, ``e_j`` to ``p_j``."""
     T = bank_at.shape[0]
     S = X.shape[0]
-    B = H.shape[1]
+    L = dW.shape[0]
+    N = H.shape[2]
+    nb_ = i1 - i0
     dW[:, i0:i1, :] = 0.0
     db[:, i0:i1] = 0.0
+    F = spec.shape[0]
+    scratch = np.empty((nb_ if F > 0 else 0, N), dtype=dW.dtype)
+    sums = np.empty(nb_ if F > 0 else 0, dtype=dW.dtype)
     for t in range(T):
-        _accumulate(DU[t, :, i0:i1], H[t], alpha[t], dW[bank_at[t], i0:i1],
-                    db[bank_at[t], i0:i1], t > 0)
+        k = bank_at[t]
+        if k < L:
+            _accumulate(DU[t, :, i0:i1], H[t], alpha[t], dW[k, i0:i1], db[k, i0:i1], t > 0)
+        else:  # t > 0: a mixed bank replaces a switching step
+            j = k - L
+            sums[:] = 0.0
+            _column_sums(DU[t, :, i0:i1], sums)
+            gemm(True, False, alpha[t], DU[t, :, i0:i1], H[t], 0.0, scratch)
+            _fold_rows(dW[spec[j, 0], i0:i1], db[spec[j, 0], i0:i1], dW[spec[j, 1], i0:i1],
+                       db[spec[j, 1], i0:i1], scratch, sums, share[j])
         if mix[t] != 0:
             _accumulate(DU2[t, :, i0:i1], H[t], alpha[t], dW[prev[t], i0:i1],
                         db[prev[t], i0:i1], t > 0)
@@ -460,11 +479,29 @@ def _weight_grads(X, bank_at, prev, mix, H, alpha, DU, DU2, GX, i0, i1, dW_in, d
 
 
 @_jit
+def _fold_rows(dWk, dbk, dWp, dbp, g, gb, e):
+    """A mixed bank's gradient rows ``g`` (and bias sums ``gb``) back to its two banks:
+    ``(1 - e)`` of them to bank k, ``e`` to bank p."""
+    for r in range(g.shape[0]):
+        for c in range(g.shape[1]):
+            dWk[r, c] += (1.0 - e) * g[r, c]
+            dWp[r, c] += e * g[r, c]
+        dbk[r] += (1.0 - e) * gb[r]
+        dbp[r] += e * gb[r]
+
+
+@_jit
 def _accumulate(du, h, alpha, dw, db, product):
     """``dw += alpha du^T h`` (when ``product``: h_0 = 0 adds nothing) and ``db += column sums of
     du`` for one block of columns ``du (B, i)``."""
     if product:
         gemm(True, False, alpha, du, h, 1.0, dw)
+    _column_sums(du, db)
+
+
+@_jit
+def _column_sums(du, db):
+    """``db += column sums of du``."""
     for r in range(du.shape[0]):
         for i in range(du.shape[1]):
             db[i] += du[r, i]
@@ -670,7 +707,7 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     ap = np.asarray(by_code(act).ideal if act_params is None else act_params, dtype=np.float64)
     mix = mix_flags(bank_at, prev, coef[EPS])
     any_mix = bool(mix.any())
-    folds = []
+    folds = (np.zeros((0, 2), dtype=np.int64), np.zeros(0))
     if any_mix and coef.shape[2] == 1:
         W, b, bank_at, folds = _bake_leak(W, b, bank_at, prev, coef[EPS, :, 0], mix)
         mix[:] = 0
@@ -694,55 +731,53 @@ def _bake_leak(W, b, bank_at, prev, eps, mix):
     ``(1 - eps) W[k] + eps W[p]`` once and run the step on it: one product instead of two.
 
     Returns the banks with the mixed ones appended, the biases likewise, the bank index of each
-    step, and the folds ``(index, k, p, eps)`` that send the mixed banks' gradients back (one
-    mixed bank per distinct ``(k, p, eps)``).
+    step, and the folds ``spec`` (``(k, p)`` per mixed bank) and ``share`` (its ``eps``) that
+    send the mixed banks' gradients back (one mixed bank per distinct ``(k, p, eps)``).
     """
     L = W.shape[0]
     index: dict[tuple[int, int, float], int] = {}
-    folds = []
     bank_at = bank_at.copy()
-    for t in np.flatnonzero(mix):
+    for t in np.flatnonzero(mix).tolist():
         key = (int(bank_at[t]), int(prev[t]), float(eps[t]))
-        if key not in index:
-            index[key] = L + len(folds)
-            folds.append((L + len(folds),) + key)
-        bank_at[t] = index[key]
-    spec = np.array([f[1:3] for f in folds], dtype=np.int64)
-    share = np.array([f[3] for f in folds], dtype=np.float64)
-    Wx = np.empty((L + len(folds),) + W.shape[1:], dtype=W.dtype)
-    bx = np.empty((L + len(folds), b.shape[1]), dtype=b.dtype)
-    _mix_banks(W, b, spec, share, Wx, bx)
-    return Wx, bx, bank_at, folds
+        bank_at[t] = index.setdefault(key, L + len(index))
+    spec = np.array([key[:2] for key in index], dtype=np.int64).reshape(-1, 2)
+    share = np.array([key[2] for key in index], dtype=np.float64)
+    Wx = np.empty((L + len(index),) + W.shape[1:], dtype=W.dtype)
+    bx = np.empty((L + len(index), b.shape[1]), dtype=b.dtype)
+    mixer = _mix_banks_par if W.size >= MIX_PARALLEL_MIN and nb.get_num_threads() > 1 \
+        else _mix_banks
+    mixer(W, b, spec, share, Wx, bx)
+    return Wx, bx, bank_at, (spec, share)
 
 
-@_ejit
-def _mix_banks(W, b, spec, share, Wx, bx):
-    """``Wx = [W; (1 - e_j) W[k_j] + e_j W[p_j]]`` and likewise ``bx``, in one pass."""
+# Bank elements from which the mixed banks are built in parallel.
+MIX_PARALLEL_MIN = 1 << 15
+
+
+@_jit
+def _mix_rows(W, b, spec, share, Wx, bx, r):
+    """Row ``r`` of ``Wx = [W; (1 - e_j) W[k_j] + e_j W[p_j]]`` and of ``bx`` likewise."""
     L = W.shape[0]
-    Wx[:L] = W
-    bx[:L] = b
+    for k in range(L):
+        Wx[k, r] = W[k, r]
+        bx[k, r] = b[k, r]
     for j in range(spec.shape[0]):
         k, p, e = spec[j, 0], spec[j, 1], share[j]
-        for r in range(W.shape[1]):
-            for c in range(W.shape[2]):
-                Wx[L + j, r, c] = (1.0 - e) * W[k, r, c] + e * W[p, r, c]
-            bx[L + j, r] = (1.0 - e) * b[k, r] + e * b[p, r]
+        for c in range(W.shape[2]):
+            Wx[L + j, r, c] = (1.0 - e) * W[k, r, c] + e * W[p, r, c]
+        bx[L + j, r] = (1.0 - e) * b[k, r] + e * b[p, r]
 
 
-@_ejit
-def _fold_banks(dW, db, spec, share):
-    """Send each mixed bank's gradient back to its two banks, in fold order."""
-    L = dW.shape[0] - spec.shape[0]
-    for j in range(spec.shape[0]):
-        k, p, e = spec[j, 0], spec[j, 1], share[j]
-        for r in range(dW.shape[1]):
-            for c in range(dW.shape[2]):
-                g = dW[L + j, r, c]
-                dW[k, r, c] += (1.0 - e) * g
-                dW[p, r, c] += e * g
-            g = db[L + j, r]
-            db[k, r] += (1.0 - e) * g
-            db[p, r] += e * g
+@_jit
+def _mix_banks(W, b, spec, share, Wx, bx):
+    for r in range(W.shape[1]):
+        _mix_rows(W, b, spec, share, Wx, bx, r)
+
+
+@_pjit
+def _mix_banks_par(W, b, spec, share, Wx, bx):
+    for r in prange(W.shape[1]):
+        _mix_rows(W, b, spec, share, Wx, bx, r)
 
 
 def _optional(arr, shape, dtype, name):
@@ -768,10 +803,11 @@ def backward(params, tape, gZ, *, _ws=None):
     dtype = tape.H.dtype
     W = tape.W  # the banks the forward pass ran on (with any baked mixed banks appended)
     W_out = _as(params["W_out"], dtype, 2, "W_out")
+    L = W.shape[0] - len(tape.folds[0])  # the banks, without any baked mixed ones
     grads = {
         "W_in": np.empty(np.shape(params["W_in"]), dtype=dtype),
-        "W": np.empty(W.shape, dtype=dtype),
-        "b": np.empty(W.shape[:2], dtype=dtype),
+        "W": np.empty((L,) + W.shape[1:], dtype=dtype),
+        "b": np.empty((L, W.shape[1]), dtype=dtype),
         "W_out": np.empty(W_out.shape, dtype=dtype),
         "b_out": np.empty(np.shape(params["b_out"]), dtype=dtype),
     }
@@ -796,15 +832,10 @@ def backward(params, tape, gZ, *, _ws=None):
         DU, DU2, GX, HS)
     # Phase 2, over blocks of rows of the weight gradients: each block sums its rows over every
     # step, in step order; blocks never share an output row.
+    spec, share = tape.folds
     (_weights_backward_par if par else _weights_backward_ser)(
         tape.X, tape.bank_at, tape.prev, mix, HS if scaled else tape.H, alpha, DU, DU2, GX,
-        grad_block(N, B), grads["W_in"], grads["W"], grads["b"])
+        grad_block(N, B), spec, share, grads["W_in"], grads["W"], grads["b"])
     gemm(True, False, 1.0, gZ, tape.HR, 0.0, grads["W_out"])  # the kernels' BLAS, one thread
     np.sum(gZ, axis=0, out=grads["b_out"])
-    if tape.folds:  # a mixed bank's gradient goes back to its two banks
-        L = W.shape[0] - len(tape.folds)
-        dW, db = grads["W"], grads["b"]
-        _fold_banks(dW, db, np.array([f[1:3] for f in tape.folds], dtype=np.int64),
-                    np.array([f[3] for f in tape.folds], dtype=np.float64))
-        grads["W"], grads["b"] = dW[:L].copy(), db[:L].copy()
     return grads

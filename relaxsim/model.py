@@ -108,28 +108,30 @@ class Network:
 
     # -- evaluation ----------------------------------------------------------------------------
 
-    def _forward(self, params, x, noise=None, det=None):
+    def _forward(self, params, x, noise=None, det=None, eps=None):
         X, slot = self.input_slots(x)
         cp = self.coupling
-        return kernels.forward(params, X, slot, self.schedule, self.prev, cp.a, cp.c, cp.eps,
-                               cp.code, noise, dtype=self.dtype, tr=cp.tr, det=det,
-                               act_params=cp.act_params)
+        return kernels.forward(params, X, slot, self.schedule, self.prev, cp.a, cp.c,
+                               cp.eps if eps is None else eps, cp.code, noise, dtype=self.dtype,
+                               tr=cp.tr, det=det, act_params=cp.act_params)
 
     def forward(self, params: dict[str, np.ndarray], x: np.ndarray, noise=None,
-                det=None) -> np.ndarray:
+                det=None, eps=None) -> np.ndarray:
         """Logits ``(B, C)`` for the batch ``x`` (with element noise ``(T, B, N)`` and detector
-        noise ``(B, N)`` draws, if given)."""
-        return self._forward(params, x, noise, det)[0]
+        noise ``(B, N)`` draws, if given, and this batch's switch leak ``eps``, ``(T,)`` or
+        ``(T, B)``, in place of the coupling's)."""
+        return self._forward(params, x, noise, det, eps)[0]
 
-    def loss_and_grad(self, params, x, y, noise=None,
-                      det=None) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_and_grad(self, params, x, y, noise=None, det=None,
+                      eps=None) -> tuple[float, dict[str, np.ndarray]]:
         """Mean cross-entropy on ``(x, y)`` and its exact gradient (keys and shapes of ``params``),
-        with the noise draws (if any) held fixed."""
+        with the noise draws (if any) held fixed; arguments as :meth:`forward`."""
         X, slot = self.input_slots(x)
         cp = self.coupling
         return kernels.loss_and_grad(params, X, slot, self.schedule, self.prev, cp.a, cp.c,
-                                     cp.eps, cp.code, y, noise, dtype=self.dtype, tr=cp.tr,
-                                     det=det, act_params=cp.act_params)
+                                     cp.eps if eps is None else eps, cp.code, y, noise,
+                                     dtype=self.dtype, tr=cp.tr, det=det,
+                                     act_params=cp.act_params)
 
     @staticmethod
     def score(Z, y) -> tuple[float, int]:

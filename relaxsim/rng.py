@@ -43,7 +43,7 @@ _HALF_PI = 1.5707963267948966
 
 # Pairs of draws per parallel task (fixed: the bytes never depend on the thread count).
 BLOCK_PAIRS = 16_384
-PARALLEL_MIN = 1 << 17  # draws below which one thread fills the array
+PARALLEL_MIN = 1 << 15  # draws below which one thread fills the array
 
 
 @_inline
@@ -158,15 +158,77 @@ def _fill_par(key, out, scale):
         _fill_block(key, out, scale, j0, min(pairs, j0 + BLOCK_PAIRS))
 
 
+def draw_key(rng: np.random.Generator) -> np.uint64:
+    """The key of one array of draws: one 64-bit draw from ``rng``, the number
+    ``rng.integers(0, 2**63)`` gives (Lemire's method on a power-of-two range keeps the top 63
+    bits), at a third of its cost."""
+    return np.uint64(rng.bit_generator.random_raw() >> 1)
+
+
+def _parallel(size: int) -> bool:
+    return size >= PARALLEL_MIN and nb.get_num_threads() > 1
+
+
+def normal_from_key(key, shape, scale: float = 1.0, dtype=np.float64) -> np.ndarray:
+    """``scale`` times the standard normal draws of stream ``key``, of ``shape`` and ``dtype``:
+    a pure function of its arguments (the same bytes whenever, and for any thread count)."""
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    size = math.prod(shape)
+    buf = np.empty(size + size % 2, dtype=dtype)  # whole pairs
+    (_fill_par if _parallel(size) else _fill_ser)(np.uint64(key), buf, scale)
+    return buf[:size].reshape(shape)
+
+
 def normal(rng: np.random.Generator, shape, scale: float = 1.0, dtype=np.float64) -> np.ndarray:
     """``scale`` times standard normal draws of ``shape`` and ``dtype``, keyed by one draw from
     ``rng`` (so ``rng`` advances by one 64-bit draw whatever the size). The draws are the same
     bytes for any thread count."""
-    key = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
-    size = int(np.prod(shape, dtype=np.int64))
-    buf = np.empty(size + size % 2, dtype=dtype)  # whole pairs
-    if size >= PARALLEL_MIN and nb.get_num_threads() > 1:
-        _fill_par(key, buf, scale)
-    else:
-        _fill_ser(key, buf, scale)
-    return buf[:size].reshape(shape)
+    return normal_from_key(draw_key(rng), shape, scale, dtype)
+
+
+def add_normal(rng: np.random.Generator, base: np.ndarray, scale: float) -> np.ndarray:
+    """``base + normal(rng, base.shape, scale, base.dtype)`` in one pass into a new array,
+    without the array of draws: the same bytes and the same advance of ``rng``. (Never in
+    place: with ``out`` aliasing ``base`` the loop would not vectorise.)"""
+    key = draw_key(rng)
+    base = np.ascontiguousarray(base)
+    out = np.empty_like(base)
+    (_add_par if _parallel(base.size) else _add_ser)(key, base.reshape(-1), out.reshape(-1),
+                                                     scale)
+    return out
+
+
+@_ejit
+def _add_block(key, base, out, scale, j0, j1):
+    """``out = base + draws`` for pairs ``j0:j1``, laid out as :func:`_fill_block` lays them
+    (an odd-sized array drops the last pair's second draw, as :func:`normal` does)."""
+    m = j1 - j0
+    b1 = base[2 * j0:2 * j0 + m]
+    b2 = base[2 * j0 + m:2 * j1]  # one short in the last block of an odd-sized array
+    f1 = out[2 * j0:2 * j0 + m]
+    f2 = out[2 * j0 + m:2 * j1]
+    sc = _f(scale)
+    full = b2.shape[0]
+    for i in range(full):  # views indexed from 0, so the loop vectorises
+        z0, z1 = _pair32(key, j0 + i)
+        f1[i] = b1[i] + sc * z0
+        f2[i] = b2[i] + sc * z1
+    for i in range(full, m):
+        z0, z1 = _pair32(key, j0 + i)
+        f1[i] = b1[i] + sc * z0
+
+
+@_ejit
+def _add_ser(key, base, out, scale):
+    pairs = (base.shape[0] + 1) // 2
+    for b in range((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
+        j0 = b * BLOCK_PAIRS
+        _add_block(key, base, out, scale, j0, min(pairs, j0 + BLOCK_PAIRS))
+
+
+@nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy", parallel=True)
+def _add_par(key, base, out, scale):
+    pairs = (base.shape[0] + 1) // 2
+    for b in prange((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
+        j0 = b * BLOCK_PAIRS
+        _add_block(key, base, out, scale, j0, min(pairs, j0 + BLOCK_PAIRS))

@@ -258,6 +258,31 @@ def test_programming_noise_statistics(sign, factor):
         wt.program(w)
 
 
+@pytest.mark.parametrize("sign", ["bipolar", "differential"])
+def test_program_and_read_draws_both_noises_as_one(sign):
+    """Writing and reading at once: the clipped, quantised weights plus one normal whose
+    variance is the sum of the programming and the read noise's, drawn as ``rng.normal`` draws
+    it; with no noise at all the generator is not touched."""
+    wt = WeightElement(w_max=0.5, bits=4, program_noise=0.03, read_noise=0.04, sign=sign)
+    w = np.random.default_rng(1).uniform(-0.7, 0.7, (3, 50))
+    quiet = dataclasses.replace(wt, program_noise=0.0, read_noise=0.0)
+    w_q, in_range = quiet.program(w)
+    got, got_range = wt.program_and_read(w, np.random.default_rng(2))
+    sigma = math.hypot(wt.program_sigma(), wt.read_sigma())
+    assert sigma == pytest.approx(0.05 * 0.5 * (math.sqrt(2) if sign == "differential" else 1))
+    expect = w_q + normal(np.random.default_rng(2), w.shape, sigma, w.dtype)
+    assert got.tobytes() == expect.tobytes()
+    np.testing.assert_array_equal(got_range, in_range)
+    err = wt.program_and_read(np.full(200_000, 0.25), np.random.default_rng(3))[0] - 0.25
+    assert err.std() == pytest.approx(sigma, rel=0.01)
+    rng = np.random.default_rng(4)
+    state = rng.bit_generator.state
+    assert quiet.program_and_read(w, rng)[0].tobytes() == w_q.tobytes()
+    assert rng.bit_generator.state == state
+    with pytest.raises(ValueError, match="program_and_read: a numpy Generator is needed"):
+        wt.program_and_read(w)
+
+
 def test_drift_power_law_and_exponential():
     pcm = WeightElement(w_max=1.0, drift="power_law", drift_nu=0.05, drift_t0_s="20 s")
     assert pcm.drift_factor(0.0, (2, 3)).tolist() == [[1.0] * 3] * 2  # no drift before t0

@@ -188,6 +188,26 @@ def test_gradient_through_programming_matches_finite_differences():
     assert_gradients_match({"W": grad}, fd)
 
 
+def test_drift_exponents_are_fixed_at_programming_and_drawn_when_first_needed():
+    """Programming draws only the key of each weight's drift exponent; the exponents drawn from
+    it later are the ones an eager draw at programming gives, the same at every read, and a read
+    before the drift's onset draws none."""
+    cfg = relaxsim.load_config(overrides={"hardware.weights": {"preset": "pcm"}})
+    hw = build_hardware(cfg.hardware)
+    W = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 6, 6))
+    programmed = hw.program(W, np.random.default_rng(4))
+    hw.read(programmed, 0.0, np.random.default_rng(1))
+    assert programmed.nu_key is not None and programmed.nu_draws is None
+    rng = np.random.default_rng(4)
+    hw.weights.program(W, rng)  # the same draws as hw.program up to the exponents
+    eager = hw.weights.drift_exponents(W.shape, rng)
+    assert eager.std() > 0
+    first = hw.drift_factor(programmed, 1e3)
+    np.testing.assert_array_equal(programmed.nu_draws, eager)
+    np.testing.assert_array_equal(first, hw.weights.drift_factor(1e3, W.shape, nu=eager))
+    np.testing.assert_array_equal(hw.drift_factor(programmed, 1e3), first)
+
+
 @pytest.mark.parametrize("setting,message", [
     ("hardware.propagation_time=-5 ps",
      "hardware.propagation_time: must be a finite time > 0 (got '-5 ps')"),

@@ -243,9 +243,11 @@ def test_run_without_out_writes_no_checkpoint(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_checkpoint_contents(tmp_path, monkeypatch):
+@pytest.mark.parametrize("update_every", [1, 3])
+def test_checkpoint_contents(tmp_path, monkeypatch, update_every):
     out = tmp_path / "run"
-    cfg = relaxsim.load_config(overrides=CASES["hardware_aware-pcm"])
+    cfg = relaxsim.load_config(overrides={**CASES["hardware_aware-pcm"],
+                                          "hardware.update_every": update_every})
     with monkeypatch.context() as patch:
         interrupt_at(patch, epoch=2, batch=1)
         with pytest.raises(KeyboardInterrupt):
@@ -256,8 +258,11 @@ def test_checkpoint_contents(tmp_path, monkeypatch):
     params = {"W_in", "W", "b", "W_out", "b_out"}
     assert {f"params/{k}" for k in params} | {f"best/{k}" for k in params} <= names
     assert {f"optimizer/m/{k}" for k in params} | {f"optimizer/v/{k}" for k in params} <= names
-    assert {"engine/programmed/W", "engine/programmed/mask",
-            "engine/programmed/nu_draws"} <= names
+    programmed = {"engine/programmed/W", "engine/programmed/mask"}
+    if update_every == 1:  # every batch writes the banks anew: nothing to keep
+        assert not programmed & names and meta["engine"]["nu_key"] is None
+    else:  # the banks as written, and the key their drift exponents are drawn from
+        assert programmed <= names and isinstance(meta["engine"]["nu_key"], int)
     assert meta["epoch"] == 1 and meta["relaxsim_version"] == relaxsim.__version__
     assert meta["config"] == cfg.to_dict()
     assert meta["config_sha256"] == ckpt_module.config_digest(cfg.to_dict())

@@ -82,3 +82,34 @@ def test_different_keys_give_independent_streams():
     rng = np.random.default_rng(5)
     a, b = R.normal(rng, 50_000), R.normal(rng, 50_000)
     assert abs(np.corrcoef(a, b)[0, 1]) < 5 / np.sqrt(50_000)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 2 * R.BLOCK_PAIRS - 1, 2 * R.BLOCK_PAIRS + 3])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_add_normal_is_base_plus_normal_byte_for_byte(dtype, size, parallel, monkeypatch):
+    """The fused add draws exactly what ``normal`` draws for the same generator state (odd
+    sizes and block edges included), adds it in the base's dtype and advances the generator
+    alike."""
+    monkeypatch.setattr(R, "PARALLEL_MIN", 0 if parallel else 10**12)
+    base = np.random.default_rng(1).standard_normal(size).astype(dtype).reshape(-1, 1)
+    rng_a, rng_b = np.random.default_rng(6), np.random.default_rng(6)
+    expect = base + R.normal(rng_a, base.shape, 0.3, dtype)
+    got = R.add_normal(rng_b, base, 0.3)
+    assert got.dtype == dtype and got.shape == base.shape
+    assert got.tobytes() == expect.tobytes()
+    assert rng_a.integers(1 << 30) == rng_b.integers(1 << 30)
+
+
+def test_normal_from_key_is_normal_with_the_key_drawn():
+    key = R.draw_key(np.random.default_rng(8))
+    again = R.normal(np.random.default_rng(8), (4, 5), 2.0, np.float32)
+    assert R.normal_from_key(key, (4, 5), 2.0, np.float32).tobytes() == again.tobytes()
+
+
+def test_a_key_is_the_integer_numpy_draws():
+    """Keys (hence every noise draw of a seeded run) stay what ``integers(0, 2**63)`` gives."""
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    for i in range(2000):
+        assert R.draw_key(a) == b.integers(0, 2**63, dtype=np.int64)
+        a.standard_normal(i % 3), b.standard_normal(i % 3)
