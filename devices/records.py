@@ -22,7 +22,7 @@ import numpy as np
 
 from relaxsim.errors import ConfigError
 from relaxsim.registry import closest
-from relaxsim.rng import add_normal, draw_key, normal_from_key
+from relaxsim.rng import BLOCK_PAIRS, _pair32, draw_key, normal_from_key, parallel_pays
 
 from .fields import DeviceRecord, choice, join_field, quantity
 from .units import describe_value
@@ -75,11 +75,10 @@ class Switch(DeviceRecord):
         """
         gap = np.asarray(gap_s, dtype=np.float64)
         floor = self.leak_floor
-        if self.tau_s > 0:
+        if self.tau_s > 0:  # np.maximum keeps a NaN gap NaN
             transient = np.exp(-np.maximum(gap, 0.0) / self.tau_s)
         else:
-            transient = np.where(gap < 0, 1.0, 0.0)
-        transient = np.where(np.isnan(gap), np.nan, transient)
+            transient = np.where(np.isnan(gap), np.nan, np.where(gap < 0, 1.0, 0.0))
         return _scalar_or_array(floor + (1.0 - floor) * transient)
 
     def transmission(self) -> float:
@@ -208,32 +207,40 @@ class WeightElement(DeviceRecord):
         return self._write(w, rng, self.program_sigma(), "program: a numpy Generator is needed "
                            "when program_noise > 0")
 
-    def program_and_read(self, w, rng: np.random.Generator | None = None):
+    def program_and_read(self, w, rng: np.random.Generator | None = None, out=None,
+                         in_range=None):
         """Write ``w`` and read it at once, before any drift: ``(w_read, in_range)``.
 
         The programming error stays with the weight and each read adds a fresh one; for a
         single read they are two independent normals on the same weight, drawn here as one of
         the summed variance: the distribution of :meth:`program` followed by one read, with one
-        draw per weight instead of two."""
+        draw per weight instead of two. ``out`` and ``in_range``: arrays of ``w``'s shape to
+        fill instead of new ones (``in_range`` boolean or in ``w``'s dtype)."""
         sigma = math.hypot(self.program_sigma(), self.read_sigma())
         return self._write(w, rng, sigma, "program_and_read: a numpy Generator is needed when "
-                           "program_noise > 0 or read_noise > 0")
+                           "program_noise > 0 or read_noise > 0", out, in_range)
 
-    def _write(self, w, rng, sigma: float, no_rng: str):
+    def _write(self, w, rng, sigma: float, no_rng: str, out=None, in_range=None):
+        """Clip, quantise and add N(0, sigma^2) per weight in one pass (into ``out`` and
+        ``in_range`` when given: arrays of ``w``'s shape, ``in_range`` boolean or in ``w``'s
+        dtype, 1 where the gradient passes)."""
         w = np.asarray(w)
         dtype = w.dtype if w.dtype.kind == "f" else np.dtype(np.float64)
         w = np.ascontiguousarray(w, dtype=dtype)
-        in_range = np.empty(w.shape, dtype=np.bool_)
-        w_prog = np.empty_like(w)
-        clip = (_clip_quantise_par if w.size >= 4 * CLIP_BLOCK and nb.get_num_threads() > 1
-                else _clip_quantise)
-        clip(w.reshape(-1), float(self.w_max), 2.0 ** self.bits if self.bits != INF else 0.0,
-             self.sign == "differential", w_prog.reshape(-1), in_range.reshape(-1))
+        out = np.empty_like(w) if out is None else out
+        in_range = np.empty(w.shape, dtype=np.bool_) if in_range is None else in_range
+        args = (w.reshape(-1), float(self.w_max), 2.0 ** self.bits if self.bits != INF else 0.0,
+                self.sign == "differential")
+        par = parallel_pays(w.size)
         if sigma > 0:
             if rng is None:
                 raise ValueError(no_rng)
-            w_prog = add_normal(rng, w_prog, sigma)
-        return w_prog, in_range
+            (_write_par if par else _write_ser)(*args, draw_key(rng), sigma, out.reshape(-1),
+                                                in_range.reshape(-1))
+        else:
+            (_clip_quantise_par if par else _clip_quantise)(*args, out.reshape(-1),
+                                                           in_range.reshape(-1))
+        return out, in_range
 
     def program_sigma(self) -> float:
         """Programming noise of one weight, rms: ``program_noise w_max`` (times sqrt 2 for a
@@ -311,21 +318,70 @@ def _quantise(x, lo, hi, levels):
 
 
 @nb.njit(cache=True, inline="always")
+def _clip_q(x, w_max, levels, differential):
+    """One weight clipped to ``[-w_max, w_max]`` and, with ``levels > 0``, quantised (bipolar
+    over ``[-w_max, w_max]``, differential: each of the pair over ``[0, w_max]``)."""
+    c = x if x != x else min(max(x, -w_max), w_max)  # NaN stays NaN, as np.clip keeps it
+    if levels > 0.0:
+        if differential:
+            c = (_quantise(max(c, 0.0), 0.0, w_max, levels)
+                 - _quantise(max(-c, 0.0), 0.0, w_max, levels))
+        else:
+            c = _quantise(c, -w_max, w_max, levels)
+    return c
+
+
+@nb.njit(cache=True, inline="always")
 def _clip_quantise_range(w, w_max, levels, differential, out, in_range):
     """Every element (no fast-math: the same bits as the numpy expressions):
-    ``in_range = |w| <= w_max``; clip to ``[-w_max, w_max]``; with ``levels > 0``, quantise
-    (bipolar over ``[-w_max, w_max]``, differential: each of the pair over ``[0, w_max]``)."""
+    ``in_range = |w| <= w_max``, ``out = _clip_q(w)``."""
     for i in range(w.shape[0]):
-        x = w[i]
-        in_range[i] = abs(x) <= w_max
-        c = x if x != x else min(max(x, -w_max), w_max)  # NaN stays NaN, as np.clip keeps it
-        if levels > 0.0:
-            if differential:
-                c = (_quantise(max(c, 0.0), 0.0, w_max, levels)
-                     - _quantise(max(-c, 0.0), 0.0, w_max, levels))
-            else:
-                c = _quantise(c, -w_max, w_max, levels)
-        out[i] = c
+        in_range[i] = abs(w[i]) <= w_max
+        out[i] = _clip_q(w[i], w_max, levels, differential)
+
+
+@nb.njit(cache=True, inline="always")
+def _write_block(w, w_max, levels, differential, key, scale, out, in_range, j0, j1):
+    """Pairs ``j0:j1`` of :func:`relaxsim.rng.add_normal`'s layout: ``out = _clip_q(w)`` (in
+    ``out``'s dtype) plus ``scale`` times the pair's draws, ``in_range = |w| <= w_max`` (in
+    ``in_range``'s dtype): the bytes of a clip, then ``add_normal``, in one pass."""
+    m = j1 - j0
+    w1, w2 = w[2 * j0:2 * j0 + m], w[2 * j0 + m:2 * j1]
+    o1, o2 = out[2 * j0:2 * j0 + m], out[2 * j0 + m:2 * j1]
+    r1, r2 = in_range[2 * j0:2 * j0 + m], in_range[2 * j0 + m:2 * j1]
+    sc = np.float32(scale)
+    full = w2.shape[0]  # one short in the last block of an odd-sized array
+    for i in range(m):  # clipped and rounded to out's dtype, then
+        r1[i] = abs(w1[i]) <= w_max
+        o1[i] = _clip_q(w1[i], w_max, levels, differential)
+    for i in range(full):
+        r2[i] = abs(w2[i]) <= w_max
+        o2[i] = _clip_q(w2[i], w_max, levels, differential)
+    for i in range(full):  # the draws added in it, as add_normal adds them (block in cache)
+        z0, z1 = _pair32(key, j0 + i)
+        o1[i] += sc * z0
+        o2[i] += sc * z1
+    for i in range(full, m):
+        z0, z1 = _pair32(key, j0 + i)
+        o1[i] += sc * z0
+
+
+@nb.njit(cache=True)
+def _write_ser(w, w_max, levels, differential, key, scale, out, in_range):
+    pairs = (w.shape[0] + 1) // 2
+    for b in range((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
+        j0 = b * BLOCK_PAIRS
+        _write_block(w, w_max, levels, differential, key, scale, out, in_range, j0,
+                     min(pairs, j0 + BLOCK_PAIRS))
+
+
+@nb.njit(cache=True, parallel=True)
+def _write_par(w, w_max, levels, differential, key, scale, out, in_range):
+    pairs = (w.shape[0] + 1) // 2
+    for b in nb.prange((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
+        j0 = b * BLOCK_PAIRS
+        _write_block(w, w_max, levels, differential, key, scale, out, in_range, j0,
+                     min(pairs, j0 + BLOCK_PAIRS))
 
 
 CLIP_BLOCK = 1 << 13  # elements per parallel task of _clip_quantise

@@ -17,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from .hardware import Hardware, Programmed
+from .kernels import Workspace
 from .model import Network
 
 
@@ -51,6 +52,7 @@ class HardwareEngine(Engine):
         self.hw = hw
         self.rng = rng
         self.programmed: Programmed | None = None
+        self._buffers = Workspace()
         self.writes = 0  # programming events (each writes every bank weight once)
         self.batches_since_program = 0
         # The slow time scale, simulated: hardware time of forward passes and programming.
@@ -64,7 +66,9 @@ class HardwareEngine(Engine):
     def loss_and_grad(self, params, x, y):
         hw = self.hw
         if hw.update_every == 1:  # each write is read once, at once: one draw for both noises
-            W_hw, dW_factor = hw.program_and_read(params["W"], self.rng)
+            W = params["W"]
+            W_hw, dW_factor = hw.program_and_read(W, self.rng, out=(
+                self._buffer("W_hw", W.shape, W.dtype), self._buffer("W_mask", W.shape, W.dtype)))
             self._wrote()
         else:
             if self.programmed is None or self.batches_since_program >= hw.update_every:
@@ -74,13 +78,20 @@ class HardwareEngine(Engine):
                                       self.rng)
         net = self.net
         eps = hw.jittered_eps(net.coupling, len(y), self.rng)
-        noise, det = hw.draw_noise(self.rng, net.steps, len(y), net.hidden, net.dtype)
+        noise, det = hw.draw_noise(self.rng, net.steps, len(y), net.hidden, net.dtype,
+                                   out=self._buffer)
         loss, grads = net.loss_and_grad({**params, "W": W_hw}, x, y, noise=noise, det=det,
                                         eps=eps)
         grads["W"] *= dW_factor
         self.batches_since_program += 1
         self.clock_s += len(y) * self.inference_time_s
         return loss, grads
+
+    def _buffer(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """A work array of one training step, the same one at every step of these shapes: the
+        machine's draws and programmed banks are not allocated anew (nor their pages faulted
+        in) at every batch. Never handed out beyond the step."""
+        return self._buffers.get(name, shape, dtype)
 
     def _wrote(self) -> None:
         """Count one programming event and advance the hardware clock by its duration."""

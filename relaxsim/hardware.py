@@ -19,6 +19,7 @@ element settles. With ``clock = "auto"`` the window lasts until both have settle
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -39,6 +40,11 @@ class Coupling:
     code: int          # transfer function kernel code
     act_params: tuple[float, float, float]
     gaps: np.ndarray | None = None  # (T,) switch command -> signal, s (inf: no switching)
+
+    @cached_property
+    def switching(self) -> np.ndarray:
+        """``(T,)`` True on the steps that switch bank (finite gap)."""
+        return np.isfinite(self.gaps)
 
     @classmethod
     def ideal(cls, steps: int, alpha: float, activation: Activation, dtype=np.float64):
@@ -128,7 +134,7 @@ class Hardware:
         draw per forward pass)."""
         if self.switch.jitter_s == 0:
             return None
-        switching = np.isfinite(coupling.gaps)  # inf: the step does not switch
+        switching = coupling.switching
         if not switching.any():
             return None
         width = batch if self.jitter_draws == "sample" else 1
@@ -182,13 +188,15 @@ class Hardware:
         return Programmed(W=W_prog, mask=mask.astype(W.dtype),
                           nu_key=self.weights.drift_key(rng))
 
-    def program_and_read(self, W: np.ndarray, rng: np.random.Generator):
+    def program_and_read(self, W: np.ndarray, rng: np.random.Generator, out=None):
         """Write ``W`` and read it at once (no drift yet), as :meth:`read` returns it: the bank
         weights a forward pass sees and the factor ``dW_hw/dW``. One normal of the summed
         variance stands for the programming and the read noise (the distribution of
-        :meth:`program` then :meth:`read` at time 0; ``update_every = 1`` trains this way)."""
-        W_hw, mask = self.weights.program_and_read(W, rng)
-        return W_hw, mask.astype(W_hw.dtype)
+        :meth:`program` then :meth:`read` at time 0; ``update_every = 1`` trains this way).
+        ``out``: two arrays of ``W``'s shape and dtype to fill and return instead of new ones."""
+        if out is None:
+            out = np.empty_like(W), np.empty_like(W)
+        return self.weights.program_and_read(W, rng, *out)
 
     def drift_factor(self, programmed: Programmed, elapsed_s: float) -> np.ndarray:
         """Factor by which the programmed weights have drifted after ``elapsed_s``."""
@@ -216,15 +224,20 @@ class Hardware:
     # -- fast time scale: noise draws ------------------------------------------------------
 
     def draw_noise(self, rng: np.random.Generator, steps: int, batch: int, hidden: int,
-                   dtype=np.float64):
+                   dtype=np.float64, out=None):
         """Element noise ``(T, B, N)`` and detector noise ``(B, N)`` for one forward pass
-        (``None`` where the device is noiseless: no random numbers are consumed)."""
+        (``None`` where the device is noiseless: no random numbers are consumed). ``out``: a
+        function ``(name, shape, dtype) -> array`` giving the arrays to fill (work buffers)."""
         element = detector = None
         dtype = np.dtype(dtype)
         if self.active.noise > 0:  # drawn in the network's dtype (relaxsim.rng)
-            element = normal(rng, (steps, batch, hidden), self.active.noise, dtype)
+            shape = (steps, batch, hidden)
+            element = normal(rng, shape, self.active.noise, dtype,
+                             None if out is None else out("element_noise", shape, dtype))
         if self.active.detector_noise > 0:
-            detector = normal(rng, (batch, hidden), self.active.detector_noise, dtype)
+            shape = (batch, hidden)
+            detector = normal(rng, shape, self.active.detector_noise, dtype,
+                              None if out is None else out("detector_noise", shape, dtype))
         return element, detector
 
 

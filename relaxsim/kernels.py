@@ -374,22 +374,22 @@ def _rows_backward_ser(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk
 
 @_pjit
 def _weights_backward_par(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, spec, share,
-                          dW_in, dW, db):
+                          scratch, sums, dW_in, dW, db):
     N = HB.shape[2]
     for bi in prange((N + block - 1) // block):
         i0 = bi * block
         _weight_grads(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, i0, min(N, i0 + block),
-                      spec, share, dW_in, dW, db)
+                      spec, share, scratch[bi], sums[bi], dW_in, dW, db)
 
 
 @_jit
 def _weights_backward_ser(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, spec, share,
-                          dW_in, dW, db):
+                          scratch, sums, dW_in, dW, db):
     N = HB.shape[2]
     for bi in range((N + block - 1) // block):
         i0 = bi * block
         _weight_grads(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, i0, min(N, i0 + block),
-                      spec, share, dW_in, dW, db)
+                      spec, share, scratch[bi], sums[bi], dW_in, dW, db)
 
 
 @_jit
@@ -442,24 +442,21 @@ def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, D
 
 
 @_jit
-def _weight_grads(X, bank_at, prev, mix, H, alpha, DU, DU2, GX, i0, i1, spec, share, dW_in, dW,
-                  db):
+def _weight_grads(X, bank_at, prev, mix, H, alpha, DU, DU2, GX, i0, i1, spec, share, scratch,
+                  sums, dW_in, dW, db):
     """Rows i0:i1 of every weight gradient, summed over the steps in step order:
     ``dW[k] += alpha_t du_t^T h_t`` (one product with a transposed, strided operand; ``alpha_t``:
     the step's transmission), ``db[k] += sum du_t``, ``dW_in += gx_s^T x_s``. A step run on a
     baked mixed bank ``j`` (index ``L + j``, :func:`_bake_leak`) has its rows computed into a
-    scratch block and sent at once, while in cache, to its two banks: ``(1 - e_j)`` of it to
-    ``k_j``, ``e_j`` to ``p_j``."""
+    scratch block (``scratch``, ``sums``: this task's work arrays) and sent at once, while in
+    cache, to its two banks: ``(1 - e_j)`` of it to ``k_j``, ``e_j`` to ``p_j``."""
     T = bank_at.shape[0]
     S = X.shape[0]
     L = dW.shape[0]
-    N = H.shape[2]
-    nb_ = i1 - i0
     dW[:, i0:i1, :] = 0.0
     db[:, i0:i1] = 0.0
-    F = spec.shape[0]
-    scratch = np.empty((nb_ if F > 0 else 0, N), dtype=dW.dtype)
-    sums = np.empty(nb_ if F > 0 else 0, dtype=dW.dtype)
+    scratch = scratch[:i1 - i0]
+    sums = sums[:i1 - i0]
     for t in range(T):
         k = bank_at[t]
         if k < L:
@@ -709,7 +706,7 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     any_mix = bool(mix.any())
     folds = (np.zeros((0, 2), dtype=np.int64), np.zeros(0))
     if any_mix and coef.shape[2] == 1:
-        W, b, bank_at, folds = _bake_leak(W, b, bank_at, prev, coef[EPS, :, 0], mix)
+        W, b, bank_at, folds = _bake_leak(W, b, bank_at, prev, coef[EPS, :, 0], mix, _ws)
         mix[:] = 0
         any_mix = False
     H = _buffer(_ws, "H", (T + 1, B, N), dtype)
@@ -720,13 +717,15 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     driver = _forward_par if parallel_pays(B, N, D, T) else _forward_ser
     driver(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise, det,
            chunk, H, G, Z)
-    HR = H[T] + det if det.shape[0] else H[T]
+    HR = H[T]
+    if det.shape[0]:
+        HR = np.add(HR, det, out=_buffer(_ws, "HR", HR.shape, dtype))
     tape = Tape(X=X, slot=slot, bank_at=bank_at, prev=prev, coef=coef, mix=mix, H=H, G=G, HR=HR,
                 Z=Z, chunk=chunk, W=W, folds=folds, any_mix=any_mix)
     return Z, tape
 
 
-def _bake_leak(W, b, bank_at, prev, eps, mix):
+def _bake_leak(W, b, bank_at, prev, eps, mix, ws=None):
     """With one leak per step (no per-sample jitter), build each mixed bank
     ``(1 - eps) W[k] + eps W[p]`` once and run the step on it: one product instead of two.
 
@@ -734,20 +733,36 @@ def _bake_leak(W, b, bank_at, prev, eps, mix):
     step, and the folds ``spec`` (``(k, p)`` per mixed bank) and ``share`` (its ``eps``) that
     send the mixed banks' gradients back (one mixed bank per distinct ``(k, p, eps)``).
     """
-    L = W.shape[0]
-    index: dict[tuple[int, int, float], int] = {}
-    bank_at = bank_at.copy()
-    for t in np.flatnonzero(mix).tolist():
-        key = (int(bank_at[t]), int(prev[t]), float(eps[t]))
-        bank_at[t] = index.setdefault(key, L + len(index))
-    spec = np.array([key[:2] for key in index], dtype=np.int64).reshape(-1, 2)
-    share = np.array([key[2] for key in index], dtype=np.float64)
-    Wx = np.empty((L + len(index),) + W.shape[1:], dtype=W.dtype)
-    bx = np.empty((L + len(index), b.shape[1]), dtype=b.dtype)
+    bank_at, spec, share = _bake_plan(bank_at, prev, eps, mix, W.shape[0])
+    Wx = _buffer(ws, "Wx", (W.shape[0] + len(spec),) + W.shape[1:], W.dtype)
+    bx = _buffer(ws, "bx", (Wx.shape[0], b.shape[1]), b.dtype)
     mixer = _mix_banks_par if W.size >= MIX_PARALLEL_MIN and nb.get_num_threads() > 1 \
         else _mix_banks
     mixer(W, b, spec, share, Wx, bx)
     return Wx, bx, bank_at, (spec, share)
+
+
+@_jit
+def _bake_plan(bank_at, prev, eps, mix, L):
+    """The bank of each step once the mixed banks are appended after the ``L`` banks, and the
+    ``(k, p)`` and ``eps`` of each distinct mixed bank, in order of first use."""
+    T = bank_at.shape[0]
+    at = bank_at.copy()
+    spec = np.empty((T, 2), dtype=np.int64)
+    share = np.empty(T, dtype=np.float64)
+    F = 0
+    for t in range(T):
+        if mix[t] == 0:
+            continue
+        k, p, e = bank_at[t], prev[t], np.float64(eps[t])
+        j = 0
+        while j < F and not (spec[j, 0] == k and spec[j, 1] == p and share[j] == e):
+            j += 1
+        if j == F:
+            spec[F, 0], spec[F, 1], share[F] = k, p, e
+            F += 1
+        at[t] = L + j
+    return at, spec[:F].copy(), share[:F].copy()
 
 
 # Bank elements from which the mixed banks are built in parallel.
@@ -833,9 +848,13 @@ def backward(params, tape, gZ, *, _ws=None):
     # Phase 2, over blocks of rows of the weight gradients: each block sums its rows over every
     # step, in step order; blocks never share an output row.
     spec, share = tape.folds
+    block = grad_block(N, B)
+    rows = block if len(spec) else 0  # a scratch block per task for the folds
+    scratch = _buffer(_ws, "fold", (-(-N // block), rows, N), dtype)
+    sums = _buffer(_ws, "fold_sums", (scratch.shape[0], rows), dtype)
     (_weights_backward_par if par else _weights_backward_ser)(
         tape.X, tape.bank_at, tape.prev, mix, HS if scaled else tape.H, alpha, DU, DU2, GX,
-        grad_block(N, B), spec, share, grads["W_in"], grads["W"], grads["b"])
+        block, spec, share, scratch, sums, grads["W_in"], grads["W"], grads["b"])
     gemm(True, False, 1.0, gZ, tape.HR, 0.0, grads["W_out"])  # the kernels' BLAS, one thread
     np.sum(gZ, axis=0, out=grads["b_out"])
     return grads

@@ -42,8 +42,8 @@ _SQRT2 = 1.4142135623730951
 _HALF_PI = 1.5707963267948966
 
 # Pairs of draws per parallel task (fixed: the bytes never depend on the thread count).
-BLOCK_PAIRS = 16_384
-PARALLEL_MIN = 1 << 15  # draws below which one thread fills the array
+BLOCK_PAIRS = 4096
+PARALLEL_MIN = 1 << 14  # draws below which one thread fills the array
 
 
 @_inline
@@ -131,20 +131,25 @@ def _pair32(key, j):
 @_ejit
 def _fill_block(key, out, scale, j0, j1):
     """Pairs ``j0:j1`` into ``out[2 j0 : 2 j1]``: first draws of the pairs, then the second
-    draws (two contiguous stores per pair, so the loop vectorises)."""
+    draws (two contiguous stores per pair, so the loop vectorises). An odd-sized array ends
+    with a lone first draw: the last pair's second one is dropped."""
     m = j1 - j0
     first = out[2 * j0:2 * j0 + m]
-    second = out[2 * j0 + m:2 * j1]
+    second = out[2 * j0 + m:2 * j1]  # one short in the last block of an odd-sized array
     sc = _f(scale)
-    for i in range(m):
+    full = second.shape[0]
+    for i in range(full):  # views indexed from 0, so the loop vectorises
         z0, z1 = _pair32(key, j0 + i)
         first[i] = sc * z0
         second[i] = sc * z1
+    for i in range(full, m):
+        z0, z1 = _pair32(key, j0 + i)
+        first[i] = sc * z0
 
 
 @_ejit
 def _fill_ser(key, out, scale):
-    pairs = out.shape[0] // 2
+    pairs = (out.shape[0] + 1) // 2
     for b in range((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
         j0 = b * BLOCK_PAIRS
         _fill_block(key, out, scale, j0, min(pairs, j0 + BLOCK_PAIRS))
@@ -152,7 +157,7 @@ def _fill_ser(key, out, scale):
 
 @nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy", parallel=True)
 def _fill_par(key, out, scale):
-    pairs = out.shape[0] // 2
+    pairs = (out.shape[0] + 1) // 2
     for b in prange((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
         j0 = b * BLOCK_PAIRS
         _fill_block(key, out, scale, j0, min(pairs, j0 + BLOCK_PAIRS))
@@ -165,25 +170,34 @@ def draw_key(rng: np.random.Generator) -> np.uint64:
     return np.uint64(rng.bit_generator.random_raw() >> 1)
 
 
-def _parallel(size: int) -> bool:
+def parallel_pays(size: int) -> bool:
+    """Whether an element-wise pass over ``size`` elements (draws, programming) pays for
+    waking the threads."""
     return size >= PARALLEL_MIN and nb.get_num_threads() > 1
 
 
-def normal_from_key(key, shape, scale: float = 1.0, dtype=np.float64) -> np.ndarray:
+def normal_from_key(key, shape, scale: float = 1.0, dtype=np.float64,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """``scale`` times the standard normal draws of stream ``key``, of ``shape`` and ``dtype``:
-    a pure function of its arguments (the same bytes whenever, and for any thread count)."""
+    a pure function of its arguments (the same bytes whenever, and for any thread count).
+    ``out``: a C-contiguous array of that shape and dtype to fill (no allocation)."""
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    size = math.prod(shape)
-    buf = np.empty(size + size % 2, dtype=dtype)  # whole pairs
-    (_fill_par if _parallel(size) else _fill_ser)(np.uint64(key), buf, scale)
-    return buf[:size].reshape(shape)
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
+    elif out.shape != shape or out.dtype != np.dtype(dtype) or not out.flags.c_contiguous:
+        raise ValueError(f"out: expected a C-contiguous {np.dtype(dtype)} array of shape "
+                         f"{shape} (got {out.dtype} {out.shape})")
+    fill = _fill_par if parallel_pays(out.size) else _fill_ser
+    fill(np.uint64(key), out.reshape(-1), scale)
+    return out
 
 
-def normal(rng: np.random.Generator, shape, scale: float = 1.0, dtype=np.float64) -> np.ndarray:
+def normal(rng: np.random.Generator, shape, scale: float = 1.0, dtype=np.float64,
+           out: np.ndarray | None = None) -> np.ndarray:
     """``scale`` times standard normal draws of ``shape`` and ``dtype``, keyed by one draw from
     ``rng`` (so ``rng`` advances by one 64-bit draw whatever the size). The draws are the same
-    bytes for any thread count."""
-    return normal_from_key(draw_key(rng), shape, scale, dtype)
+    bytes for any thread count. ``out`` as :func:`normal_from_key`."""
+    return normal_from_key(draw_key(rng), shape, scale, dtype, out)
 
 
 def add_normal(rng: np.random.Generator, base: np.ndarray, scale: float) -> np.ndarray:
@@ -193,8 +207,8 @@ def add_normal(rng: np.random.Generator, base: np.ndarray, scale: float) -> np.n
     key = draw_key(rng)
     base = np.ascontiguousarray(base)
     out = np.empty_like(base)
-    (_add_par if _parallel(base.size) else _add_ser)(key, base.reshape(-1), out.reshape(-1),
-                                                     scale)
+    add = _add_par if parallel_pays(base.size) else _add_ser
+    add(key, base.reshape(-1), out.reshape(-1), scale)
     return out
 
 
