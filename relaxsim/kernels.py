@@ -636,7 +636,7 @@ class Workspace:
         self.arrays: dict[tuple, np.ndarray] = {}
 
     def get(self, name: str, shape: tuple, dtype, zero: bool = False) -> np.ndarray:
-        key = (name, shape, np.dtype(dtype).str)
+        key = (name, shape, dtype)  # the dtype as given: hashable, and cheaper than np.dtype()
         arr = self.arrays.get(key)
         if arr is None:
             if len(self.arrays) > 64:  # many shapes seen: start over rather than grow
