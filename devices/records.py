@@ -74,12 +74,19 @@ class Switch(DeviceRecord):
         transition term is 0 for every ``gap >= 0``; ``gap = inf`` leaves only the floor ``e_ER``.
         """
         gap = np.asarray(gap_s, dtype=np.float64)
-        floor = self.leak_floor
-        if self.tau_s > 0:  # np.maximum keeps a NaN gap NaN
-            transient = np.exp(-np.maximum(gap, 0.0) / self.tau_s)
-        else:
-            transient = np.where(np.isnan(gap), np.nan, np.where(gap < 0, 1.0, 0.0))
-        return _scalar_or_array(floor + (1.0 - floor) * transient)
+        out = np.empty(gap.shape)
+        _leaks(gap.reshape(-1), self.leak_floor, self.tau_s, out.reshape(-1))
+        return _scalar_or_array(out)
+
+    def jittered_leak(self, gaps, z):
+        """:meth:`leak` of the gaps moved by the timing jitter: ``gaps (T,) - jitter_s z``, with
+        ``z (T, W)`` standard normal draws; 0 on the steps that do not switch (``gap = inf``).
+        One compiled pass: it runs on every batch."""
+        gaps = np.ascontiguousarray(gaps, dtype=np.float64)
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        out = np.empty(z.shape)
+        _jittered_leaks(gaps, z, self.jitter_s, self.leak_floor, self.tau_s, out)
+        return out
 
     def transmission(self) -> float:
         """Field-amplitude factor of one pass: ``10^(-IL_dB / 20)``."""
@@ -88,6 +95,32 @@ class Switch(DeviceRecord):
     def settle_time_s(self, tol: float) -> float:
         """Time after the command until the transient is below ``tol``: ``tau_s ln(1/tol)``."""
         return _settle(self.tau_s, tol)
+
+
+@nb.njit(cache=True, inline="always")
+def _leak(gap, floor, tau):
+    """:meth:`Switch.leak` of one gap (NaN stays NaN)."""
+    if gap != gap:
+        return gap
+    if tau > 0:
+        transient = math.exp(-max(gap, 0.0) / tau)
+    else:
+        transient = 1.0 if gap < 0 else 0.0
+    return floor + (1.0 - floor) * transient
+
+
+@nb.njit(cache=True)
+def _leaks(gaps, floor, tau, out):
+    for i in range(gaps.shape[0]):
+        out[i] = _leak(gaps[i], floor, tau)
+
+
+@nb.njit(cache=True)
+def _jittered_leaks(gaps, z, jitter, floor, tau, out):
+    for t in range(z.shape[0]):
+        for w in range(z.shape[1]):
+            out[t, w] = (_leak(gaps[t] - jitter * z[t, w], floor, tau)
+                         if math.isfinite(gaps[t]) else 0.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -309,7 +342,7 @@ class WeightElement(DeviceRecord):
         return self.read_noise * self.w_max * math.sqrt(self.devices_per_weight)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _quantise(x, lo, hi, levels):
     """Round ``x`` (already in ``[lo, hi]``) to the nearest of ``levels`` equally spaced values."""
     step = (hi - lo) / (levels - 1.0)
@@ -317,7 +350,7 @@ def _quantise(x, lo, hi, levels):
     return min(max(q, lo), hi)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _clip_q(x, w_max, levels, differential):
     """One weight clipped to ``[-w_max, w_max]`` and, with ``levels > 0``, quantised (bipolar
     over ``[-w_max, w_max]``, differential: each of the pair over ``[0, w_max]``)."""
@@ -331,7 +364,7 @@ def _clip_q(x, w_max, levels, differential):
     return c
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _clip_quantise_range(w, w_max, levels, differential, out, in_range):
     """Every element (no fast-math: the same bits as the numpy expressions):
     ``in_range = |w| <= w_max``, ``out = _clip_q(w)``."""
@@ -340,7 +373,7 @@ def _clip_quantise_range(w, w_max, levels, differential, out, in_range):
         out[i] = _clip_q(w[i], w_max, levels, differential)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _write_block(w, w_max, levels, differential, key, scale, out, in_range, j0, j1):
     """Pairs ``j0:j1`` of :func:`relaxsim.rng.add_normal`'s layout: ``out = _clip_q(w)`` (in
     ``out``'s dtype) plus ``scale`` times the pair's draws, ``in_range = |w| <= w_max`` (in
@@ -366,7 +399,8 @@ def _write_block(w, w_max, levels, differential, key, scale, out, in_range, j0, 
         o1[i] += sc * z0
 
 
-@nb.njit(cache=True)
+# error_model="numpy": the draws' division needs no zero check, so the loops vectorise
+@nb.njit(cache=True, error_model="numpy")
 def _write_ser(w, w_max, levels, differential, key, scale, out, in_range):
     pairs = (w.shape[0] + 1) // 2
     for b in range((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
@@ -375,7 +409,7 @@ def _write_ser(w, w_max, levels, differential, key, scale, out, in_range):
                      min(pairs, j0 + BLOCK_PAIRS))
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, error_model="numpy", parallel=True)
 def _write_par(w, w_max, levels, differential, key, scale, out, in_range):
     pairs = (w.shape[0] + 1) // 2
     for b in nb.prange((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
@@ -387,13 +421,13 @@ def _write_par(w, w_max, levels, differential, key, scale, out, in_range):
 CLIP_BLOCK = 1 << 13  # elements per parallel task of _clip_quantise
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _clip_quantise(w, w_max, levels, differential, out, in_range):
     """One pass over the weights, :func:`_clip_quantise_range` of all of them."""
     _clip_quantise_range(w, w_max, levels, differential, out, in_range)
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, error_model="numpy", parallel=True)
 def _clip_quantise_par(w, w_max, levels, differential, out, in_range):
     """:func:`_clip_quantise` in parallel over blocks of elements (the same bytes)."""
     n = w.shape[0]

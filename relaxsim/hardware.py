@@ -134,13 +134,11 @@ class Hardware:
         draw per forward pass)."""
         if self.switch.jitter_s == 0:
             return None
-        switching = coupling.switching
-        if not switching.any():
+        if not coupling.switching.any():
             return None
         width = batch if self.jitter_draws == "sample" else 1
-        gaps = coupling.gaps[:, None] - self.switch.jitter_s * rng.standard_normal(
-            (len(coupling.gaps), width))
-        eps = self.switch.leak(gaps) * switching[:, None]  # leak(inf) is finite: 0 there
+        eps = self.switch.jittered_leak(
+            coupling.gaps, rng.standard_normal((len(coupling.gaps), width)))
         eps = eps.astype(coupling.eps.dtype)
         return eps if self.jitter_draws == "sample" else eps[:, 0]
 
