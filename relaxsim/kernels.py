@@ -575,10 +575,15 @@ def adam_update(p, g, m, v, scale, b1, b2, eps):
 PARALLEL_MIN_WORK = 4_000_000
 
 
+def big_enough(B: int, N: int, D: int, T: int) -> bool:
+    """Whether a batch holds enough work to run its chunks in parallel (shapes only)."""
+    return B * N * (N + D) * T >= PARALLEL_MIN_WORK
+
+
 def parallel_pays(B: int, N: int, D: int, T: int) -> bool:
     """Whether a batch is large enough for the parallel drivers to pay off (never with one
     numba thread: ``NUMBA_NUM_THREADS=1`` or ``numba.set_num_threads(1)``, as scans set it)."""
-    return B * N * (N + D) * T >= PARALLEL_MIN_WORK and nb.get_num_threads() > 1
+    return big_enough(B, N, D, T) and nb.get_num_threads() > 1
 
 
 def grad_block(N: int, B: int) -> int:
@@ -595,17 +600,19 @@ def grad_block(N: int, B: int) -> int:
 CHUNK_MIN_WORK = 1 << 20
 
 
-def chunk_rows(batch: int, N: int) -> int:
+def chunk_rows(batch: int, N: int, split: bool = False) -> int:
     """Rows per parallel task: about 8 tasks per batch (4 when N >= 256: each task's products
     re-read the N x N bank, which then costs more than the finer split gains), 8 to 128 rows
     each, more rows when N is small (at least ``CHUNK_MIN_WORK`` multiply-adds per product, up
-    to the whole batch).
+    to the whole batch); with ``split`` (:func:`big_enough`), at most half the batch, so that
+    two threads share the work.
 
     Depends on the shapes only, never on the thread count, so results are the same bytes
     whatever the number of threads.
     """
     tasks = 4 if N >= 256 else 8
-    return max(min(max(batch // tasks, 8), 128), min(batch, -(-CHUNK_MIN_WORK // (N * N))))
+    rows = max(min(max(batch // tasks, 8), 128), min(batch, -(-CHUNK_MIN_WORK // (N * N))))
+    return min(rows, -(-batch // 2)) if split else rows
 
 
 def mix_flags(bank_at, prev, eps) -> np.ndarray:
@@ -712,7 +719,7 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     H = _buffer(_ws, "H", (T + 1, B, N), dtype)
     G = _buffer(_ws, "G", (T, B, N), dtype)
     Z = np.empty((B, W_out.shape[0]), dtype=dtype)
-    chunk = chunk_rows(B, N)
+    chunk = chunk_rows(B, N, big_enough(B, N, D, T))
     single_threaded_kernel_blas()
     driver = _forward_par if parallel_pays(B, N, D, T) else _forward_ser
     driver(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise, det,
