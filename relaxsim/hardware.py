@@ -180,8 +180,8 @@ class Hardware:
     # -- slow time scale: the weight elements ----------------------------------------------
 
     def program(self, W: np.ndarray, rng: np.random.Generator) -> Programmed:
-        """Write the bank weights ``W`` into the weight elements (drawing each element's drift
-        exponent, which stays with it until the next write)."""
+        """Write the bank weights ``W`` into the weight elements (fixing each element's drift
+        exponent, which stays with it until the next write: see :class:`Programmed`)."""
         W_prog, mask = self.weights.program(W, rng)
         return Programmed(W=W_prog, mask=mask.astype(W.dtype),
                           nu_key=self.weights.drift_key(rng))
