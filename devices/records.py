@@ -22,7 +22,7 @@ import numpy as np
 
 from relaxsim.errors import ConfigError
 from relaxsim.registry import closest
-from relaxsim.rng import BLOCK_PAIRS, _pair32, draw_key, normal_from_key, parallel_pays
+from relaxsim.rng import BLOCK_PAIRS, _pair32, draw_key, normal_from_key, threads_pay
 
 from .fields import DeviceRecord, choice, join_field, quantity
 from .units import describe_value
@@ -262,9 +262,14 @@ class WeightElement(DeviceRecord):
         w = np.ascontiguousarray(w, dtype=dtype)
         out = np.empty_like(w) if out is None else out
         in_range = np.empty(w.shape, dtype=np.bool_) if in_range is None else in_range
+        for name, arr, kinds in (("out", out, (dtype,)), ("in_range", in_range, (dtype, np.bool_))):
+            if arr.shape != w.shape or arr.dtype not in kinds or not arr.flags.c_contiguous:
+                raise ValueError(f"{name}: expected a C-contiguous array of shape {w.shape} and "
+                                 f"dtype {' or '.join(str(np.dtype(k)) for k in kinds)} "
+                                 f"(got {arr.dtype} {arr.shape})")
         args = (w.reshape(-1), float(self.w_max), 2.0 ** self.bits if self.bits != INF else 0.0,
                 self.sign == "differential")
-        par = parallel_pays(w.size)
+        par = threads_pay(w.size)
         if sigma > 0:
             if rng is None:
                 raise ValueError(no_rng)
@@ -379,18 +384,14 @@ def _write_block(w, w_max, levels, differential, key, scale, out, in_range, j0, 
     ``out``'s dtype) plus ``scale`` times the pair's draws, ``in_range = |w| <= w_max`` (in
     ``in_range``'s dtype): the bytes of a clip, then ``add_normal``, in one pass."""
     m = j1 - j0
-    w1, w2 = w[2 * j0:2 * j0 + m], w[2 * j0 + m:2 * j1]
-    o1, o2 = out[2 * j0:2 * j0 + m], out[2 * j0 + m:2 * j1]
-    r1, r2 = in_range[2 * j0:2 * j0 + m], in_range[2 * j0 + m:2 * j1]
+    e1 = min(2 * j1, w.shape[0])  # one short in the last block of an odd-sized array
+    # clipped and rounded to out's dtype, then the draws added in it, as add_normal adds them
+    _clip_quantise_range(w[2 * j0:e1], w_max, levels, differential, out[2 * j0:e1],
+                         in_range[2 * j0:e1])
+    o1, o2 = out[2 * j0:2 * j0 + m], out[2 * j0 + m:e1]
     sc = np.float32(scale)
-    full = w2.shape[0]  # one short in the last block of an odd-sized array
-    for i in range(m):  # clipped and rounded to out's dtype, then
-        r1[i] = abs(w1[i]) <= w_max
-        o1[i] = _clip_q(w1[i], w_max, levels, differential)
-    for i in range(full):
-        r2[i] = abs(w2[i]) <= w_max
-        o2[i] = _clip_q(w2[i], w_max, levels, differential)
-    for i in range(full):  # the draws added in it, as add_normal adds them (block in cache)
+    full = o2.shape[0]
+    for i in range(full):  # the block is in cache
         z0, z1 = _pair32(key, j0 + i)
         o1[i] += sc * z0
         o2[i] += sc * z1

@@ -30,7 +30,7 @@ from . import __version__
 from .config import Config, validate
 from .engine import Engine
 from .errors import ConfigError, RelaxsimError
-from .io import write_npz
+from .io import shape_mismatch, write_npz
 from .model import Network
 from .training import TrainState, initial_state
 
@@ -152,12 +152,13 @@ class Checkpoint:
 
     def _group(self, prefix: str, shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
         arrays = self._prefixed(prefix)
-        for key, shape in shapes.items():
-            if key not in arrays:
+        bad = shape_mismatch(arrays, shapes)
+        if bad is not None:
+            key, found = bad
+            if found is None:
                 raise KeyError(f"{prefix}/{key}")
-            if arrays[key].shape != shape:
-                raise ValueError(f"{prefix}/{key} has shape {arrays[key].shape}, the network "
-                                 f"needs {shape}")
+            raise ValueError(f"{prefix}/{key} has shape {found}, the network needs "
+                             f"{shapes[key]}")
         return {key: arrays[key] for key in shapes}
 
 

@@ -12,8 +12,6 @@ quantisation and noise, scaled by the drift factor, and stops where the target w
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from .hardware import Hardware, Programmed
@@ -101,12 +99,6 @@ class HardwareEngine(Engine):
         self.clock_s += t_prog
         self.programming_s += t_prog
         self.programmed_at = self.clock_s
-
-    def batch_net(self, batch: int) -> Network:
-        """The network for one batch: with this batch's draw of the switch leak when the switch
-        has timing jitter (the engine itself passes the draw to the kernels instead)."""
-        eps = self.hw.jittered_eps(self.net.coupling, batch, self.rng)
-        return self.net if eps is None else self.net.on(replace(self.net.coupling, eps=eps))
 
     # -- checkpoints -------------------------------------------------------------------------
 

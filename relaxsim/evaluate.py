@@ -17,6 +17,7 @@ from .config import apply_overrides, read_toml, validate
 from .engine import Engine, HardwareEngine
 from .errors import RelaxsimError
 from .hardware import build_hardware
+from .io import shape_mismatch
 from .model import build
 from .tasks import load_task
 from .training import evaluate
@@ -31,12 +32,13 @@ def load_weights(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np
         raise RelaxsimError(f"{path}: not found (is this a run directory?)") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise RelaxsimError(f"{path}: not a readable weights file ({exc})") from None
-    for key, shape in shapes.items():
-        if key not in params:
+    bad = shape_mismatch(params, shapes)
+    if bad is not None:
+        key, found = bad
+        if found is None:
             raise RelaxsimError(f"{path}: has no array {key!r} (has {', '.join(params)})")
-        if params[key].shape != shape:
-            raise RelaxsimError(f"{path}: {key} has shape {params[key].shape} but the config's "
-                                f"network needs {shape}")
+        raise RelaxsimError(f"{path}: {key} has shape {found} but the config's network needs "
+                            f"{shapes[key]}")
     return params
 
 

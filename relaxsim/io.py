@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of either), and the
+checks of arrays read back."""
 
 from __future__ import annotations
 
@@ -97,3 +98,14 @@ def read_toml(path: str | Path, what: str = "file") -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RelaxsimError(f"{where}: invalid TOML ({exc})") from None
+
+
+def shape_mismatch(arrays: dict[str, np.ndarray], shapes: dict[str, tuple]):
+    """The first of ``shapes`` that ``arrays`` lacks or holds in another shape, as
+    ``(key, shape found or None)``; ``None`` when every array is there in its shape."""
+    for key, shape in shapes.items():
+        if key not in arrays:
+            return key, None
+        if arrays[key].shape != shape:
+            return key, arrays[key].shape
+    return None

@@ -40,6 +40,7 @@ from numba import prange
 from numba.extending import get_cython_function_address
 
 from .activations import by_code
+from .rng import threads_pay
 from .threads import single_threaded_kernel_blas
 
 # Fast-math flags for every kernel: only "nsz" (the sign of a zero may differ). No contraction
@@ -743,9 +744,7 @@ def _bake_leak(W, b, bank_at, prev, eps, mix, ws=None):
     bank_at, spec, share = _bake_plan(bank_at, prev, eps, mix, W.shape[0])
     Wx = _buffer(ws, "Wx", (W.shape[0] + len(spec),) + W.shape[1:], W.dtype)
     bx = _buffer(ws, "bx", (Wx.shape[0], b.shape[1]), b.dtype)
-    mixer = _mix_banks_par if W.size >= MIX_PARALLEL_MIN and nb.get_num_threads() > 1 \
-        else _mix_banks
-    mixer(W, b, spec, share, Wx, bx)
+    (_mix_banks_par if threads_pay(Wx.size) else _mix_banks)(W, b, spec, share, Wx, bx)
     return Wx, bx, bank_at, (spec, share)
 
 
@@ -770,10 +769,6 @@ def _bake_plan(bank_at, prev, eps, mix, L):
             F += 1
         at[t] = L + j
     return at, spec[:F].copy(), share[:F].copy()
-
-
-# Bank elements from which the mixed banks are built in parallel.
-MIX_PARALLEL_MIN = 1 << 15
 
 
 @_jit

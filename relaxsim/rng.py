@@ -170,9 +170,9 @@ def draw_key(rng: np.random.Generator) -> np.uint64:
     return np.uint64(rng.bit_generator.random_raw() >> 1)
 
 
-def parallel_pays(size: int) -> bool:
-    """Whether an element-wise pass over ``size`` elements (draws, programming) pays for
-    waking the threads."""
+def threads_pay(size: int) -> bool:
+    """Whether an element-wise pass over ``size`` elements (draws, programming, mixed banks)
+    pays for waking the threads."""
     return size >= PARALLEL_MIN and nb.get_num_threads() > 1
 
 
@@ -187,7 +187,7 @@ def normal_from_key(key, shape, scale: float = 1.0, dtype=np.float64,
     elif out.shape != shape or out.dtype != np.dtype(dtype) or not out.flags.c_contiguous:
         raise ValueError(f"out: expected a C-contiguous {np.dtype(dtype)} array of shape "
                          f"{shape} (got {out.dtype} {out.shape})")
-    fill = _fill_par if parallel_pays(out.size) else _fill_ser
+    fill = _fill_par if threads_pay(out.size) else _fill_ser
     fill(np.uint64(key), out.reshape(-1), scale)
     return out
 
@@ -207,7 +207,7 @@ def add_normal(rng: np.random.Generator, base: np.ndarray, scale: float) -> np.n
     key = draw_key(rng)
     base = np.ascontiguousarray(base)
     out = np.empty_like(base)
-    add = _add_par if parallel_pays(base.size) else _add_ser
+    add = _add_par if threads_pay(base.size) else _add_ser
     add(key, base.reshape(-1), out.reshape(-1), scale)
     return out
 

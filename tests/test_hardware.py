@@ -188,6 +188,29 @@ def test_gradient_through_programming_matches_finite_differences():
     assert_gradients_match({"W": grad}, fd)
 
 
+def test_program_and_read_is_program_then_read_at_once():
+    """Without noise, writing and reading at once (how ``update_every = 1`` trains) gives the
+    weights and the gradient factor of a write then a read at time 0, into the buffers given;
+    wrong buffers are refused before anything is written."""
+    cfg = relaxsim.load_config(overrides={"hardware.weights": {
+        "preset": "pcm", "w_max": 0.5, "program_noise": 0, "read_noise": 0,
+        "drift_nu_std": 0}})
+    hw = build_hardware(cfg.hardware)
+    W = np.random.default_rng(0).uniform(-2.0, 2.0, (2, 6, 6))  # some outside the range
+    W_read, factor = hw.read(hw.program(W, np.random.default_rng(1)), 0.0,
+                             np.random.default_rng(1))
+    assert 0 < factor.sum() < factor.size
+    out = (np.empty_like(W), np.empty_like(W))
+    got = hw.program_and_read(W, np.random.default_rng(1), out=out)
+    assert got[0] is out[0] and got[1] is out[1]
+    np.testing.assert_array_equal(got[0], W_read)
+    np.testing.assert_array_equal(got[1], factor)
+    with pytest.raises(ValueError, match=r"out: expected a C-contiguous array of shape \(2, 6, 6\)"):
+        hw.program_and_read(W, np.random.default_rng(1), out=(np.empty((2, 6)), out[1]))
+    with pytest.raises(ValueError, match="in_range: .* dtype float64 or bool"):
+        hw.program_and_read(W, np.random.default_rng(1), out=(out[0], out[1].astype(np.int8)))
+
+
 def test_drift_exponents_are_fixed_at_programming_and_drawn_when_first_needed():
     """Programming draws only the key of each weight's drift exponent; the exponents drawn from
     it later are the ones an eager draw at programming gives, the same at every read, and a read
