@@ -257,26 +257,27 @@ class WeightElement(DeviceRecord):
         """Clip, quantise and add N(0, sigma^2) per weight in one pass (into ``out`` and
         ``in_range`` when given: arrays of ``w``'s shape, ``in_range`` boolean or in ``w``'s
         dtype, 1 where the gradient passes)."""
-        w = np.asarray(w)
-        dtype = w.dtype if w.dtype.kind == "f" else np.dtype(np.float64)
-        w = np.ascontiguousarray(w, dtype=dtype)
+        if not (type(w) is np.ndarray and w.dtype.kind == "f" and w.flags.c_contiguous):
+            w = np.asarray(w)
+            w = np.ascontiguousarray(w, dtype=w.dtype if w.dtype.kind == "f" else np.float64)
+        dtype = w.dtype
         out = np.empty_like(w) if out is None else out
         in_range = np.empty(w.shape, dtype=np.bool_) if in_range is None else in_range
-        for name, arr, kinds in (("out", out, (dtype,)), ("in_range", in_range, (dtype, np.bool_))):
-            if arr.shape != w.shape or arr.dtype not in kinds or not arr.flags.c_contiguous:
-                raise ValueError(f"{name}: expected a C-contiguous array of shape {w.shape} and "
-                                 f"dtype {' or '.join(str(np.dtype(k)) for k in kinds)} "
-                                 f"(got {arr.dtype} {arr.shape})")
-        args = (w.reshape(-1), float(self.w_max), 2.0 ** self.bits if self.bits != INF else 0.0,
-                self.sign == "differential")
+        _check_buffer("out", out, w.shape, dtype, dtype)
+        _check_buffer("in_range", in_range, w.shape, dtype, np.bool_)
+        flat = w.reshape(-1)
+        levels = 2.0 ** self.bits if self.bits != INF else 0.0
+        differential = self.sign == "differential"
         par = threads_pay(w.size)
         if sigma > 0:
             if rng is None:
                 raise ValueError(no_rng)
-            (_write_par if par else _write_ser)(*args, draw_key(rng), sigma, out.reshape(-1),
+            (_write_par if par else _write_ser)(flat, self.w_max, levels, differential,
+                                                draw_key(rng), sigma, out.reshape(-1),
                                                 in_range.reshape(-1))
         else:
-            (_clip_quantise_par if par else _clip_quantise)(*args, out.reshape(-1),
+            (_clip_quantise_par if par else _clip_quantise)(flat, self.w_max, levels,
+                                                           differential, out.reshape(-1),
                                                            in_range.reshape(-1))
         return out, in_range
 
@@ -345,6 +346,16 @@ class WeightElement(DeviceRecord):
         if self.read_noise == 0:
             return 0.0
         return self.read_noise * self.w_max * math.sqrt(self.devices_per_weight)
+
+
+def _check_buffer(name, arr, shape, dtype, other) -> None:
+    """A work array handed to a compiled write: C-contiguous, of ``shape``, ``dtype`` or ``other``
+    (a wrong one would be written out of bounds)."""
+    if arr.shape != shape or (arr.dtype != dtype and arr.dtype != other) \
+            or not arr.flags.c_contiguous:
+        kinds = " or ".join(dict.fromkeys(str(np.dtype(k)) for k in (dtype, other)))
+        raise ValueError(f"{name}: expected a C-contiguous array of shape {shape} and dtype "
+                         f"{kinds} (got {arr.dtype} {arr.shape})")
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")

@@ -51,6 +51,7 @@ class HardwareEngine(Engine):
         self.rng = rng
         self.programmed: Programmed | None = None
         self._buffers = Workspace()
+        self._prepared = {}  # batch size -> TrainingDraws
         self.writes = 0  # programming events (each writes every bank weight once)
         self.batches_since_program = 0
         # The slow time scale, simulated: hardware time of forward passes and programming.
@@ -62,11 +63,9 @@ class HardwareEngine(Engine):
     # -- training ----------------------------------------------------------------------------
 
     def loss_and_grad(self, params, x, y):
-        hw = self.hw
+        hw, net = self.hw, self.net
         if hw.update_every == 1:  # each write is read once, at once: one draw for both noises
-            W = params["W"]
-            W_hw, dW_factor = hw.program_and_read(W, self.rng, out=(
-                self._buffer("W_hw", W.shape, W.dtype), self._buffer("W_mask", W.shape, W.dtype)))
+            W_hw, dW_factor, eps, noise, det = self._draws(len(y))(params["W"], self.rng)
             self._wrote()
         else:
             if self.programmed is None or self.batches_since_program >= hw.update_every:
@@ -74,16 +73,25 @@ class HardwareEngine(Engine):
                 self._wrote()
             W_hw, dW_factor = hw.read(self.programmed, self.clock_s - self.programmed_at,
                                       self.rng)
-        net = self.net
-        eps = hw.jittered_eps(net.coupling, len(y), self.rng)
-        noise, det = hw.draw_noise(self.rng, net.steps, len(y), net.hidden, net.dtype,
-                                   out=self._buffer)
+            eps = hw.jittered_eps(net.coupling, len(y), self.rng)
+            noise, det = hw.draw_noise(self.rng, net.steps, len(y), net.hidden, net.dtype,
+                                       out=self._buffer)
         loss, grads = net.loss_and_grad({**params, "W": W_hw}, x, y, noise=noise, det=det,
                                         eps=eps)
         grads["W"] *= dW_factor
         self.batches_since_program += 1
         self.clock_s += len(y) * self.inference_time_s
         return loss, grads
+
+    def _draws(self, batch: int):
+        """The machine's draws for a training batch of ``batch`` samples, prepared once per
+        batch size (:meth:`Hardware.training_draws`)."""
+        draws = self._prepared.get(batch)
+        if draws is None:
+            net = self.net
+            draws = self._prepared[batch] = self.hw.training_draws(
+                net.coupling, batch, net.hidden, net.param_shapes()["W"], out=self._buffer)
+        return draws
 
     def _buffer(self, name: str, shape: tuple, dtype) -> np.ndarray:
         """A work array of one training step, the same one at every step of these shapes: the

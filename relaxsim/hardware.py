@@ -18,13 +18,17 @@ element settles. With ``clock = "auto"`` the window lasts until both have settle
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
+import numba as nb
 import numpy as np
 
 from .activations import Activation
-from .rng import add_normal, normal
+from .devices.records import (_clip_quantise, _clip_quantise_par, _jittered_leaks, _write_par,
+                               _write_ser)
+from .rng import _fill_par, _fill_ser, add_normal, draw_key, normal, threads_pay
 from .timing import Simulation, TimingSpec, simulate
 
 
@@ -45,6 +49,17 @@ class Coupling:
     def switching(self) -> np.ndarray:
         """``(T,)`` True on the steps that switch bank (finite gap)."""
         return np.isfinite(self.gaps)
+
+    @cached_property
+    def gaps64(self) -> np.ndarray:
+        """The gaps as a contiguous float64 array (inf on the steps that do not switch)."""
+        return np.ascontiguousarray(
+            np.full(len(self.a), np.inf) if self.gaps is None else self.gaps, dtype=np.float64)
+
+    @cached_property
+    def switches(self) -> bool:
+        """Whether any step switches bank."""
+        return bool(self.switching.any())
 
     @classmethod
     def ideal(cls, steps: int, alpha: float, activation: Activation, dtype=np.float64):
@@ -132,9 +147,7 @@ class Hardware:
         sample, so accuracies and gradients are unbiased (only their variance across batches
         grows), and the kernels run each step on one mixed bank, as for the read noise (one
         draw per forward pass)."""
-        if self.switch.jitter_s == 0:
-            return None
-        if not coupling.switching.any():
+        if self.switch.jitter_s == 0 or not coupling.switches:
             return None
         width = batch if self.jitter_draws == "sample" else 1
         eps = self.switch.jittered_leak(
@@ -219,6 +232,21 @@ class Hardware:
             W = add_normal(rng, W, sigma)
         return W.astype(programmed.W.dtype, copy=False), factor
 
+    def training_batch(self, W: np.ndarray, coupling: Coupling, batch: int, hidden: int,
+                       rng: np.random.Generator, out=None):
+        """Everything one training batch draws (``update_every = 1``), in this order and with
+        these bytes: :meth:`program_and_read` of ``W``, :meth:`jittered_eps`, :meth:`draw_noise`.
+        Returns ``(W_read, dW_factor, eps, element_noise, detector_noise)``. ``out``: a function
+        ``(name, shape, dtype) -> array`` giving the arrays to fill, as for :meth:`draw_noise`
+        (``"W_hw"`` and ``"W_mask"`` for the banks). Training calls it through
+        :meth:`training_draws`, prepared once per batch shape."""
+        return self.training_draws(coupling, batch, hidden, W.shape, out)(W, rng)
+
+    def training_draws(self, coupling: Coupling, batch: int, hidden: int, w_shape: tuple,
+                       out=None) -> "TrainingDraws":
+        """:meth:`training_batch` prepared for batches of one shape (see :class:`TrainingDraws`)."""
+        return TrainingDraws(self, coupling, batch, hidden, tuple(w_shape), out)
+
     # -- fast time scale: noise draws ------------------------------------------------------
 
     def draw_noise(self, rng: np.random.Generator, steps: int, batch: int, hidden: int,
@@ -237,6 +265,101 @@ class Hardware:
             detector = normal(rng, shape, self.active.detector_noise, dtype,
                               None if out is None else out("detector_noise", shape, dtype))
         return element, detector
+
+
+class TrainingDraws:
+    """:meth:`Hardware.training_batch` for batches of one shape: ``draws(W, rng)`` returns
+    ``(W_read, dW_factor, eps, element_noise, detector_noise)``.
+
+    The device constants, the work arrays and their flat views are fixed here, once. Each call
+    draws its keys and jitter normals (in the order of the separate calls) and runs the
+    element-wise work (programming, leaks, noise) as one compiled call: at the sizes of today's
+    physical networks, the separate calls' own cost (checks, dispatch, a cold cache) came to
+    more than their arithmetic. The arrays returned are the work arrays: valid until the next
+    call."""
+
+    def __init__(self, hw: Hardware, coupling: Coupling, batch: int, hidden: int,
+                 w_shape: tuple, out=None):
+        self.hw, self.coupling, self.batch, self.hidden = hw, coupling, batch, hidden
+        self.dtype = dtype = np.dtype(coupling.a.dtype)
+        self.out = out = out or (lambda name, shape, dt: np.empty(shape, dtype=dt))
+        T = len(coupling.a)
+        wts, act, sw = hw.weights, hw.active, hw.switch
+        self.w_shape = w_shape
+        self.W_hw, self.mask = out("W_hw", w_shape, dtype), out("W_mask", w_shape, dtype)
+        self.sigma = math.hypot(wts.program_sigma(), wts.read_sigma())
+        self.jitter = sw.jitter_s != 0 and coupling.switches
+        self.z_shape = (T, batch if hw.jitter_draws == "sample" else 1)
+        self.eps = np.empty(self.z_shape if self.jitter else (0, 1), dtype=dtype)
+        self.noise = out("element_noise", (T, batch, hidden), dtype) if act.noise > 0 else None
+        self.det = (out("detector_noise", (batch, hidden), dtype)
+                    if act.detector_noise > 0 else None)
+        self.keys = np.zeros(3, dtype=np.uint64)
+        # which passes run on threads (the bytes do not depend on it)
+        self.threads = np.array([threads_pay(int(np.prod(w_shape))),
+                                 threads_pay(T * batch * hidden), threads_pay(batch * hidden)])
+        self.eps_out = (None if not self.jitter else self.eps if hw.jitter_draws == "sample"
+                        else self.eps[:, 0])
+        nothing = np.zeros(0, dtype=dtype)
+        self.args = (
+            float(wts.w_max), 2.0 ** wts.bits if wts.bits != math.inf else 0.0,
+            wts.sign == "differential", self.sigma, self.W_hw.reshape(-1),
+            self.mask.reshape(-1), coupling.gaps64, float(sw.jitter_s), float(sw.leak_floor),
+            float(sw.tau_s), self.eps, float(act.noise),
+            nothing if self.noise is None else self.noise.reshape(-1),
+            float(act.detector_noise), nothing if self.det is None else self.det.reshape(-1))
+
+    def __call__(self, W: np.ndarray, rng: np.random.Generator):
+        hw = self.hw
+        if W.dtype != self.dtype or not W.flags.c_contiguous:
+            W_hw, factor = hw.program_and_read(W, rng, out=(
+                self.out("W_hw", W.shape, W.dtype), self.out("W_mask", W.shape, W.dtype)))
+            eps = hw.jittered_eps(self.coupling, self.batch, rng)
+            T = len(self.coupling.a)
+            return (W_hw, factor, eps) + hw.draw_noise(rng, T, self.batch, self.hidden,
+                                                       self.dtype, self.out)
+        if W.shape != self.w_shape:
+            raise ValueError(f"W: expected shape {self.w_shape} (got {W.shape})")
+        keys = self.keys
+        if self.sigma > 0:
+            keys[0] = draw_key(rng)
+        z = rng.standard_normal(self.z_shape) if self.jitter else _NO_DRAWS
+        if self.noise is not None:
+            keys[1] = draw_key(rng)
+        if self.det is not None:
+            keys[2] = draw_key(rng)
+        _training_pass(W.reshape(-1), z, keys, self.threads, *self.args)
+        return self.W_hw, self.mask, self.eps_out, self.noise, self.det
+
+
+_NO_DRAWS = np.zeros((0, 1))
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _training_pass(w, z, keys, threads, w_max, levels, differential, w_sigma, w_out, mask, gaps,
+                   jitter, floor, tau, eps, n_scale, noise, d_scale, det):
+    """The element-wise work of :class:`TrainingDraws`, given its draws (``keys``: programming,
+    element noise, detector noise): the compiled passes the separate calls run, in turn, each
+    on threads where ``threads`` (programming, element noise, detector noise) says so."""
+    if w_sigma > 0:
+        if threads[0]:
+            _write_par(w, w_max, levels, differential, keys[0], w_sigma, w_out, mask)
+        else:
+            _write_ser(w, w_max, levels, differential, keys[0], w_sigma, w_out, mask)
+    elif threads[0]:
+        _clip_quantise_par(w, w_max, levels, differential, w_out, mask)
+    else:
+        _clip_quantise(w, w_max, levels, differential, w_out, mask)
+    if z.shape[0]:
+        _jittered_leaks(gaps, z, jitter, floor, tau, eps)
+    for key, scale, out, par in ((keys[1], n_scale, noise, threads[1]),
+                                 (keys[2], d_scale, det, threads[2])):
+        if out.shape[0] == 0:
+            continue
+        if par:
+            _fill_par(key, out, scale)
+        else:
+            _fill_ser(key, out, scale)
 
 
 def build_hardware(hw_cfg) -> Hardware:

@@ -41,7 +41,7 @@ from numba.extending import get_cython_function_address
 
 from .activations import by_code
 from .rng import threads_pay
-from .threads import single_threaded_kernel_blas
+from .threads import numba_threads, single_threaded_kernel_blas
 
 # Fast-math flags for every kernel: only "nsz" (the sign of a zero may differ). No contraction
 # into fused multiply-adds, no reassociation, no reciprocals: with those, LLVM's result depends on
@@ -584,7 +584,7 @@ def big_enough(B: int, N: int, D: int, T: int) -> bool:
 def parallel_pays(B: int, N: int, D: int, T: int) -> bool:
     """Whether a batch is large enough for the parallel drivers to pay off (never with one
     numba thread: ``NUMBA_NUM_THREADS=1`` or ``numba.set_num_threads(1)``, as scans set it)."""
-    return big_enough(B, N, D, T) and nb.get_num_threads() > 1
+    return big_enough(B, N, D, T) and numba_threads() > 1
 
 
 def grad_block(N: int, B: int) -> int:

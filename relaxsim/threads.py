@@ -49,3 +49,30 @@ def single_threaded_kernel_blas() -> None:
     for lib in _blas_controllers()[0]:  # a shared system BLAS: limited, the kernels need one thread
         lib.set_num_threads(1)
     _configured = True
+
+
+_query = None
+
+
+def numba_threads() -> int:
+    """``numba.get_num_threads()`` (this thread's count), at a tenth of its cost: the training
+    step asks before every compiled pass whether threads pay, and numba's own function takes two
+    locks each time. After a first call through numba (which starts its threading layer), the
+    threading layer's counter is read directly; numba's function is kept if that is missing."""
+    global _query
+    if _query is None:
+        import numba
+        from numba.np.ufunc import parallel
+
+        numba.get_num_threads()  # starts the threading layer
+        raw = getattr(parallel, "_get_num_threads", None)
+        _query = raw if callable(raw) and raw() == numba.get_num_threads() else \
+            numba.get_num_threads
+    n = _query()
+    return n if n > 0 else _fallback()
+
+
+def _fallback() -> int:
+    import numba
+
+    return numba.get_num_threads()  # raises numba's own error on a broken threading layer

@@ -273,3 +273,41 @@ def test_evaluate_refuses_truncated_or_mismatched_weights(trained_run, tmp_path,
     err = capsys.readouterr().err
     assert "weights.npz: W_in has shape (32, 64) but the config's network needs (8, 64)" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("jitter_draws", ["batch", "sample"])
+@pytest.mark.parametrize("hidden,batch,threads", [(12, 8, False), (64, 300, True)])
+def test_training_batch_draws_what_the_separate_calls_draw(dtype, jitter_draws, hidden, batch,
+                                                           threads, monkeypatch):
+    """A training batch's draws prepared once and run as one compiled call: the bytes and the
+    generator's advance of program_and_read, jittered_eps and draw_noise called in turn."""
+    from relaxsim import rng as R
+    from relaxsim.kernels import Workspace
+    from relaxsim.model import build
+    from relaxsim.tasks import TaskInfo
+
+    monkeypatch.setattr(R, "PARALLEL_MIN", 1 << 12 if threads else 1 << 40)
+    cfg = relaxsim.load_config(overrides={
+        "network.hidden": hidden, "network.steps": 6, "network.banks": 3, "network.dtype": dtype,
+        "hardware.mode": "hardware_aware", "hardware.switch": "si_mzi_carrier",
+        "hardware.weights.preset": "pcm", "hardware.active": "soa", "hardware.clock": "60 ps",
+        "hardware.jitter_draws": jitter_draws, "hardware.weights.bits": 6})
+    net = build(cfg, TaskInfo(n_inputs=5, n_classes=3))
+    hw = build_hardware(cfg.hardware)
+    cp = hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype)
+    W = net.init_params(0)["W"] * 3  # some outside the elements' range
+    draws = hw.training_draws(cp, batch, hidden, W.shape, out=Workspace().get)
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(2):  # the second call reuses the work arrays
+        got = draws(W, r1)
+        want = (*hw.program_and_read(W, r2), hw.jittered_eps(cp, batch, r2),
+                *hw.draw_noise(r2, 6, batch, hidden, net.dtype))
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+        assert r1.bit_generator.state == r2.bit_generator.state
+    assert got[2].shape == ((6, batch) if jitter_draws == "sample" else (6,))
+    with pytest.raises(ValueError, match=r"W: expected shape \(3, 64, 64\)|W: expected shape "
+                                         r"\(3, 12, 12\)"):
+        draws(W[:, :-1].copy(), r1)
