@@ -119,3 +119,11 @@ def test_digits_loader_reads_the_same_data_as_scikit_learn():
     assert x.dtype == np.float64 and y.dtype == np.int64 and x.flags.c_contiguous
     np.testing.assert_array_equal(x, ref.data)
     np.testing.assert_array_equal(y, ref.target)
+
+
+def test_paired_ratio_is_the_median_of_the_repeats_ratios():
+    from relaxsim.validation.bench import paired_ratio
+
+    times = {"a": [2.0, 9.0, 3.0], "b": [1.0, 10.0, 1.0]}  # a slow spell in the second repeat
+    assert paired_ratio(times, "a", "b") == 2.0  # ratios 2, 0.9, 3
+    assert paired_ratio(times, "b", "a") == 0.5

@@ -2,7 +2,8 @@
 
 Run as ``relaxsim bench`` (``make bench``, ``python -m relaxsim.validation.bench``). Every ratio is
 measured side by side in one run, the variants timed in alternation (these machines are shared and
-noisy), each figure the median of the repeats. Sections (``--only`` picks some):
+noisy): times are the medians of the repeats, ratios the medians of the repeats' ratios (the two
+sides of each ratio timed a second apart). Sections (``--only`` picks some):
 
 - ``step``: a full training step (forward, backward, Adam) of the ideal network and of the network
   with every physical effect on (:mod:`relaxsim.validation.train_step`), for each N, batch and
@@ -96,8 +97,10 @@ SETTLE_S = 0.25
 BLOCK_S = 0.05  # each timed block runs a variant this long at least (3 calls at least)
 
 
-def time_side_by_side(cases: dict, repeats: int, inner: int | None = None) -> dict[str, float]:
-    """Median seconds per call of each ``name: function``, timed in alternation.
+def time_side_by_side(cases: dict, repeats: int, inner: int | None = None,
+                      samples: bool = False) -> dict:
+    """Median seconds per call of each ``name: function``, timed in alternation (with
+    ``samples``: every repeat's figure, in order, for :func:`paired_ratio`).
 
     Each timed block follows a pause (:data:`SETTLE_S`) and one untimed call (thread pools wake
     up, caches fill), then runs ``inner`` calls (default: enough for :data:`BLOCK_S`)."""
@@ -108,7 +111,7 @@ def time_side_by_side(cases: dict, repeats: int, inner: int | None = None) -> di
         fn()
         one = time.perf_counter() - t0
         calls[name] = inner or min(1000, max(3, int(BLOCK_S / max(one, 1e-9)) + 1))
-    samples = {name: [] for name in cases}
+    times = {name: [] for name in cases}
     for _ in range(repeats):
         for name, fn in cases.items():
             time.sleep(SETTLE_S)
@@ -117,8 +120,15 @@ def time_side_by_side(cases: dict, repeats: int, inner: int | None = None) -> di
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
-            samples[name].append((time.perf_counter() - t0) / n)
-    return {name: statistics.median(s) for name, s in samples.items()}
+            times[name].append((time.perf_counter() - t0) / n)
+    return times if samples else {name: statistics.median(s) for name, s in times.items()}
+
+
+def paired_ratio(times: dict, a: str, b: str) -> float:
+    """``a / b`` as the median over the repeats of each repeat's ratio: the two blocks of a
+    repeat ran a second apart, on the same machine, so a shared machine's slow and fast spells
+    cancel out of each ratio instead of adding to the spread of either median."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
 
 # -- section: training step -----------------------------------------------------------------------
@@ -168,15 +178,17 @@ def step_section(sizes, batches, dtypes, repeats: int, use_torch: bool) -> dict:
                     cases["torch_physics"] = TorchStep(N, B, dtype, True)
                 cases["bound"] = blas_products(N, B, dtype, False)
                 cases["bound_physics"] = blas_products(N, B, dtype, True)
-                t = time_side_by_side(cases, repeats)
+                times = time_side_by_side(cases, repeats, samples=True)
+                t = {k: statistics.median(v) for k, v in times.items()}
                 row = {"dtype": dtype, "batch": B, "N": N, "steps": STEPS, "banks": BANKS,
                        **{f"{k}_s": v for k, v in t.items()},
-                       "bound_over_ours": t["bound"] / t["ours"],
-                       "bound_over_physics": t["bound_physics"] / t["physics"],
-                       "physics_over_ideal": t["physics"] / t["ours"]}
+                       "bound_over_ours": paired_ratio(times, "bound", "ours"),
+                       "bound_over_physics": paired_ratio(times, "bound_physics", "physics"),
+                       "physics_over_ideal": paired_ratio(times, "physics", "ours")}
                 if torch is not None:
-                    row["ours_over_torch"] = t["ours"] / t["torch"]
-                    row["physics_over_torch_physics"] = t["physics"] / t["torch_physics"]
+                    row["ours_over_torch"] = paired_ratio(times, "ours", "torch")
+                    row["physics_over_torch_physics"] = paired_ratio(times, "physics",
+                                                                     "torch_physics")
                 rows.append(row)
                 ms = {k: v * 1e3 for k, v in t.items()}
                 print(f"{dtype:>7} {B:>4} {N:>4} | {_fmt(ms['ours'], 8, 3)} "
@@ -254,12 +266,14 @@ def kernels_section(sizes, repeats: int) -> dict:
     rows = []
     for N in sizes:
         p = problem(N)
-        t = time_side_by_side({"numba": lambda p=p: numba_step(p),
-                               "numpy": lambda p=p: numpy_step(p)}, repeats)
+        times = time_side_by_side({"numba": lambda p=p: numba_step(p),
+                                   "numpy": lambda p=p: numpy_step(p)}, repeats, samples=True)
+        t = {k: statistics.median(v) for k, v in times.items()}
+        ratio = paired_ratio(times, "numpy", "numba")
         rows.append({"N": N, "batch": 256, "numba_s": t["numba"], "numpy_s": t["numpy"],
-                     "numpy_over_numba": t["numpy"] / t["numba"]})
-        print(f"{N:>5} {t['numba'] * 1e3:>10.3f} {t['numpy'] * 1e3:>10.3f} "
-              f"{t['numpy'] / t['numba']:>12.2f}", flush=True)
+                     "numpy_over_numba": ratio})
+        print(f"{N:>5} {t['numba'] * 1e3:>10.3f} {t['numpy'] * 1e3:>10.3f} {ratio:>12.2f}",
+              flush=True)
     return {"rows": rows}
 
 
