@@ -266,20 +266,29 @@ class WeightElement(DeviceRecord):
         _check_buffer("out", out, w.shape, dtype, dtype)
         _check_buffer("in_range", in_range, w.shape, dtype, np.bool_)
         flat = w.reshape(-1)
-        levels = 2.0 ** self.bits if self.bits != INF else 0.0
-        differential = self.sign == "differential"
+        w_max, step, differential = self.grid(dtype)
         par = threads_pay(w.size)
         if sigma > 0:
             if rng is None:
                 raise ValueError(no_rng)
-            (_write_par if par else _write_ser)(flat, self.w_max, levels, differential,
-                                                draw_key(rng), sigma, out.reshape(-1),
-                                                in_range.reshape(-1))
+            (_write_par if par else _write_ser)(flat, w_max, step, differential, draw_key(rng),
+                                                sigma, out.reshape(-1), in_range.reshape(-1))
         else:
-            (_clip_quantise_par if par else _clip_quantise)(flat, self.w_max, levels,
-                                                           differential, out.reshape(-1),
-                                                           in_range.reshape(-1))
+            (_clip_quantise_par if par else _clip_quantise)(flat, w_max, step, differential,
+                                                           out.reshape(-1), in_range.reshape(-1))
         return out, in_range
+
+    def grid(self, dtype) -> tuple:
+        """``(w_max, step, differential)`` of the compiled writes for weights of ``dtype``:
+        ``w_max`` and the quantisation step (0: analog) as scalars of ``dtype``, so that float32
+        weights are clipped and quantised in float32 arithmetic (eight lanes a vector; float64
+        ones exactly as before)."""
+        kind = np.dtype(dtype).type
+        differential = self.sign == "differential"
+        if self.bits == INF:
+            return kind(self.w_max), kind(0.0), differential
+        span = self.w_max if differential else 2.0 * self.w_max
+        return kind(self.w_max), kind(span / (2.0 ** self.bits - 1.0)), differential
 
     def program_sigma(self) -> float:
         """Programming noise of one weight, rms: ``program_noise w_max`` (times sqrt 2 for a
@@ -359,45 +368,46 @@ def _check_buffer(name, arr, shape, dtype, other) -> None:
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _quantise(x, lo, hi, levels):
-    """Round ``x`` (already in ``[lo, hi]``) to the nearest of ``levels`` equally spaced values."""
-    step = (hi - lo) / (levels - 1.0)
+def _quantise(x, lo, hi, step):
+    """Round ``x`` (already in ``[lo, hi]``) to the nearest point of the grid ``lo + k step``."""
     q = lo + np.rint((x - lo) / step) * step
     return min(max(q, lo), hi)
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _clip_q(x, w_max, levels, differential):
-    """One weight clipped to ``[-w_max, w_max]`` and, with ``levels > 0``, quantised (bipolar
-    over ``[-w_max, w_max]``, differential: each of the pair over ``[0, w_max]``)."""
+def _clip_q(x, w_max, step, differential):
+    """One weight clipped to ``[-w_max, w_max]`` and, with ``step > 0``, quantised (bipolar
+    over ``[-w_max, w_max]``, differential: each of the pair over ``[0, w_max]``), in the
+    arithmetic of ``w_max``'s type (:meth:`WeightElement.grid`)."""
     c = x if x != x else min(max(x, -w_max), w_max)  # NaN stays NaN, as np.clip keeps it
-    if levels > 0.0:
+    if step > 0.0:
         if differential:
-            c = (_quantise(max(c, 0.0), 0.0, w_max, levels)
-                 - _quantise(max(-c, 0.0), 0.0, w_max, levels))
+            zero = w_max - w_max
+            c = (_quantise(max(c, zero), zero, w_max, step)
+                 - _quantise(max(-c, zero), zero, w_max, step))
         else:
-            c = _quantise(c, -w_max, w_max, levels)
+            c = _quantise(c, -w_max, w_max, step)
     return c
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _clip_quantise_range(w, w_max, levels, differential, out, in_range):
+def _clip_quantise_range(w, w_max, step, differential, out, in_range):
     """Every element (no fast-math: the same bits as the numpy expressions):
     ``in_range = |w| <= w_max``, ``out = _clip_q(w)``."""
     for i in range(w.shape[0]):
         in_range[i] = abs(w[i]) <= w_max
-        out[i] = _clip_q(w[i], w_max, levels, differential)
+        out[i] = _clip_q(w[i], w_max, step, differential)
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _write_block(w, w_max, levels, differential, key, scale, out, in_range, j0, j1):
+def _write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1):
     """Pairs ``j0:j1`` of :func:`relaxsim.rng.add_normal`'s layout: ``out = _clip_q(w)`` (in
     ``out``'s dtype) plus ``scale`` times the pair's draws, ``in_range = |w| <= w_max`` (in
     ``in_range``'s dtype): the bytes of a clip, then ``add_normal``, in one pass."""
     m = j1 - j0
     e1 = min(2 * j1, w.shape[0])  # one short in the last block of an odd-sized array
     # clipped and rounded to out's dtype, then the draws added in it, as add_normal adds them
-    _clip_quantise_range(w[2 * j0:e1], w_max, levels, differential, out[2 * j0:e1],
+    _clip_quantise_range(w[2 * j0:e1], w_max, step, differential, out[2 * j0:e1],
                          in_range[2 * j0:e1])
     o1, o2 = out[2 * j0:2 * j0 + m], out[2 * j0 + m:e1]
     sc = np.float32(scale)
@@ -413,20 +423,20 @@ def _write_block(w, w_max, levels, differential, key, scale, out, in_range, j0, 
 
 # error_model="numpy": the draws' division needs no zero check, so the loops vectorise
 @nb.njit(cache=True, error_model="numpy")
-def _write_ser(w, w_max, levels, differential, key, scale, out, in_range):
+def _write_ser(w, w_max, step, differential, key, scale, out, in_range):
     pairs = (w.shape[0] + 1) // 2
     for b in range((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
         j0 = b * BLOCK_PAIRS
-        _write_block(w, w_max, levels, differential, key, scale, out, in_range, j0,
+        _write_block(w, w_max, step, differential, key, scale, out, in_range, j0,
                      min(pairs, j0 + BLOCK_PAIRS))
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
-def _write_par(w, w_max, levels, differential, key, scale, out, in_range):
+def _write_par(w, w_max, step, differential, key, scale, out, in_range):
     pairs = (w.shape[0] + 1) // 2
     for b in nb.prange((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
         j0 = b * BLOCK_PAIRS
-        _write_block(w, w_max, levels, differential, key, scale, out, in_range, j0,
+        _write_block(w, w_max, step, differential, key, scale, out, in_range, j0,
                      min(pairs, j0 + BLOCK_PAIRS))
 
 
@@ -434,19 +444,19 @@ CLIP_BLOCK = 1 << 13  # elements per parallel task of _clip_quantise
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _clip_quantise(w, w_max, levels, differential, out, in_range):
+def _clip_quantise(w, w_max, step, differential, out, in_range):
     """One pass over the weights, :func:`_clip_quantise_range` of all of them."""
-    _clip_quantise_range(w, w_max, levels, differential, out, in_range)
+    _clip_quantise_range(w, w_max, step, differential, out, in_range)
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
-def _clip_quantise_par(w, w_max, levels, differential, out, in_range):
+def _clip_quantise_par(w, w_max, step, differential, out, in_range):
     """:func:`_clip_quantise` in parallel over blocks of elements (the same bytes)."""
     n = w.shape[0]
     for bi in nb.prange((n + CLIP_BLOCK - 1) // CLIP_BLOCK):
         i0 = bi * CLIP_BLOCK
         i1 = min(n, i0 + CLIP_BLOCK)
-        _clip_quantise_range(w[i0:i1], w_max, levels, differential, out[i0:i1],
+        _clip_quantise_range(w[i0:i1], w_max, step, differential, out[i0:i1],
                              in_range[i0:i1])
 
 

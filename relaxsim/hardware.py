@@ -302,8 +302,7 @@ class TrainingDraws:
                         else self.eps[:, 0])
         nothing = np.zeros(0, dtype=dtype)
         self.args = (
-            float(wts.w_max), 2.0 ** wts.bits if wts.bits != math.inf else 0.0,
-            wts.sign == "differential", self.sigma, self.W_hw.reshape(-1),
+            *wts.grid(dtype), self.sigma, self.W_hw.reshape(-1),
             self.mask.reshape(-1), coupling.gaps64, float(sw.jitter_s), float(sw.leak_floor),
             float(sw.tau_s), self.eps, float(act.noise),
             nothing if self.noise is None else self.noise.reshape(-1),
@@ -336,20 +335,20 @@ _NO_DRAWS = np.zeros((0, 1))
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _training_pass(w, z, keys, threads, w_max, levels, differential, w_sigma, w_out, mask, gaps,
+def _training_pass(w, z, keys, threads, w_max, step, differential, w_sigma, w_out, mask, gaps,
                    jitter, floor, tau, eps, n_scale, noise, d_scale, det):
     """The element-wise work of :class:`TrainingDraws`, given its draws (``keys``: programming,
     element noise, detector noise): the compiled passes the separate calls run, in turn, each
     on threads where ``threads`` (programming, element noise, detector noise) says so."""
     if w_sigma > 0:
         if threads[0]:
-            _write_par(w, w_max, levels, differential, keys[0], w_sigma, w_out, mask)
+            _write_par(w, w_max, step, differential, keys[0], w_sigma, w_out, mask)
         else:
-            _write_ser(w, w_max, levels, differential, keys[0], w_sigma, w_out, mask)
+            _write_ser(w, w_max, step, differential, keys[0], w_sigma, w_out, mask)
     elif threads[0]:
-        _clip_quantise_par(w, w_max, levels, differential, w_out, mask)
+        _clip_quantise_par(w, w_max, step, differential, w_out, mask)
     else:
-        _clip_quantise(w, w_max, levels, differential, w_out, mask)
+        _clip_quantise(w, w_max, step, differential, w_out, mask)
     if z.shape[0]:
         _jittered_leaks(gaps, z, jitter, floor, tau, eps)
     for key, scale, out, par in ((keys[1], n_scale, noise, threads[1]),

@@ -40,7 +40,7 @@ from numba import prange
 from numba.extending import get_cython_function_address
 
 from .activations import by_code
-from .rng import threads_pay
+from .rng import PARALLEL_MIN
 from .threads import numba_threads, single_threaded_kernel_blas
 
 # Fast-math flags for every kernel: only "nsz" (the sign of a zero may differ). No contraction
@@ -542,6 +542,8 @@ def _as(arr, dtype, ndim, name):
 def coefficients(a, c, eps, tr, T, B, dtype) -> np.ndarray:
     """Stack ``a, c, eps, tr`` (each per step ``(T,)``/``(T, 1)`` or per sample ``(T, B)``) into
     one ``(4, T, 1)`` or ``(4, T, B)`` array."""
+    if all(type(v) is np.ndarray and v.shape == (T,) for v in (a, c, eps, tr)):
+        return np.array((a, c, eps, tr), dtype=dtype)[:, :, None]  # per step (training)
     arrays = []
     width = 1
     for name, arr in (("a", a), ("c", c), ("eps", eps), ("tr", tr)):
@@ -741,11 +743,26 @@ def _bake_leak(W, b, bank_at, prev, eps, mix, ws=None):
     step, and the folds ``spec`` (``(k, p)`` per mixed bank) and ``share`` (its ``eps``) that
     send the mixed banks' gradients back (one mixed bank per distinct ``(k, p, eps)``).
     """
-    bank_at, spec, share = _bake_plan(bank_at, prev, eps, mix, W.shape[0])
-    Wx = _buffer(ws, "Wx", (W.shape[0] + len(spec),) + W.shape[1:], W.dtype)
-    bx = _buffer(ws, "bx", (Wx.shape[0], b.shape[1]), b.dtype)
-    (_mix_banks_par if threads_pay(Wx.size) else _mix_banks)(W, b, spec, share, Wx, bx)
-    return Wx, bx, bank_at, (spec, share)
+    L, T = W.shape[0], bank_at.shape[0]
+    Wx = _buffer(ws, "Wx", (L + T,) + W.shape[1:], W.dtype)  # room for a mixed bank per step
+    bx = _buffer(ws, "bx", (L + T, b.shape[1]), b.dtype)
+    threads_from = PARALLEL_MIN if numba_threads() > 1 else -1
+    bank_at, spec, share = _bake(W, b, bank_at, prev, eps, mix, Wx, bx, threads_from)
+    F = spec.shape[0]
+    return Wx[:L + F], bx[:L + F], bank_at, (spec, share)
+
+
+@_jit
+def _bake(W, b, bank_at, prev, eps, mix, Wx, bx, threads_from):
+    """:func:`_bake_plan`, then the banks ``Wx[:L + F]``, ``bx[:L + F]`` built (on threads from
+    ``threads_from`` elements, when not negative): one compiled call."""
+    at, spec, share = _bake_plan(bank_at, prev, eps, mix, W.shape[0])
+    n = (W.shape[0] + spec.shape[0]) * W.shape[1] * W.shape[2]
+    if 0 <= threads_from <= n:
+        _mix_banks_par(W, b, spec, share, Wx, bx)
+    else:
+        _mix_banks(W, b, spec, share, Wx, bx)
+    return at, spec, share
 
 
 @_jit
