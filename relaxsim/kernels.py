@@ -746,35 +746,37 @@ def _bake_leak(W, b, bank_at, prev, eps, mix, ws=None):
     L, T = W.shape[0], bank_at.shape[0]
     Wx = _buffer(ws, "Wx", (L + T,) + W.shape[1:], W.dtype)  # room for a mixed bank per step
     bx = _buffer(ws, "bx", (L + T, b.shape[1]), b.dtype)
+    at = _buffer(ws, "bake_at", (T,), np.int64)
+    spec = _buffer(ws, "bake_spec", (T, 2), np.int64)
+    share = _buffer(ws, "bake_share", (T,), np.float64)
     threads_from = PARALLEL_MIN if numba_threads() > 1 else -1
-    bank_at, spec, share = _bake(W, b, bank_at, prev, eps, mix, Wx, bx, threads_from)
-    F = spec.shape[0]
-    return Wx[:L + F], bx[:L + F], bank_at, (spec, share)
+    F = _bake(W, b, bank_at, prev, eps, mix, Wx, bx, at, spec, share, threads_from)
+    return Wx[:L + F], bx[:L + F], at, (spec[:F], share[:F])
 
 
 @_jit
-def _bake(W, b, bank_at, prev, eps, mix, Wx, bx, threads_from):
-    """:func:`_bake_plan`, then the banks ``Wx[:L + F]``, ``bx[:L + F]`` built (on threads from
-    ``threads_from`` elements, when not negative): one compiled call."""
-    at, spec, share = _bake_plan(bank_at, prev, eps, mix, W.shape[0])
-    n = (W.shape[0] + spec.shape[0]) * W.shape[1] * W.shape[2]
+def _bake(W, b, bank_at, prev, eps, mix, Wx, bx, at, spec, share, threads_from):
+    """:func:`_bake_plan` into ``at, spec, share``, then the banks ``Wx[:L + F]``,
+    ``bx[:L + F]`` built (on threads from ``threads_from`` elements, when not negative), in one
+    compiled call; returns ``F``."""
+    F = _bake_plan(bank_at, prev, eps, mix, W.shape[0], at, spec, share)
+    n = (W.shape[0] + F) * W.shape[1] * W.shape[2]
     if 0 <= threads_from <= n:
-        _mix_banks_par(W, b, spec, share, Wx, bx)
+        _mix_banks_par(W, b, spec[:F], share[:F], Wx, bx)
     else:
-        _mix_banks(W, b, spec, share, Wx, bx)
-    return at, spec, share
+        _mix_banks(W, b, spec[:F], share[:F], Wx, bx)
+    return F
 
 
 @_jit
-def _bake_plan(bank_at, prev, eps, mix, L):
-    """The bank of each step once the mixed banks are appended after the ``L`` banks, and the
-    ``(k, p)`` and ``eps`` of each distinct mixed bank, in order of first use."""
+def _bake_plan(bank_at, prev, eps, mix, L, at, spec, share):
+    """The bank of each step once the mixed banks are appended after the ``L`` banks (into
+    ``at``), and the ``(k, p)`` and ``eps`` of each distinct mixed bank, in order of first use
+    (into the first ``F`` rows of ``spec`` and ``share``); returns ``F``."""
     T = bank_at.shape[0]
-    at = bank_at.copy()
-    spec = np.empty((T, 2), dtype=np.int64)
-    share = np.empty(T, dtype=np.float64)
     F = 0
     for t in range(T):
+        at[t] = bank_at[t]
         if mix[t] == 0:
             continue
         k, p, e = bank_at[t], prev[t], np.float64(eps[t])
@@ -785,7 +787,7 @@ def _bake_plan(bank_at, prev, eps, mix, L):
             spec[F, 0], spec[F, 1], share[F] = k, p, e
             F += 1
         at[t] = L + j
-    return at, spec[:F].copy(), share[:F].copy()
+    return F
 
 
 @_jit
