@@ -26,9 +26,8 @@ import numba as nb
 import numpy as np
 
 from .activations import Activation
-from .devices.records import (_clip_quantise, _clip_quantise_par, _jittered_leaks, _write_par,
-                               _write_ser)
-from .rng import _fill_par, _fill_ser, add_normal, draw_key, normal, threads_pay
+from .devices.records import _clip_quantise_range, _jittered_leaks, _write_block
+from .rng import BLOCK_PAIRS, _fill_block, add_normal, draw_key, normal, threads_pay
 from .timing import Simulation, TimingSpec, simulate
 
 
@@ -295,9 +294,10 @@ class TrainingDraws:
         self.det = (out("detector_noise", (batch, hidden), dtype)
                     if act.detector_noise > 0 else None)
         self.keys = np.zeros(3, dtype=np.uint64)
-        # which passes run on threads (the bytes do not depend on it)
-        self.threads = np.array([threads_pay(int(np.prod(w_shape))),
-                                 threads_pay(T * batch * hidden), threads_pay(batch * hidden)])
+        # on threads when all the draws together pay for it (the bytes do not depend on it)
+        draws = int(np.prod(w_shape)) + (act.noise > 0) * T * batch * hidden \
+            + (act.detector_noise > 0) * batch * hidden
+        self.run = _training_pass_par if threads_pay(draws) else _training_pass
         self.eps_out = (None if not self.jitter else self.eps if hw.jitter_draws == "sample"
                         else self.eps[:, 0])
         nothing = np.zeros(0, dtype=dtype)
@@ -327,38 +327,70 @@ class TrainingDraws:
             keys[1] = draw_key(rng)
         if self.det is not None:
             keys[2] = draw_key(rng)
-        _training_pass(W.reshape(-1), z, keys, self.threads, *self.args)
+        self.run(W.reshape(-1), z, keys, *self.args)
         return self.W_hw, self.mask, self.eps_out, self.noise, self.det
 
 
 _NO_DRAWS = np.zeros((0, 1))
 
 
-@nb.njit(cache=True, error_model="numpy")
-def _training_pass(w, z, keys, threads, w_max, step, differential, w_sigma, w_out, mask, gaps,
-                   jitter, floor, tau, eps, n_scale, noise, d_scale, det):
-    """The element-wise work of :class:`TrainingDraws`, given its draws (``keys``: programming,
-    element noise, detector noise): the compiled passes the separate calls run, in turn, each
-    on threads where ``threads`` (programming, element noise, detector noise) says so."""
-    if w_sigma > 0:
-        if threads[0]:
-            _write_par(w, w_max, step, differential, keys[0], w_sigma, w_out, mask)
+def _blocks(size: int) -> int:
+    """Blocks of :data:`relaxsim.rng.BLOCK_PAIRS` pairs of draws covering ``size`` draws."""
+    return ((size + 1) // 2 + BLOCK_PAIRS - 1) // BLOCK_PAIRS
+
+
+_blocks_jit = nb.njit(cache=True, inline="always")(_blocks)
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale, noise,
+                    d_scale, det):
+    """Block ``bi`` of a batch's element-wise work: the programming's blocks, then the element
+    noise's, then the detector noise's; each block the one the separate call runs (the same
+    bytes, whichever thread runs it)."""
+    nw, nn = _blocks_jit(w.shape[0]), _blocks_jit(noise.shape[0])
+    if bi < nw:
+        j0 = bi * BLOCK_PAIRS
+        j1 = min((w.shape[0] + 1) // 2, j0 + BLOCK_PAIRS)
+        if w_sigma > 0:
+            _write_block(w, w_max, step, differential, keys[0], w_sigma, w_out, mask, j0, j1)
         else:
-            _write_ser(w, w_max, step, differential, keys[0], w_sigma, w_out, mask)
-    elif threads[0]:
-        _clip_quantise_par(w, w_max, step, differential, w_out, mask)
+            e0, e1 = 2 * j0, min(2 * j1, w.shape[0])
+            _clip_quantise_range(w[e0:e1], w_max, step, differential, w_out[e0:e1],
+                                 mask[e0:e1])
+    elif bi < nw + nn:
+        j0 = (bi - nw) * BLOCK_PAIRS
+        _fill_block(keys[1], noise, n_scale, j0, min((noise.shape[0] + 1) // 2, j0 + BLOCK_PAIRS))
     else:
-        _clip_quantise(w, w_max, step, differential, w_out, mask)
+        j0 = (bi - nw - nn) * BLOCK_PAIRS
+        _fill_block(keys[2], det, d_scale, j0, min((det.shape[0] + 1) // 2, j0 + BLOCK_PAIRS))
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _training_pass(w, z, keys, w_max, step, differential, w_sigma, w_out, mask, gaps, jitter,
+                   floor, tau, eps, n_scale, noise, d_scale, det):
+    """The element-wise work of :class:`TrainingDraws`, given its draws (``keys``: programming,
+    element noise, detector noise): the switch leaks, then every block of programming and noise
+    (:func:`_training_block`), on one thread."""
     if z.shape[0]:
         _jittered_leaks(gaps, z, jitter, floor, tau, eps)
-    for key, scale, out, par in ((keys[1], n_scale, noise, threads[1]),
-                                 (keys[2], d_scale, det, threads[2])):
-        if out.shape[0] == 0:
-            continue
-        if par:
-            _fill_par(key, out, scale)
-        else:
-            _fill_ser(key, out, scale)
+    for bi in range(_blocks_jit(w.shape[0]) + _blocks_jit(noise.shape[0])
+                    + _blocks_jit(det.shape[0])):
+        _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale,
+                        noise, d_scale, det)
+
+
+@nb.njit(cache=True, error_model="numpy", parallel=True)
+def _training_pass_par(w, z, keys, w_max, step, differential, w_sigma, w_out, mask, gaps, jitter,
+                       floor, tau, eps, n_scale, noise, d_scale, det):
+    """:func:`_training_pass` with the blocks shared among the threads: one parallel region for
+    the programming and both noises, so that each thread gets its share of all three."""
+    if z.shape[0]:
+        _jittered_leaks(gaps, z, jitter, floor, tau, eps)
+    for bi in nb.prange(_blocks_jit(w.shape[0]) + _blocks_jit(noise.shape[0])
+                        + _blocks_jit(det.shape[0])):
+        _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale,
+                        noise, d_scale, det)
 
 
 def build_hardware(hw_cfg) -> Hardware:
