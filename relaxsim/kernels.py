@@ -333,16 +333,18 @@ def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, a
                 for i in range(N):
                     U[rr, i] += Din[rr, i]
         _transfer(act, U, G[t, r0:r1], g, s, pp)  # U <- f(u), G_t <- f'(u)
-        for rr in range(r1 - r0):  # state update
+        for rr in range(r1 - r0):  # state update, with the element noise in the same pass
             r = r0 + rr
             at = coef[A, t, r * sc]
             ct = coef[C, t, r * sc]
-            for i in range(N):
-                H[t + 1, r, i] = at * H[t, r, i] + ct * U[rr, i]
-                G[t, r, i] *= ct
             if has_noise:
                 for i in range(N):
-                    H[t + 1, r, i] += noise[t, r, i]
+                    H[t + 1, r, i] = at * H[t, r, i] + ct * U[rr, i] + noise[t, r, i]
+                    G[t, r, i] *= ct
+            else:
+                for i in range(N):
+                    H[t + 1, r, i] = at * H[t, r, i] + ct * U[rr, i]
+                    G[t, r, i] *= ct
     if det.shape[0] > 0:
         R = H[T, r0:r1] + det[r0:r1]
         gemm(False, True, 1.0, R, W_out, 0.0, Z[r0:r1])
