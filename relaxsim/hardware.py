@@ -334,12 +334,10 @@ class TrainingDraws:
 _NO_DRAWS = np.zeros((0, 1))
 
 
-def _blocks(size: int) -> int:
+@nb.njit(cache=True, inline="always")
+def _blocks(size):
     """Blocks of :data:`relaxsim.rng.BLOCK_PAIRS` pairs of draws covering ``size`` draws."""
     return ((size + 1) // 2 + BLOCK_PAIRS - 1) // BLOCK_PAIRS
-
-
-_blocks_jit = nb.njit(cache=True, inline="always")(_blocks)
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -348,7 +346,7 @@ def _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask
     """Block ``bi`` of a batch's element-wise work: the programming's blocks, then the element
     noise's, then the detector noise's; each block the one the separate call runs (the same
     bytes, whichever thread runs it)."""
-    nw, nn = _blocks_jit(w.shape[0]), _blocks_jit(noise.shape[0])
+    nw, nn = _blocks(w.shape[0]), _blocks(noise.shape[0])
     if bi < nw:
         j0 = bi * BLOCK_PAIRS
         j1 = min((w.shape[0] + 1) // 2, j0 + BLOCK_PAIRS)
@@ -374,8 +372,8 @@ def _training_pass(w, z, keys, w_max, step, differential, w_sigma, w_out, mask, 
     (:func:`_training_block`), on one thread."""
     if z.shape[0]:
         _jittered_leaks(gaps, z, jitter, floor, tau, eps)
-    for bi in range(_blocks_jit(w.shape[0]) + _blocks_jit(noise.shape[0])
-                    + _blocks_jit(det.shape[0])):
+    for bi in range(_blocks(w.shape[0]) + _blocks(noise.shape[0])
+                    + _blocks(det.shape[0])):
         _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale,
                         noise, d_scale, det)
 
@@ -387,8 +385,8 @@ def _training_pass_par(w, z, keys, w_max, step, differential, w_sigma, w_out, ma
     the programming and both noises, so that each thread gets its share of all three."""
     if z.shape[0]:
         _jittered_leaks(gaps, z, jitter, floor, tau, eps)
-    for bi in nb.prange(_blocks_jit(w.shape[0]) + _blocks_jit(noise.shape[0])
-                        + _blocks_jit(det.shape[0])):
+    for bi in nb.prange(_blocks(w.shape[0]) + _blocks(noise.shape[0])
+                        + _blocks(det.shape[0])):
         _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale,
                         noise, d_scale, det)
 

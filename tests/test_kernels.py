@@ -223,3 +223,39 @@ def test_fast_tanh_is_within_a_few_ulp_of_libm():
     nan64, nan32 = np.empty(1), np.empty(1, np.float32)
     _tanh_both(np.array([np.nan]), nan64, nan32)
     assert np.isnan(nan64[0]) and np.isnan(nan32[0])  # NaN passes through to the guards
+
+
+def test_numba_threads_follows_set_num_threads_in_each_thread():
+    """The cheap thread-count query the kernels use is numba's own count, per thread."""
+    import threading
+
+    from relaxsim.threads import numba_threads
+
+    before = nb.get_num_threads()
+    try:
+        nb.set_num_threads(1)
+        assert numba_threads() == nb.get_num_threads() == 1
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append((numba_threads(),
+                                                              nb.get_num_threads())))
+        worker.start()
+        worker.join()
+        assert seen[0][0] == seen[0][1]  # a new thread has its own count
+    finally:
+        nb.set_num_threads(before)
+    assert numba_threads() == before
+
+
+@pytest.mark.parametrize("N", [16, 32, 64, 128, 200, 512, 1024])
+@pytest.mark.parametrize("B", [1, 37, 128, 256, 1024])
+def test_work_split_gives_both_threads_a_share(N, B):
+    """Chunks of rows and blocks of gradient rows: a multiple of 16 gradient rows, and at least
+    two tasks of each kind wherever there are rows enough for them (two threads share the work)."""
+    block = kernels.grad_block(N, B)
+    assert block % 16 == 0 and block >= kernels.GRAD_BLOCK
+    if N > kernels.GRAD_BLOCK:
+        assert -(-N // block) >= 2
+    rows = kernels.chunk_rows(B, N, split=True)
+    assert 1 <= rows <= max(1, -(-B // 2))
+    if B >= 2:
+        assert -(-B // rows) >= 2
