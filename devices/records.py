@@ -392,7 +392,7 @@ def _clip_q(x, w_max, step, differential):
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def _clip_quantise_range(w, w_max, step, differential, out, in_range):
-    """Every element (no fast-math: the same bits as the numpy expressions):
+    """Every element (no fast-math; float64: the same bits as the numpy expressions):
     ``in_range = |w| <= w_max``, ``out = _clip_q(w)``."""
     for i in range(w.shape[0]):
         in_range[i] = abs(w[i]) <= w_max

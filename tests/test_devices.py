@@ -245,6 +245,20 @@ def test_differential_quantisation_grid():
     assert set(binary.program(np.linspace(-1, 1, 41))[0]) == {-0.25, 0.0, 0.25}
 
 
+@pytest.mark.parametrize("sign", ["bipolar", "differential"])
+def test_float32_weights_are_written_in_float32_on_the_same_grid(sign):
+    """float32 weights are clipped and quantised in float32 arithmetic: the float64 result to a
+    float32 ulp or two, the same mask, and only float32 work arrays."""
+    wt = WeightElement(w_max=0.7, bits=5, sign=sign)
+    w = np.random.default_rng(4).uniform(-1.0, 1.0, 20_001).astype(np.float32)
+    p32, m32 = wt.program(w)
+    p64, m64 = wt.program(w.astype(np.float64))
+    assert p32.dtype == np.float32
+    np.testing.assert_allclose(p32, p64, rtol=0, atol=2 * np.spacing(np.float32(0.7)))
+    np.testing.assert_array_equal(m32, m64)
+    assert len(np.unique(p32)) == (63 if sign == "differential" else 32)
+
+
 @pytest.mark.parametrize("sign, factor", [("bipolar", 1.0), ("differential", math.sqrt(2))])
 def test_programming_noise_statistics(sign, factor):
     wt = WeightElement(w_max=2.0, program_noise=0.05, sign=sign)
