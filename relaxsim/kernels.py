@@ -243,6 +243,15 @@ def _transfer(code, U, D, g, s, p):
                 y = 0.5 * (1.0 + fast_tanh(0.5 * g * U[rr, i]))
                 U[rr, i] = s * y
                 D[rr, i] = s * g * y * (1.0 - y)
+    elif code == 5 and U.itemsize == 4:  # soa, float32 network: float32 arithmetic
+        inv_s, g32, one = _F32(1.0 / s), _F32(g), _F32(1.0)
+        for rr in range(nr):
+            for i in range(N):
+                u = U[rr, i]
+                q = u * inv_s
+                r = one / np.sqrt(one + q * q)
+                U[rr, i] = g32 * u * r
+                D[rr, i] = g32 * r * r * r
     elif code == 5:
         for rr in range(nr):
             for i in range(N):

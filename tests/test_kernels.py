@@ -54,9 +54,13 @@ def test_kernels_match_twin_over_schedules(schedule, rng):
         assert max_rel(grads[key], grads_r[key]) < TWIN_TOL, key
 
 
-def test_float32_kernels_follow_float64(rng):
-    p = random_problem(rng)
-    (Z, tape, _, grads), (Zr, _, _, grads_r) = run_both(p, 0, dtype=np.float32)
+@pytest.mark.parametrize("act", ACTIVATIONS.names())
+def test_float32_kernels_follow_float64(act, rng):
+    """Every transfer function (tanh and the SOA's have float32-arithmetic loops of their own)."""
+    p = random_problem(rng, noise=True)
+    ap = None if act == "tanh" else device_params(act, rng)
+    (Z, tape, _, grads), (Zr, _, _, grads_r) = run_both(p, ACTIVATIONS.get(act).code,
+                                                        dtype=np.float32, act_params=ap)
     assert Z.dtype == np.float32 and tape.H.dtype == np.float32
     assert grads["W"].dtype == np.float32
     assert max_rel(Z, Zr) < FLOAT32_TOL
