@@ -127,3 +127,17 @@ def test_paired_ratio_is_the_median_of_the_repeats_ratios():
     times = {"a": [2.0, 9.0, 3.0], "b": [1.0, 10.0, 1.0]}  # a slow spell in the second repeat
     assert paired_ratio(times, "a", "b") == 2.0  # ratios 2, 0.9, 3
     assert paired_ratio(times, "b", "a") == 0.5
+
+
+def test_side_by_side_pauses_only_before_each_family(monkeypatch):
+    """With ``settle``, the pause (for other thread pools to go quiet) comes before the first
+    variant of each family only; the variants of a family run back to back, in order."""
+    from relaxsim.validation import bench
+
+    log = []
+    monkeypatch.setattr(bench.time, "sleep", lambda s: log.append("pause"))
+    cases = {name: (lambda name=name: log.append(name)) for name in ("a", "a2", "b", "b2")}
+    times = bench.time_side_by_side(cases, repeats=2, inner=1, samples=True, settle={"a", "b"})
+    assert all(len(v) == 2 for v in times.values())
+    timed = log[8:]  # after the warm-up: two calls of each
+    assert timed == ["pause", "a", "a", "a2", "a2", "pause", "b", "b", "b2", "b2"] * 2

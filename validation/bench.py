@@ -98,12 +98,14 @@ BLOCK_S = 0.05  # each timed block runs a variant this long at least (3 calls at
 
 
 def time_side_by_side(cases: dict, repeats: int, inner: int | None = None,
-                      samples: bool = False) -> dict:
+                      samples: bool = False, settle=None) -> dict:
     """Median seconds per call of each ``name: function``, timed in alternation (with
     ``samples``: every repeat's figure, in order, for :func:`paired_ratio`).
 
-    Each timed block follows a pause (:data:`SETTLE_S`) and one untimed call (thread pools wake
-    up, caches fill), then runs ``inner`` calls (default: enough for :data:`BLOCK_S`)."""
+    Each timed block follows a pause (:data:`SETTLE_S`; only before the names in ``settle``
+    when given: the first of each family sharing a thread pool) and one untimed call (thread
+    pools wake up, caches fill), then runs ``inner`` calls (default: enough for
+    :data:`BLOCK_S`)."""
     calls = {}
     for name, fn in cases.items():  # warm up: JIT compilation, caches, allocator
         fn()
@@ -114,7 +116,8 @@ def time_side_by_side(cases: dict, repeats: int, inner: int | None = None,
     times = {name: [] for name in cases}
     for _ in range(repeats):
         for name, fn in cases.items():
-            time.sleep(SETTLE_S)
+            if settle is None or name in settle:
+                time.sleep(SETTLE_S)
             fn()
             n = calls[name]
             t0 = time.perf_counter()
@@ -178,7 +181,10 @@ def step_section(sizes, batches, dtypes, repeats: int, use_torch: bool) -> dict:
                     cases["torch_physics"] = TorchStep(N, B, dtype, True)
                 cases["bound"] = blas_products(N, B, dtype, False)
                 cases["bound_physics"] = blas_products(N, B, dtype, True)
-                times = time_side_by_side(cases, repeats, samples=True)
+                # each family's two variants back to back (one thread pool: no pause
+                # between them), so that their ratio compares blocks run 0.05 s apart
+                times = time_side_by_side(cases, repeats, samples=True,
+                                          settle={"ours", "torch", "bound"})
                 t = {k: statistics.median(v) for k, v in times.items()}
                 row = {"dtype": dtype, "batch": B, "N": N, "steps": STEPS, "banks": BANKS,
                        **{f"{k}_s": v for k, v in t.items()},
