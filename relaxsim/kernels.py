@@ -40,7 +40,7 @@ from numba import prange
 from numba.extending import get_cython_function_address
 
 from .activations import by_code
-from .rng import PARALLEL_MIN
+from .rng import PARALLEL_MIN, _bits_double, _bits_float
 from .threads import numba_threads, single_threaded_kernel_blas
 
 # Fast-math flags for every kernel: only "nsz" (the sign of a zero may differ). No contraction
@@ -127,7 +127,7 @@ def fast_tanh(x):
 
     tanh|x| = -m / (2 + m) with m = expm1(-2|x|); expm1(z) = 2^n (expm1(r) + 1) - 1 with
     z = n ln2 + r, |r| <= ln2 / 2, expm1(r) by its Taylor series to r^13 (truncation below
-    1e-17 relative), and 2^n for n in [-58, 0] as a product of selected exact powers of two.
+    1e-17 relative), and 2^n for n in [-58, 0] built from its exponent bits.
     |x| is capped at 20, where tanh is 1 to double precision; NaN passes through.
     """
     ax = abs(x)
@@ -146,11 +146,9 @@ def fast_tanh(x):
         + r2 * (1.0 / 479001600.0 + r * (1.0 / 6227020800.0))
     q = (q0 + r4 * q1) + (r4 * r4) * q2
     q = r + r * (r * q)  # expm1(r)
-    m = np.int64(-n)
-    # exact powers of two: their product is exact in any order; a tree, for a shorter chain
-    scale = (((0.5 if m & 1 else 1.0) * (0.25 if m & 2 else 1.0))
-             * ((0.0625 if m & 4 else 1.0) * (0.00390625 if m & 8 else 1.0))) \
-        * ((1.52587890625e-05 if m & 16 else 1.0) * (2.3283064365386963e-10 if m & 32 else 1.0))
+    # 2^n (n in [-58, 0]) built from its bits: exponent field 1023 + n (via int32, which
+    # converts in one vector instruction; int64 would not)
+    scale = _bits_double((np.int64(np.int32(n)) + np.int64(1023)) << np.int64(52))
     em = scale * q + (scale - 1.0)
     return math.copysign(-em / (2.0 + em), x)
 
@@ -174,11 +172,7 @@ def fast_tanh32(x):
     q = (_F32(0.5) + r * _F32(1.0 / 6.0)) + r2 * (_F32(1.0 / 24.0) + r * _F32(1.0 / 120.0)) \
         + (r2 * r2) * (_F32(1.0 / 720.0) + r * _F32(1.0 / 5040.0))
     q = r + r * (r * q)
-    m = np.int32(-n)
-    one = _F32(1.0)
-    scale = (((_F32(0.5) if m & 1 else one) * (_F32(0.25) if m & 2 else one))
-             * ((_F32(0.0625) if m & 4 else one) * (_F32(0.00390625) if m & 8 else one))) \
-        * (_F32(1.52587890625e-05) if m & 16 else one)
+    scale = _bits_float((np.int32(n) + np.int32(127)) << np.int32(23))  # 2^n, n in [-26, 0]
     em = scale * q + (scale - _F32(1.0))
     return math.copysign(-em / (_F32(2.0) + em), x)
 
@@ -326,12 +320,15 @@ def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, a
                 for i in range(N):
                     U[rr, i] = tt * ((1.0 - e) * U[rr, i] + e * U2[rr, i]) + (1.0 - e) * b[k, i] \
                         + e * b[p, i]
+                if sl >= 0:
+                    for i in range(N):
+                        U[rr, i] += Din[rr, i]
+            elif sl >= 0:  # the input in the same pass
+                for i in range(N):
+                    U[rr, i] = tt * U[rr, i] + b[k, i] + Din[rr, i]
             else:
                 for i in range(N):
                     U[rr, i] = tt * U[rr, i] + b[k, i]
-            if sl >= 0:
-                for i in range(N):
-                    U[rr, i] += Din[rr, i]
         _transfer(act, U, G[t, r0:r1], g, s, pp)  # U <- f(u), G_t <- f'(u)
         for rr in range(r1 - r0):  # state update, with the element noise in the same pass
             r = r0 + rr

@@ -88,6 +88,20 @@ def _bits_float(typingctx, x):
     return types.float32(x), codegen
 
 
+@intrinsic
+def _bits_double(typingctx, x):
+    """The float64 whose bits are the integer ``x`` (widened to 64 bits)."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        bits = args[0]
+        if x.bitwidth < 64:
+            bits = builder.sext(bits, ir.IntType(64))
+        return builder.bitcast(bits, ir.DoubleType())
+    return types.float64(x), codegen
+
+
 _MANTISSA = np.int32(0x7FFFFF)
 _ONE_BITS = np.int32(0x3F800000)  # the exponent field of 1.0f
 
