@@ -423,12 +423,17 @@ def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, D
                     gu = dh[rr, i] * G[t, r, i]
                     DU[t, r, i] = (1.0 - e) * gu
                     DU2[t, r, i] = e * gu
+                if sl >= 0:
+                    for i in range(N):
+                        GX[sl, r, i] += dh[rr, i] * G[t, r, i]
+            elif sl >= 0:  # the input's gradient in the same pass
+                for i in range(N):
+                    gu = dh[rr, i] * G[t, r, i]
+                    DU[t, r, i] = gu
+                    GX[sl, r, i] += gu
             else:
                 for i in range(N):
                     DU[t, r, i] = dh[rr, i] * G[t, r, i]
-            if sl >= 0:
-                for i in range(N):
-                    GX[sl, r, i] += dh[rr, i] * G[t, r, i]
         if t == 0:
             break  # dh_0 is not needed: h_0 = 0 is not a parameter
         gemm(False, False, 1.0, DU[t, r0:r1], W[k], 0.0, back)
