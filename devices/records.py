@@ -22,7 +22,8 @@ import numpy as np
 
 from relaxsim.errors import ConfigError
 from relaxsim.registry import closest
-from relaxsim.rng import BLOCK_PAIRS, _pair32, draw_key, normal_from_key, threads_pay
+from relaxsim.rng import (_block_pairs, _blocks, _pair32, check_out, draw_key,
+                          normal_from_key, threads_pay)
 
 from .fields import DeviceRecord, choice, join_field, quantity
 from .units import describe_value
@@ -249,8 +250,7 @@ class WeightElement(DeviceRecord):
         the summed variance: the distribution of :meth:`program` followed by one read, with one
         draw per weight instead of two. ``out`` and ``in_range``: arrays of ``w``'s shape to
         fill instead of new ones (``in_range`` boolean or in ``w``'s dtype)."""
-        sigma = math.hypot(self.program_sigma(), self.read_sigma())
-        return self._write(w, rng, sigma, "program_and_read: a numpy Generator is needed when "
+        return self._write(w, rng, self.written_read_sigma(), "program_and_read: a numpy Generator is needed when "
                            "program_noise > 0 or read_noise > 0", out, in_range)
 
     def _write(self, w, rng, sigma: float, no_rng: str, out=None, in_range=None):
@@ -263,8 +263,8 @@ class WeightElement(DeviceRecord):
         dtype = w.dtype
         out = np.empty_like(w) if out is None else out
         in_range = np.empty(w.shape, dtype=np.bool_) if in_range is None else in_range
-        _check_buffer("out", out, w.shape, dtype, dtype)
-        _check_buffer("in_range", in_range, w.shape, dtype, np.bool_)
+        check_out("out", out, w.shape, dtype)
+        check_out("in_range", in_range, w.shape, dtype, np.bool_)
         flat = w.reshape(-1)
         w_max, step, differential = self.grid(dtype)
         par = threads_pay(w.size)
@@ -289,6 +289,11 @@ class WeightElement(DeviceRecord):
             return kind(self.w_max), kind(0.0), differential
         span = self.w_max if differential else 2.0 * self.w_max
         return kind(self.w_max), kind(span / (2.0 ** self.bits - 1.0)), differential
+
+    def written_read_sigma(self) -> float:
+        """The noise of a weight written and read at once: programming and read noise as one
+        normal of the summed variance (:meth:`program_and_read`)."""
+        return math.hypot(self.program_sigma(), self.read_sigma())
 
     def program_sigma(self) -> float:
         """Programming noise of one weight, rms: ``program_noise w_max`` (times sqrt 2 for a
@@ -357,16 +362,6 @@ class WeightElement(DeviceRecord):
         return self.read_noise * self.w_max * math.sqrt(self.devices_per_weight)
 
 
-def _check_buffer(name, arr, shape, dtype, other) -> None:
-    """A work array handed to a compiled write: C-contiguous, of ``shape``, ``dtype`` or ``other``
-    (a wrong one would be written out of bounds)."""
-    if arr.shape != shape or (arr.dtype != dtype and arr.dtype != other) \
-            or not arr.flags.c_contiguous:
-        kinds = " or ".join(dict.fromkeys(str(np.dtype(k)) for k in (dtype, other)))
-        raise ValueError(f"{name}: expected a C-contiguous array of shape {shape} and dtype "
-                         f"{kinds} (got {arr.dtype} {arr.shape})")
-
-
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def _quantise(x, lo, hi, step):
     """Round ``x`` (already in ``[lo, hi]``) to the nearest point of the grid ``lo + k step``."""
@@ -424,20 +419,16 @@ def _write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1
 # error_model="numpy": the draws' division needs no zero check, so the loops vectorise
 @nb.njit(cache=True, error_model="numpy")
 def _write_ser(w, w_max, step, differential, key, scale, out, in_range):
-    pairs = (w.shape[0] + 1) // 2
-    for b in range((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
-        j0 = b * BLOCK_PAIRS
-        _write_block(w, w_max, step, differential, key, scale, out, in_range, j0,
-                     min(pairs, j0 + BLOCK_PAIRS))
+    for b in range(_blocks(w.shape[0])):
+        j0, j1 = _block_pairs(b, w.shape[0])
+        _write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1)
 
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
 def _write_par(w, w_max, step, differential, key, scale, out, in_range):
-    pairs = (w.shape[0] + 1) // 2
-    for b in nb.prange((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
-        j0 = b * BLOCK_PAIRS
-        _write_block(w, w_max, step, differential, key, scale, out, in_range, j0,
-                     min(pairs, j0 + BLOCK_PAIRS))
+    for b in nb.prange(_blocks(w.shape[0])):
+        j0, j1 = _block_pairs(b, w.shape[0])
+        _write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1)
 
 
 CLIP_BLOCK = 1 << 13  # elements per parallel task of _clip_quantise

@@ -18,7 +18,6 @@ element settles. With ``clock = "auto"`` the window lasts until both have settle
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -27,7 +26,8 @@ import numpy as np
 
 from .activations import Activation
 from .devices.records import _clip_quantise_range, _jittered_leaks, _write_block
-from .rng import BLOCK_PAIRS, _fill_block, add_normal, draw_key, normal, threads_pay
+from .rng import (_block_pairs, _blocks, _fill_block, add_normal, draw_key, normal,
+                  threads_pay)
 from .timing import Simulation, TimingSpec, simulate
 
 
@@ -231,19 +231,10 @@ class Hardware:
             W = add_normal(rng, W, sigma)
         return W.astype(programmed.W.dtype, copy=False), factor
 
-    def training_batch(self, W: np.ndarray, coupling: Coupling, batch: int, hidden: int,
-                       rng: np.random.Generator, out=None):
-        """Everything one training batch draws (``update_every = 1``), in this order and with
-        these bytes: :meth:`program_and_read` of ``W``, :meth:`jittered_eps`, :meth:`draw_noise`.
-        Returns ``(W_read, dW_factor, eps, element_noise, detector_noise)``. ``out``: a function
-        ``(name, shape, dtype) -> array`` giving the arrays to fill, as for :meth:`draw_noise`
-        (``"W_hw"`` and ``"W_mask"`` for the banks). Training calls it through
-        :meth:`training_draws`, prepared once per batch shape."""
-        return self.training_draws(coupling, batch, hidden, W.shape, out)(W, rng)
-
     def training_draws(self, coupling: Coupling, batch: int, hidden: int, w_shape: tuple,
                        out=None) -> "TrainingDraws":
-        """:meth:`training_batch` prepared for batches of one shape (see :class:`TrainingDraws`)."""
+        """Everything a training batch of this shape draws (``update_every = 1``), prepared once
+        (see :class:`TrainingDraws`)."""
         return TrainingDraws(self, coupling, batch, hidden, tuple(w_shape), out)
 
     # -- fast time scale: noise draws ------------------------------------------------------
@@ -267,11 +258,14 @@ class Hardware:
 
 
 class TrainingDraws:
-    """:meth:`Hardware.training_batch` for batches of one shape: ``draws(W, rng)`` returns
-    ``(W_read, dW_factor, eps, element_noise, detector_noise)``.
+    """What one training batch draws (``update_every = 1``), for batches of one shape:
+    ``draws(W, rng)`` returns ``(W_read, dW_factor, eps, element_noise, detector_noise)``, the
+    bytes and the generator's advance of :meth:`Hardware.program_and_read` of ``W``, then
+    :meth:`Hardware.jittered_eps`, then :meth:`Hardware.draw_noise`.
 
-    The device constants, the work arrays and their flat views are fixed here, once. Each call
-    draws its keys and jitter normals (in the order of the separate calls) and runs the
+    The device constants, the work arrays (from ``out``, a function ``(name, shape, dtype) ->
+    array``, as for :meth:`Hardware.draw_noise`) and their flat views are fixed here, once. Each
+    call draws its keys and jitter normals in the order of the separate calls, then runs the
     element-wise work (programming, leaks, noise) as one compiled call: at the sizes of today's
     physical networks, the separate calls' own cost (checks, dispatch, a cold cache) came to
     more than their arithmetic. The arrays returned are the work arrays: valid until the next
@@ -281,12 +275,12 @@ class TrainingDraws:
                  w_shape: tuple, out=None):
         self.hw, self.coupling, self.batch, self.hidden = hw, coupling, batch, hidden
         self.dtype = dtype = np.dtype(coupling.a.dtype)
-        self.out = out = out or (lambda name, shape, dt: np.empty(shape, dtype=dt))
+        out = out or (lambda name, shape, dt: np.empty(shape, dtype=dt))
         T = len(coupling.a)
         wts, act, sw = hw.weights, hw.active, hw.switch
         self.w_shape = w_shape
         self.W_hw, self.mask = out("W_hw", w_shape, dtype), out("W_mask", w_shape, dtype)
-        self.sigma = math.hypot(wts.program_sigma(), wts.read_sigma())
+        self.sigma = wts.written_read_sigma()
         self.jitter = sw.jitter_s != 0 and coupling.switches
         self.z_shape = (T, batch if hw.jitter_draws == "sample" else 1)
         self.eps = np.empty(self.z_shape if self.jitter else (0, 1), dtype=dtype)
@@ -309,14 +303,7 @@ class TrainingDraws:
             float(act.detector_noise), nothing if self.det is None else self.det.reshape(-1))
 
     def __call__(self, W: np.ndarray, rng: np.random.Generator):
-        hw = self.hw
-        if W.dtype != self.dtype or not W.flags.c_contiguous:
-            W_hw, factor = hw.program_and_read(W, rng, out=(
-                self.out("W_hw", W.shape, W.dtype), self.out("W_mask", W.shape, W.dtype)))
-            eps = hw.jittered_eps(self.coupling, self.batch, rng)
-            T = len(self.coupling.a)
-            return (W_hw, factor, eps) + hw.draw_noise(rng, T, self.batch, self.hidden,
-                                                       self.dtype, self.out)
+        W = np.ascontiguousarray(W, dtype=self.dtype)  # the network's banks: as they are
         if W.shape != self.w_shape:
             raise ValueError(f"W: expected shape {self.w_shape} (got {W.shape})")
         keys = self.keys
@@ -334,12 +321,6 @@ class TrainingDraws:
 _NO_DRAWS = np.zeros((0, 1))
 
 
-@nb.njit(cache=True, inline="always")
-def _blocks(size):
-    """Blocks of :data:`relaxsim.rng.BLOCK_PAIRS` pairs of draws covering ``size`` draws."""
-    return ((size + 1) // 2 + BLOCK_PAIRS - 1) // BLOCK_PAIRS
-
-
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale, noise,
                     d_scale, det):
@@ -348,8 +329,7 @@ def _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask
     bytes, whichever thread runs it)."""
     nw, nn = _blocks(w.shape[0]), _blocks(noise.shape[0])
     if bi < nw:
-        j0 = bi * BLOCK_PAIRS
-        j1 = min((w.shape[0] + 1) // 2, j0 + BLOCK_PAIRS)
+        j0, j1 = _block_pairs(bi, w.shape[0])
         if w_sigma > 0:
             _write_block(w, w_max, step, differential, keys[0], w_sigma, w_out, mask, j0, j1)
         else:
@@ -357,11 +337,11 @@ def _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask
             _clip_quantise_range(w[e0:e1], w_max, step, differential, w_out[e0:e1],
                                  mask[e0:e1])
     elif bi < nw + nn:
-        j0 = (bi - nw) * BLOCK_PAIRS
-        _fill_block(keys[1], noise, n_scale, j0, min((noise.shape[0] + 1) // 2, j0 + BLOCK_PAIRS))
+        j0, j1 = _block_pairs(bi - nw, noise.shape[0])
+        _fill_block(keys[1], noise, n_scale, j0, j1)
     else:
-        j0 = (bi - nw - nn) * BLOCK_PAIRS
-        _fill_block(keys[2], det, d_scale, j0, min((det.shape[0] + 1) // 2, j0 + BLOCK_PAIRS))
+        j0, j1 = _block_pairs(bi - nw - nn, det.shape[0])
+        _fill_block(keys[2], det, d_scale, j0, j1)
 
 
 @nb.njit(cache=True, error_model="numpy")

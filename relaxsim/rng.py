@@ -74,32 +74,27 @@ def _float_bits(typingctx, x):
     return types.int32(types.float32), codegen
 
 
-@intrinsic
-def _bits_float(typingctx, x):
-    """The float32 whose bits are the low 32 of the integer ``x``."""
-    if not isinstance(x, types.Integer):
-        return None
+def _bits_as(kind, llvm_kind, width: int):
+    """An intrinsic: the ``kind`` float whose bits are the integer ``x`` (cut or sign-extended
+    to ``width`` bits); a free reinterpretation, so loops over it vectorise."""
+    @intrinsic
+    def bits_as(typingctx, x):
+        if not isinstance(x, types.Integer):
+            return None
 
-    def codegen(context, builder, signature, args):
-        bits = args[0]
-        if x.bitwidth > 32:
-            bits = builder.trunc(bits, ir.IntType(32))
-        return builder.bitcast(bits, ir.FloatType())
-    return types.float32(x), codegen
+        def codegen(context, builder, signature, args):
+            bits = args[0]
+            if x.bitwidth > width:
+                bits = builder.trunc(bits, ir.IntType(width))
+            elif x.bitwidth < width:
+                bits = builder.sext(bits, ir.IntType(width))
+            return builder.bitcast(bits, llvm_kind)
+        return kind(x), codegen
+    return bits_as
 
 
-@intrinsic
-def _bits_double(typingctx, x):
-    """The float64 whose bits are the integer ``x`` (widened to 64 bits)."""
-    if not isinstance(x, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        bits = args[0]
-        if x.bitwidth < 64:
-            bits = builder.sext(bits, ir.IntType(64))
-        return builder.bitcast(bits, ir.DoubleType())
-    return types.float64(x), codegen
+_bits_float = _bits_as(types.float32, ir.FloatType(), 32)
+_bits_double = _bits_as(types.float64, ir.DoubleType(), 64)
 
 
 _MANTISSA = np.int32(0x7FFFFF)
@@ -162,6 +157,20 @@ def _pair32(key, j):
     return r * c, r * s
 
 
+@nb.njit(cache=True, inline="always")
+def _blocks(size):
+    """Blocks of :data:`BLOCK_PAIRS` pairs covering ``size`` draws (an odd size: a last lone
+    draw)."""
+    return ((size + 1) // 2 + BLOCK_PAIRS - 1) // BLOCK_PAIRS
+
+
+@nb.njit(cache=True, inline="always")
+def _block_pairs(b, size):
+    """``(j0, j1)``: the pairs of block ``b`` of an array of ``size`` draws."""
+    j0 = b * BLOCK_PAIRS
+    return j0, min((size + 1) // 2, j0 + BLOCK_PAIRS)
+
+
 @_ejit
 def _fill_block(key, out, scale, j0, j1):
     """Pairs ``j0:j1`` into ``out[2 j0 : 2 j1]``: first draws of the pairs, then the second
@@ -183,18 +192,16 @@ def _fill_block(key, out, scale, j0, j1):
 
 @_ejit
 def _fill_ser(key, out, scale):
-    pairs = (out.shape[0] + 1) // 2
-    for b in range((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
-        j0 = b * BLOCK_PAIRS
-        _fill_block(key, out, scale, j0, min(pairs, j0 + BLOCK_PAIRS))
+    for b in range(_blocks(out.shape[0])):
+        j0, j1 = _block_pairs(b, out.shape[0])
+        _fill_block(key, out, scale, j0, j1)
 
 
 @nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy", parallel=True)
 def _fill_par(key, out, scale):
-    pairs = (out.shape[0] + 1) // 2
-    for b in prange((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
-        j0 = b * BLOCK_PAIRS
-        _fill_block(key, out, scale, j0, min(pairs, j0 + BLOCK_PAIRS))
+    for b in prange(_blocks(out.shape[0])):
+        j0, j1 = _block_pairs(b, out.shape[0])
+        _fill_block(key, out, scale, j0, j1)
 
 
 def draw_key(rng: np.random.Generator) -> np.uint64:
@@ -210,6 +217,15 @@ def threads_pay(size: int) -> bool:
     return size >= PARALLEL_MIN and numba_threads() > 1
 
 
+def check_out(name: str, arr: np.ndarray, shape: tuple, *dtypes) -> None:
+    """A work array handed to a compiled pass: C-contiguous, of ``shape`` and one of ``dtypes``
+    (a wrong one would be written out of bounds); else a one-line ValueError naming it."""
+    if arr.shape != shape or arr.dtype not in dtypes or not arr.flags.c_contiguous:
+        kinds = " or ".join(dict.fromkeys(str(np.dtype(k)) for k in dtypes))
+        raise ValueError(f"{name}: expected a C-contiguous array of shape {shape} and dtype "
+                         f"{kinds} (got {arr.dtype} {arr.shape})")
+
+
 def normal_from_key(key, shape, scale: float = 1.0, dtype=np.float64,
                     out: np.ndarray | None = None) -> np.ndarray:
     """``scale`` times the standard normal draws of stream ``key``, of ``shape`` and ``dtype``:
@@ -218,9 +234,8 @@ def normal_from_key(key, shape, scale: float = 1.0, dtype=np.float64,
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
     if out is None:
         out = np.empty(shape, dtype=dtype)
-    elif out.shape != shape or out.dtype != np.dtype(dtype) or not out.flags.c_contiguous:
-        raise ValueError(f"out: expected a C-contiguous {np.dtype(dtype)} array of shape "
-                         f"{shape} (got {out.dtype} {out.shape})")
+    else:
+        check_out("out", out, shape, dtype)
     fill = _fill_par if threads_pay(out.size) else _fill_ser
     fill(np.uint64(key), out.reshape(-1), scale)
     return out
@@ -268,15 +283,13 @@ def _add_block(key, base, out, scale, j0, j1):
 
 @_ejit
 def _add_ser(key, base, out, scale):
-    pairs = (base.shape[0] + 1) // 2
-    for b in range((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
-        j0 = b * BLOCK_PAIRS
-        _add_block(key, base, out, scale, j0, min(pairs, j0 + BLOCK_PAIRS))
+    for b in range(_blocks(base.shape[0])):
+        j0, j1 = _block_pairs(b, base.shape[0])
+        _add_block(key, base, out, scale, j0, j1)
 
 
 @nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy", parallel=True)
 def _add_par(key, base, out, scale):
-    pairs = (base.shape[0] + 1) // 2
-    for b in prange((pairs + BLOCK_PAIRS - 1) // BLOCK_PAIRS):
-        j0 = b * BLOCK_PAIRS
-        _add_block(key, base, out, scale, j0, min(pairs, j0 + BLOCK_PAIRS))
+    for b in prange(_blocks(base.shape[0])):
+        j0, j1 = _block_pairs(b, base.shape[0])
+        _add_block(key, base, out, scale, j0, j1)

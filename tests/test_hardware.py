@@ -282,7 +282,8 @@ def test_evaluate_refuses_truncated_or_mismatched_weights(trained_run, tmp_path,
 def test_training_batch_draws_what_the_separate_calls_draw(dtype, jitter_draws, hidden, batch,
                                                            threads, weight_noise, monkeypatch):
     """A training batch's draws prepared once and run as one compiled call: the bytes and the
-    generator's advance of program_and_read, jittered_eps and draw_noise called in turn."""
+    generator's advance of program_and_read, jittered_eps and draw_noise called in turn (also for
+    banks handed over in another dtype or layout: converted to the network's first)."""
     from relaxsim import rng as R
     from relaxsim.kernels import Workspace
     from relaxsim.model import build
@@ -310,5 +311,9 @@ def test_training_batch_draws_what_the_separate_calls_draw(dtype, jitter_draws, 
             np.testing.assert_array_equal(g, w)
         assert r1.bit_generator.state == r2.bit_generator.state
     assert got[2].shape == ((6, batch) if jitter_draws == "sample" else (6,))
+    other = np.asfortranarray(W.astype(np.float64 if dtype == "float32" else np.float32))
+    got = draws(other, np.random.default_rng(9))
+    want = hw.program_and_read(np.ascontiguousarray(other, dtype=dtype), np.random.default_rng(9))
+    np.testing.assert_array_equal(got[0], want[0])
     with pytest.raises(ValueError, match=rf"W: expected shape \(3, {hidden}, {hidden}\)"):
         draws(W[:, :-1].copy(), r1)

@@ -115,3 +115,13 @@ def test_a_key_is_the_integer_numpy_draws():
     for i in range(2000):
         assert R.draw_key(a) == b.integers(0, 2**63, dtype=np.int64)
         a.standard_normal(i % 3), b.standard_normal(i % 3)
+
+
+@pytest.mark.parametrize("out", [np.empty((3, 4), np.float64), np.empty((4, 3), np.float32),
+                                 np.empty((3, 4), np.float64).T])
+def test_a_wrong_work_array_is_refused_with_one_line(out):
+    """A work array of another shape, dtype or layout would be written out of bounds: refused,
+    naming the argument, the shape and dtype needed and the ones given."""
+    with pytest.raises(ValueError, match=r"^out: expected a C-contiguous array of shape \(4, 3\) "
+                                         r"and dtype float64 \(got "):
+        R.normal(np.random.default_rng(0), (4, 3), out=out)
