@@ -55,7 +55,7 @@ class HardwareEngine(Engine):
         self.writes = 0  # programming events (each writes every bank weight once)
         self.batches_since_program = 0
         # The slow time scale, simulated: hardware time of forward passes and programming.
-        self.inference_time_s = 1.0 / hw.simulate(net.schedule, net.banks).throughput()
+        self.inference_time_s = hw.simulate(net.schedule, net.banks, stream=True).period()
         self.clock_s = 0.0
         self.programming_s = 0.0
         self.programmed_at = 0.0

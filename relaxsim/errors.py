@@ -41,3 +41,10 @@ class DataError(RelaxsimError, ValueError):
 
 class OutputExistsError(RelaxsimError, FileExistsError):
     """A run would overwrite existing results."""
+
+
+class HardwareWarning(UserWarning):
+    """The machine as configured gives numbers a designer should not trust without a look: a
+    clock that leaves the switch leaking or the active element carrying over more than
+    :data:`relaxsim.hardware.SETTLE_WARNING`, or a setting that has no effect. The command line
+    prints each on one line (``relaxsim: warning: ...``)."""

@@ -30,6 +30,10 @@ from .rng import (_block_pairs, _blocks, _fill_block, add_normal, draw_key, norm
                   threads_pay)
 from .timing import Simulation, TimingSpec, simulate
 
+# A switch leak or an element carry-over above this share on some step is reported as a warning
+# (``Hardware.settling_warnings``): the network then runs on a machine far from the one it was
+# designed as, and the accuracy says more about the clock than about the architecture.
+SETTLE_WARNING = 0.1
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,22 @@ class Coupling:
     def switches(self) -> bool:
         """Whether any step switches bank."""
         return bool(self.switching.any())
+
+    def summary(self) -> dict:
+        """The per-step coupling as plain lists, for ``result.json`` and ``timing --json``:
+        ``switching`` (whether step t changes bank), ``switch_leak`` (``eps_t``, the power
+        fraction still routed through the previous bank), ``carry_over`` (``1 - c_t``, the share
+        of its old state the active element keeps), ``a`` and ``c`` as the kernels use them, and
+        ``transmission`` of the switch path."""
+        return {
+            "switching": [bool(x) for x in self.switching] if self.gaps is not None
+            else [False] * len(self.a),
+            "switch_leak": [float(x) for x in self.eps],
+            "carry_over": [float(1.0 - x) for x in self.c],
+            "a": [float(x) for x in self.a],
+            "c": [float(x) for x in self.c],
+            "transmission": [float(x) for x in self.tr],
+        }
 
     @classmethod
     def ideal(cls, steps: int, alpha: float, activation: Activation, dtype=np.float64):
@@ -115,10 +135,10 @@ class Hardware:
 
     def simulate(self, schedule, banks: int, architecture: str = "relaxnet",
                  pipelining: str | None = None, n: int | None = None,
-                 record: bool = False) -> Simulation:
-        """Run the timing model (SimPy) of this machine."""
+                 record: bool = False, stream: bool | None = None) -> Simulation:
+        """Run the timing model (SimPy) of this machine (see :func:`relaxsim.timing.simulate`)."""
         return simulate(self.timing_spec(schedule, banks, architecture, pipelining), n=n,
-                        record=record)
+                        record=record, stream=stream)
 
     def coupling(self, schedule: np.ndarray, alpha: float, network_activation: str,
                  dtype=np.float64, sim: Simulation | None = None) -> Coupling:
@@ -135,6 +155,65 @@ class Hardware:
                         eps=eps.astype(dtype),
                         tr=np.full(T, self.switch.transmission(), dtype=dtype), code=code,
                         act_params=(float(g), float(s), float(p)), gaps=gaps)
+
+    def cautions(self, coupling: Coupling, settling: bool = True) -> list[str]:
+        """Every warning this machine deserves, one line each: settings that have no effect,
+        then (with ``settling``) :meth:`settling_warnings`."""
+        from .config import default_dict
+
+        out = []
+        default_in_flight = default_dict()["hardware"]["in_flight"]
+        if self.pipelining == "sequential" and self.in_flight != default_in_flight:
+            out.append(f"hardware.in_flight = {self.in_flight} has no effect with "
+                       "hardware.pipelining = 'sequential' (one inference in flight); set "
+                       "hardware.pipelining = 'pipelined' to keep several in flight")
+        return out + (self.settling_warnings(coupling) if settling else [])
+
+    def settling_warnings(self, coupling: Coupling) -> list[str]:
+        """One line per device that the step timing leaves unsettled by more than
+        :data:`SETTLE_WARNING`: the switch (its leak ``eps`` on a switching step) and the active
+        element (its carry-over ``1 - c``), each with the clock it needs.
+
+        A fixed clock ``T_clk`` leaves each device ``w = T_clk - T_MM`` after the signal left the
+        bank (one inference, no stall). The switch's leak ``e_ER + (1 - e_ER) exp(-w / tau_s)``
+        falls to the threshold ``x`` at ``w = tau_s ln((1 - e_ER) / (x - e_ER))`` (never, when its
+        extinction floor ``e_ER`` is itself above ``x``); the element's ``exp(-w / tau_a)`` at
+        ``w = tau_a ln(1 / x)``."""
+        from relaxsim.devices import format_quantity
+
+        def time(x):
+            return format_quantity(x, "time")
+
+        def pct(x):
+            return f"{100 * x:.3g} %"
+
+        x, t_mm = SETTLE_WARNING, self.propagation_time_s
+        where = (f"hardware.clock = {time(self.clock_s)}" if self.clock_s is not None else
+                 f"hardware.settle_tolerance = {self.settle_tolerance:g}")
+        out = []
+        switching = coupling.switching if coupling.gaps is not None else np.ones(
+            len(coupling.eps), dtype=bool)
+        eps = float(np.max(coupling.eps[switching], initial=0.0))
+        if eps > x:
+            floor, tau = self.switch.leak_floor, self.switch.tau_s
+            if floor >= x:
+                need = (f"no clock helps: its extinction floor alone leaks {pct(floor)} "
+                        "(raise hardware.switch.extinction_ratio)")
+            else:
+                w = tau * np.log((1.0 - floor) / (x - floor)) if tau > 0 else 0.0
+                need = (f"it needs hardware.clock >= {time(t_mm + w)} "
+                        f"(T_MM {time(t_mm)} + {time(w)} to leak {pct(x)})")
+            out.append(f"{where} leaves switch {self.switch.name} leaking {pct(eps)} of the "
+                       f"signal into the previous bank on a switching step (above {pct(x)}); "
+                       + need)
+        rho = float(np.max(1.0 - coupling.c, initial=0.0))
+        if rho > x:
+            w = self.active.response_time_s * np.log(1.0 / x)
+            out.append(f"{where} leaves active element {self.active.name} carrying over "
+                       f"{pct(rho)} of its old state per step (above {pct(x)}); it needs "
+                       f"hardware.clock >= {time(t_mm + w)} (T_MM {time(t_mm)} + {time(w)} to "
+                       f"settle to {pct(x)})")
+        return out
 
     def jittered_eps(self, coupling: Coupling, batch: int, rng: np.random.Generator):
         """Switch leak with each switching command late or early by a draw of the switch's timing
@@ -160,29 +239,36 @@ class Hardware:
         return per_bank * (banks if self.program_banks == "serial" else 1)
 
     def figures(self, schedule, banks: int, hidden: int) -> dict:
-        """Latency, throughput, utilisation and energy per inference of this machine running
-        ``schedule``, and the same for a single reprogrammed bank and an unrolled DNN."""
-        one = self.simulate(schedule, banks, pipelining="sequential")
-        stream = one if self.pipelining == "sequential" else self.simulate(schedule, banks)
-        throughput = stream.throughput()
+        """Latency, period, throughput, utilisation and energy per inference of this machine
+        running ``schedule``, and the same for a single reprogrammed bank and an unrolled DNN.
+
+        One period per architecture, from the simulated stream's steady state: throughput is
+        ``1 / period_s``, the weights' static energy is paid over ``period_s``, and utilisation
+        is measured over whole periods. Latency is the first inference's (it runs alone)."""
+        stream = self.simulate(schedule, banks, stream=True)
+        one = stream if self.pipelining == "sequential" else self.simulate(
+            schedule, banks, pipelining="sequential", n=1)
+        period = stream.period()
         T = len(schedule)
         changes = int(np.sum(np.asarray(schedule[1:]) != np.asarray(schedule[:-1])))
         devices = banks * hidden * hidden * self.weights.devices_per_weight
         energy = {
             "switch": changes * self.switch.energy_per_switch_j,
             "active": T * hidden * self.active.energy_per_activation_j,
-            "weights": devices * self.weights.static_power_w / throughput,
+            "weights": devices * self.weights.static_power_w * period,
         }
         compare = {}
         for arch, n_banks in (("reprogram", 1), ("unrolled", T)):
-            # a short stream: a reprogrammed bank must rewrite step 0 before each inference
-            alone = self.simulate(schedule, n_banks, arch, pipelining="sequential", n=6)
-            compare[arch] = {"latency_s": alone.inferences[0].latency, "throughput_per_s": (
-                alone.throughput() if self.pipelining == "sequential"
-                else self.simulate(schedule, n_banks, arch).throughput())}
+            # the stream: a reprogrammed bank must rewrite step 0 before each later inference
+            arch_stream = self.simulate(schedule, n_banks, arch, stream=True)
+            alone = arch_stream if self.pipelining == "sequential" else self.simulate(
+                schedule, n_banks, arch, pipelining="sequential", n=1)
+            compare[arch] = {"latency_s": alone.latency(), "period_s": arch_stream.period(),
+                             "throughput_per_s": arch_stream.throughput()}
         return {
             "latency_s": one.latency(),
-            "throughput_per_s": throughput,
+            "period_s": period,
+            "throughput_per_s": stream.throughput(),
             "energy_per_inference_j": float(sum(energy.values())),
             "energy_breakdown_j": energy,
             "utilisation": stream.utilisation(),

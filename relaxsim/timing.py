@@ -166,6 +166,12 @@ class Simulation:
             return a, m - 1, False
         return m - 1 - period, m - 1, True
 
+    def period(self) -> float:
+        """Seconds per inference in the periodic steady state of the stream: ``1 / throughput``
+        (a single inference: its latency)."""
+        throughput = self.throughput()
+        return 1.0 / throughput if throughput > 0 else math.inf
+
     def throughput(self) -> float:
         """Inferences per second in the periodic steady state of the stream."""
         window = self.steady_window()
@@ -450,12 +456,22 @@ class Model:
 STREAM_MAX = 1024  # inferences: the longest stream simulate() runs to reach a steady state
 
 
-def simulate(spec: TimingSpec, n: int | None = None, record: bool = True) -> Simulation:
-    """Run ``n`` inferences (default: one when sequential; when pipelined, a stream that stops
-    once it has reached its periodic steady state, at most ``STREAM_MAX``)."""
+def simulate(spec: TimingSpec, n: int | None = None, record: bool = True,
+             stream: bool | None = None) -> Simulation:
+    """Run ``n`` inferences, or a stream that stops once it has reached its periodic steady
+    state (at most ``STREAM_MAX``). Default: one inference when sequential, a stream when
+    pipelined; ``stream=True`` runs a stream in either mode.
+
+    The first inference of a stream is the inference alone (nothing runs before it), so its
+    latency and its coupling are those of one inference; the stream's steady state gives the
+    period, hence throughput and utilisation. Sequentially, the next inference is admitted once
+    the active element is free: with a fixed clock that may be after the readout (the element
+    still settles), so the period can be longer than the latency."""
     if n is not None:
         return Model(spec, record=record).run(n)
-    if spec.pipelining == "sequential":
+    if stream is None:
+        stream = spec.pipelining == "pipelined"
+    if not stream:
         return Model(spec, record=record).run(1)
     return Model(spec, record=record).run(STREAM_MAX, until_steady=True)
 
