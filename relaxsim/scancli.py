@@ -46,8 +46,11 @@ def add_scan_command(sub) -> None:
 @contextmanager
 def _one_line_warnings():
     """Warnings of the scan (e.g. a corrupt result file) as one line each on stderr."""
+    from .store import ScanNotice
+
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"relaxsim: warning: {message}", file=sys.stderr)
+        what = "" if issubclass(category, ScanNotice) else "warning: "
+        print(f"relaxsim: {what}{message}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")

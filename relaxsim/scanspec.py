@@ -26,9 +26,11 @@ A spec is a TOML file (or the same data as a dict)::
 
 Every block is optional. The points are the product of the blocks, outermost first: budget family
 member x explicit point x zip row x grid combination x seed. A field may vary in one block only.
-Fields are dotted config keys; ``network.banks = [...]`` without quotes (a TOML sub-table) means the
-same. Each point is the base with its fields applied, validated as ``relaxsim run`` validates a
-config, and named by :func:`config_id`, the hash of its resolved config.
+Fields are dotted config keys; ``network.banks = [...]`` or ``hardware.switch.rise_time = [...]``
+without quotes (TOML sub-tables) mean the same. Each point is the base with its fields applied,
+validated as ``relaxsim run`` validates a config, and named by :func:`config_id`, the hash of its
+resolved config with every quantity in SI units (``"3.5 ps"``, ``3.5e-12`` and ``"3500 fs"`` are
+one point).
 """
 
 from __future__ import annotations
@@ -55,10 +57,73 @@ DEFAULT_TOLERANCE = 0.1
 ID_CHARS = 16  # hex characters of the sha256 kept in a point's id
 
 
+TIME_KINDS = ("time", "positive_time", "clock")  # config kinds that hold a time
+DEVICE_KINDS = {"switch": "switch", "weights": "weight", "active": "active"}  # hardware key: kind
+
+
 def config_id(cfg: Config) -> str:
-    """The first 16 hex characters of the sha256 of the canonical JSON of ``cfg.to_dict()``."""
-    text = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """The first 16 hex characters of the sha256 of the canonical JSON of
+    :func:`canonical_config` (every quantity in SI units, so that ``"3.5 ps"``, ``3.5e-12`` and
+    ``"3500 fs"`` give one id)."""
+    return _digest(canonical_config(cfg))
+
+
+def legacy_config_id(cfg: Config) -> str:
+    """The id of earlier versions: the hash of ``cfg.to_dict()``, quantities as written. Stores
+    written by them name their points so (:meth:`relaxsim.store.Store.migrate` renames them)."""
+    return _digest(cfg.to_dict())
+
+
+def _digest(data: Mapping) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_CHARS]
+
+
+def field_dimension(name: str) -> str | None:
+    """The dimension of the config field ``name`` (``"time"`` for ``hardware.clock`` and
+    ``hardware.switch.rise_time``, ``"energy"`` for ``hardware.switch.energy``), or None when it
+    is not a quantity (a count, a name, a table, an unknown field)."""
+    section, _, rest = name.partition(".")
+    key, _, sub = rest.partition(".")
+    spec = SCHEMA.get(section, {}).get(key)
+    if spec is None:
+        return None
+    if spec.kind in TIME_KINDS:
+        return None if sub else "time"
+    if spec.kind == "device" and sub and "." not in sub and section == "hardware":
+        from relaxsim.devices import RECORDS
+
+        found = RECORDS[DEVICE_KINDS[key]].specs().get(sub)
+        return None if found is None else found.metadata["dimension"]
+    return None
+
+
+def si_value(name: str, value: Any) -> Any:
+    """``value`` of the config field ``name`` in canonical form: a quantity as its SI float
+    (``"3.5 ps"`` -> ``3.5e-12``), a device table with its quantities so, anything else (a name,
+    ``"auto"``, a count) as given."""
+    from relaxsim.devices.units import parse_quantity
+
+    section, _, rest = name.partition(".")
+    spec = SCHEMA.get(section, {}).get(rest)
+    if spec is not None and spec.kind == "device" and isinstance(value, Mapping):
+        return {k: si_value(f"{name}.{k}", v) for k, v in value.items()}
+    dim = field_dimension(name)
+    if dim is None or isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return value
+    try:
+        return parse_quantity(value, dim, name)
+    except RelaxsimError:  # "auto" (the clock), or a value the config's validation reports
+        return value
+
+
+def canonical_config(cfg: Config | Mapping) -> dict[str, dict[str, Any]]:
+    """``cfg`` as a plain nested dict with every quantity (times, device fields) its SI float;
+    what :func:`config_id` hashes. A config keeps the values as the user wrote them."""
+    data = cfg.to_dict() if isinstance(cfg, Config) else copy.deepcopy(dict(cfg))
+    return {section: ({key: si_value(f"{section}.{key}", value) for key, value in keys.items()}
+                      if isinstance(keys, Mapping) else keys)
+            for section, keys in data.items()}
 
 
 def network_kind(banks: int, steps: int) -> str:
@@ -204,15 +269,17 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
                     description=description, save_weights=save_weights, source=source)
 
 
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested tables to dotted keys, stopping at config keys (a device key keeps its table)."""
+def _flatten(table: Mapping[str, Any], prefix: str = "", deep: bool = False) -> dict[str, Any]:
+    """Nested tables to dotted keys, stopping at config keys (a device key keeps its table),
+    or with ``deep`` at values that are not tables (an axis is a list at any depth:
+    ``hardware.switch.rise_time = [...]`` unquoted is ``"hardware.switch.rise_time"``)."""
     out: dict[str, Any] = {}
     for key, value in table.items():
         name = f"{prefix}{key}"
         section, _, rest = name.partition(".")
-        is_key = rest and "." not in rest and rest in SCHEMA.get(section, {})
+        is_key = rest and "." not in rest and rest in SCHEMA.get(section, {}) and not deep
         if isinstance(value, Mapping) and not is_key:
-            out.update(_flatten(value, name + "."))
+            out.update(_flatten(value, name + ".", deep))
         else:
             out[name] = value
     return out
@@ -224,7 +291,7 @@ def _axes(data: Mapping[str, Any], block: str, fail) -> dict[str, list]:
     table = data[block]
     if not isinstance(table, Mapping):
         fail(f"{block}: must be a table of field = [values]")
-    axes = _flatten(table)
+    axes = _flatten(table, deep=True)
     if not axes:
         fail(f"{block}: no axes (an empty [{block}] table); give at least one field = [values] "
              f"or leave [{block}] out")

@@ -7,7 +7,11 @@
                                result dict of relaxsim.run (done) or config, error and traceback
     DIR/points/<id>.weights.npz   the point's best weights, when the spec has save_weights
 
-``<id>`` is :func:`relaxsim.scanspec.config_id` of the point's resolved config. Files are written
+``<id>`` is :func:`relaxsim.scanspec.config_id` of the point's resolved config (quantities in SI
+units); a store written before that names its points by :func:`~relaxsim.scanspec.legacy_config_id`:
+reading falls back to those names, and a scan resumed in it renames them (:meth:`Store.migrate`).
+The export (:func:`csv_text`) writes quantities as SI floats under names that end in their unit
+(``hardware.switch.rise_time_s``). Files are written
 atomically (temporary file, fsync, rename), so a killed scan leaves whole files or none, and a
 point's weights are written before its JSON, which holds their sha256: a JSON file means the point
 is complete. A file that cannot be read, or whose content does not belong to its name (or weights
@@ -28,10 +32,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
 
+from relaxsim.devices.fields import UNIT_SUFFIXES
+
 from .config import validate
 from .errors import RelaxsimError
 from .io import write_json, write_npz, write_text
-from .scanspec import Point, ScanSpec, config_id, load_spec
+from .scanspec import (DEVICE_KINDS, Point, ScanSpec, config_id, field_dimension,
+                       legacy_config_id, load_spec, si_value)
 
 SPEC_FILE = "scan.toml"
 POINTS_DIR = "points"
@@ -42,6 +49,10 @@ STATUSES = ("done", "failed")
 
 class ScanWarning(UserWarning):
     """Something in a scan store is wrong but the scan can go on (e.g. a corrupt result file)."""
+
+
+class ScanNotice(ScanWarning):
+    """Something a scan did to its store that its user should know of (e.g. renamed files)."""
 
 
 class Store:
@@ -120,6 +131,7 @@ class Store:
         self.attach(spec, points)
         with _lock(self.root / LOCK_FILE):
             self.remove_temporaries()
+            self.migrate(points)
             yield self
 
     def remove_temporaries(self) -> list[Path]:
@@ -141,13 +153,22 @@ class Store:
     def weights_path(self, pid: str) -> Path:
         return self.points_dir / f"{pid}{WEIGHTS_SUFFIX}"
 
-    def load(self, pid: str, then: str = "it will be recomputed", weights: bool = False
-             ) -> dict | None:
+    def load(self, pid: str, then: str = "it will be recomputed", weights: bool = False,
+             legacy: str | None = None) -> dict | None:
         """The record of point ``pid``, or None when missing or corrupt (with a warning).
 
         With ``weights`` (a scan that keeps them), a done point also needs its weights file,
-        whole: bytes whose sha256 is the one its record holds.
+        whole: bytes whose sha256 is the one its record holds. ``legacy``: the point's id in a
+        store written before quantities were hashed in SI units (:func:`legacy_config_id`), read
+        when there is no file under ``pid`` (the record is returned with ``pid`` as its id).
         """
+        if legacy is not None and legacy != pid and not self.path(pid).exists() \
+                and self.path(legacy).exists():
+            record = self._load(legacy, then, weights, legacy_config_id)
+            return None if record is None else {**record, "id": pid}
+        return self._load(pid, then, weights, config_id)
+
+    def _load(self, pid: str, then: str, weights: bool, digest) -> dict | None:
         path = self.path(pid)
         try:
             text = path.read_text(encoding="utf-8")
@@ -159,7 +180,7 @@ class Store:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             return self._corrupt(path, f"invalid JSON: {exc}", then)
-        problem = _check_record(record, pid)
+        problem = _check_record(record, pid, digest)
         if problem:
             return self._corrupt(path, problem, then)
         if weights and record["status"] == "done":
@@ -209,19 +230,51 @@ class Store:
             record["weights_sha256"] = sha256_file(path)
         write_json(self.path(record["id"]), record)
 
+    def migrate(self, points: Iterable[Point]) -> int:
+        """Rename the points stored under their :func:`legacy_config_id` (a store written before
+        quantities were hashed in SI units) to their ids; returns how many, with one notice.
+
+        Point by point, each step atomic, so that a migration killed at any moment is finished
+        by the next one: the weights (if any) move first, then the record is written under its
+        new name, then the old record goes. A corrupt old record stays (a warning; the point runs
+        again). Needs the store's lock (:meth:`session` calls it)."""
+        moved = 0
+        for point in points:
+            old = legacy_config_id(point.config)
+            if old == point.id or not self.path(old).exists():
+                continue
+            if self.path(point.id).exists():  # the rename was done, the old record not removed
+                self.path(old).unlink(missing_ok=True)
+                self.weights_path(old).unlink(missing_ok=True)
+                continue
+            record = self._load(old, "the point will be run again", False, legacy_config_id)
+            if record is None:
+                continue
+            if self.weights_path(old).exists():
+                os.replace(self.weights_path(old), self.weights_path(point.id))
+            write_json(self.path(point.id), {**record, "id": point.id})
+            self.path(old).unlink()
+            moved += 1
+        if moved:
+            warnings.warn(ScanNotice(
+                f"{self.root}: {moved} stored point{'s' if moved != 1 else ''} renamed from the "
+                "ids of an earlier version to ids that hash quantities in SI units (\"3.5 ps\" "
+                "and 3.5e-12 are one point); nothing is run again"), stacklevel=2)
+        return moved
+
     def status(self, points: Iterable[Point], then: str = "counted as missing",
                weights: bool = False) -> dict[str, list[tuple[Point, dict | None]]]:
         """``{"done": [...], "failed": [...], "missing": [...]}`` of ``(point, record)`` pairs
         (a done point whose weights the scan keeps but are missing or corrupt is missing)."""
         out: dict[str, list] = {"done": [], "failed": [], "missing": []}
         for point in points:
-            record = self.load(point.id, then, weights)
+            record = self.load(point.id, then, weights, legacy_config_id(point.config))
             out[record["status"] if record else "missing"].append((point, record))
         return out
 
     def strays(self, points: Iterable[Point]) -> list[Path]:
         """Result files in the store that belong to no point of the spec."""
-        ids = {p.id for p in points}
+        ids = {i for p in points for i in (p.id, legacy_config_id(p.config))}
         if not self.points_dir.is_dir():
             return []
         return sorted(p for p in self.points_dir.glob("*.json") if p.stem not in ids)
@@ -263,7 +316,7 @@ def _lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _check_record(record: Any, pid: str) -> str:
+def _check_record(record: Any, pid: str, digest=config_id) -> str:
     """What is wrong with a stored record, or ``""``."""
     if not isinstance(record, dict):
         return "not a JSON object"
@@ -285,7 +338,7 @@ def _check_record(record: Any, pid: str) -> str:
         if not isinstance(record.get(key), dict):
             return f"no {key}"
     try:
-        if config_id(validate(config)) != pid:
+        if digest(validate(config)) != pid:
             return "its config does not hash to its file name"
     except (RelaxsimError, TypeError, AttributeError, ValueError) as exc:
         return f"its config is invalid ({exc})"
@@ -295,8 +348,9 @@ def _check_record(record: Any, pid: str) -> str:
 # -- export -----------------------------------------------------------------------------------
 
 def flatten_metrics(result: dict, prefix: str = "") -> dict[str, Any]:
-    """The scalar entries of a result dict, nested dicts flattened (``params.total``,
-    ``hardware.latency_s``); the config (given by the varied fields) and lists are left out."""
+    """The entries of a result dict, nested dicts flattened (``params.total``,
+    ``hardware.latency_s``); a list (one value per step, say) is one entry, which the export
+    writes as a JSON array in one cell. The config (given by the varied fields) is left out."""
     out: dict[str, Any] = {}
     for key, value in result.items():
         name = f"{prefix}{key}"
@@ -304,13 +358,39 @@ def flatten_metrics(result: dict, prefix: str = "") -> dict[str, Any]:
             continue
         if isinstance(value, dict):
             out.update(flatten_metrics(value, name + "."))
-        elif value is None or isinstance(value, (bool, int, float, str)):
+        elif value is None or isinstance(value, (bool, int, float, str, list)):
             out[name] = value
     return out
 
 
+# the unit a column name ends in, by dimension (the suffixes of the device records' fields)
+UNIT_SUFFIX = {dimension: suffix for suffix, dimension in UNIT_SUFFIXES.items()}
+
+
+def field_column(name: str) -> str:
+    """The export column of the config field ``name``: a quantity's name ends in its SI unit
+    (``hardware.switch.rise_time_s``, ``hardware.clock_s``); any other field keeps its name."""
+    return name + UNIT_SUFFIX.get(field_dimension(name), "")
+
+
+def export_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """A point's varied fields as export columns: a quantity as its SI float under
+    :func:`field_column` (``"3.5 ps"`` -> ``hardware.switch.rise_time_s = 3.5e-12``; the clock's
+    ``"auto"`` stays), a device table as one column per key (``hardware.switch.preset``, ...)."""
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        section, _, key = name.partition(".")
+        if section == "hardware" and key in DEVICE_KINDS and isinstance(value, (str, dict)):
+            table = {"preset": value} if isinstance(value, str) else value
+            out.update(export_fields({f"{name}.{k}": v for k, v in table.items()}))
+        else:
+            out[field_column(name)] = si_value(name, value)
+    return out
+
+
 def csv_text(records: list[dict]) -> str:
-    """One row per record: id, status, labels, varied fields, metrics, error."""
+    """One row per record: id, status, labels, varied fields (:func:`export_fields`), metrics
+    (:func:`flatten_metrics`; lists as JSON arrays), error."""
     def cell(value):
         if isinstance(value, (list, dict)):
             return json.dumps(value, separators=(",", ":"))
@@ -320,7 +400,7 @@ def csv_text(records: list[dict]) -> str:
     for rec in records:
         row = {"id": rec["id"], "status": rec["status"]}
         row.update(rec.get("labels", {}))
-        row.update(rec.get("fields", {}))
+        row.update(export_fields(rec.get("fields", {})))
         row.update(flatten_metrics(rec.get("result") or {}))
         if rec.get("error"):
             row["error"] = rec["error"].splitlines()[0] if rec["error"] else ""

@@ -94,9 +94,13 @@ def test_base_file_is_read_relative_to_the_spec(tmp_path):
 
 
 def test_config_id_is_sha256_of_canonical_json():
+    from relaxsim.scanspec import canonical_config, legacy_config_id
+
     cfg = load_config()
-    text = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(canonical_config(cfg), sort_keys=True, separators=(",", ":"))
     assert config_id(cfg) == hashlib.sha256(text.encode()).hexdigest()[:16]
+    text = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))  # quantities as written
+    assert legacy_config_id(cfg) == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert config_id(cfg) != config_id(cfg.replace({"training.seed": 1}))
 
 
@@ -312,7 +316,7 @@ def test_metrics_are_flattened_without_the_config():
                             "hardware": {"latency_s": 1e-9, "energy": {"switch": 1.0}},
                             "config": {"network": {"hidden": 8}}, "curve": [1, 2]})
     assert flat == {"test_accuracy": 0.9, "params.total": 10, "params.banks": 4,
-                    "hardware.latency_s": 1e-9, "hardware.energy.switch": 1.0}
+                    "hardware.latency_s": 1e-9, "hardware.energy.switch": 1.0, "curve": [1, 2]}
     text = csv_text([{"id": "a", "status": "failed", "fields": {"network.banks": 2},
                       "labels": {}, "error": "DataError: gone\nmore"},
                      {"id": "b", "status": "done", "fields": {"network.banks": 1}, "labels": {},
