@@ -24,6 +24,8 @@ import numpy as np
 from . import figures
 from .errors import RelaxsimError
 from .io import write_text
+from .scangroups import (SIZE_FIELDS, Group, axis_unit, group_points, show_value,
+                         varied_fields, x_field)
 
 CSS = """body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:.2em .6em;
@@ -347,10 +349,6 @@ def load_points(store_dir: Path) -> list[dict]:
     return points
 
 
-def _config_of(rec: dict) -> dict:
-    return rec.get("result", {}).get("config") or rec.get("config") or {}
-
-
 def scan_report(store_dir: str | Path) -> Document:
     """The report of a scan store (``scan.toml``, ``points/*.json``)."""
     from .io import read_toml
@@ -369,55 +367,26 @@ def scan_report(store_dir: str | Path) -> Document:
     s.table(["points", "count"], [["done", len(done)], ["failed", len(failed)],
                                   ["missing (not yet run)", "n/a" if missing is None else missing]])
 
-    s = doc.section("Accuracy against bank parameters")
-    groups = defaultdict(list)
-    several_steps = len({_config_of(r).get("network", {}).get("steps") for r in done}) > 1
-    for r in done:
-        res, net = r["result"], _config_of(r).get("network", {})
-        if not net:
-            continue
-        kind = r.get("labels", {}).get("kind") or kind_of(net)
-        series = kind if kind != "ReLaX-Net" else f"ReLaX-Net (L_W = {net['banks']})"
-        if several_steps:  # one line per depth, else lines zig-zag between depths
-            series += f", L_T = {net['steps']}"
-        budget = r.get("labels", {}).get("budget", "-")
-        groups[(series, budget, net["banks"], net["steps"], net["hidden"])].append(res)
+    varied = varied_fields(spec, recs)
+    groups = group_points(done, varied)
+    xf = x_field(groups, varied)
+    s = doc.section(f"Accuracy against {xf}" if xf else "Accuracy against bank parameters")
     if groups:
-        series = defaultdict(list)
-        rows = []
-        for (name, budget, banks, steps, hidden), results in sorted(
-                groups.items(), key=lambda kv: (_number(kv[0][1]), kv[0][3], kv[0][2], kv[0][4])):
-            acc = mean_std([x["test_accuracy"] for x in results])
-            pbanks = statistics.fmean(x["params"]["banks"] for x in results)
-            series[name].append((pbanks, *acc, len(results)))
-            energy = [x.get("hardware", {}).get("energy_per_inference_j") for x in results]
-            rows.append([f"{budget:,}" if isinstance(budget, int) else budget, name, banks,
-                         steps, hidden, f"{pbanks:,.0f}",
-                         f"{acc[0]:.4f} ± {acc[1]:.4f}" if len(results) > 1 else fmt_acc(acc[0]),
-                         len(results),
-                         fmt_acc(statistics.fmean(x["val_accuracy"] for x in results)),
-                         fmt_quantity(statistics.fmean(energy), "energy")
-                         if None not in energy else "n/a"])
-        s.text("Test accuracy, mean ± standard deviation over the seeds of each configuration; "
-               "RNN: L_W = 1, DNN: L_W = L_T, ReLaX-Net in between.")
-        s.table(["bank budget", "network", "L_W", "L_T", "N", "bank params", "test accuracy",
-                 "seeds", "val accuracy", "energy / inference"], rows)
-        s.figure("scaling", figures.scaling(series),
-                 "Test accuracy against bank-parameter count for RNN, ReLaX-Net and DNN "
-                 "(error bars: standard deviation over seeds).")
+        _accuracy_table(s, groups, varied)
+        _scaling_figure(s, groups, varied)
     else:
         s.text("Left out: the store holds no finished point.")
 
     s = doc.section("Accuracy over the (L_W, L_T) grid")
-    grid = _grid(done)
+    grid = _grid(groups, varied)
     if grid is None:
         s.text("Left out: no fixed N has finished points over at least two L_W and two L_T "
                "values.")
     else:
-        hidden, banks, steps, acc = grid
-        s.figure("heatmap", figures.heatmap(banks, steps, acc, hidden),
-                 f"Mean test accuracy over the (L_W, L_T) grid at N = {hidden} (blank: no "
-                 "finished point).")
+        hidden, banks, steps, acc, note = grid
+        s.figure("heatmap", figures.heatmap(banks, steps, acc, hidden, note),
+                 f"Mean test accuracy over the (L_W, L_T) grid at N = {hidden}"
+                 + (f", {note}" if note else "") + " (blank: no finished point).")
 
     s = doc.section("Failed points")
     if failed:
@@ -429,8 +398,86 @@ def scan_report(store_dir: str | Path) -> Document:
     return doc
 
 
-def _number(x) -> float:
-    return float(x) if isinstance(x, (int, float)) else float("inf")
+SIZE_NAMES = {"network.hidden": "N", "network.banks": "L_W", "network.steps": "L_T"}
+
+
+def _accuracy_table(s: Section, groups: list[Group], varied: list[str]) -> None:
+    """One row per combination of the varied fields' values: a column per varied field (the
+    network sizes in the L_W, L_T and N columns), the seeds' mean ± std in the accuracy."""
+    others = [n for n in varied if n not in SIZE_FIELDS]
+    budgets = any(g.budget is not None for g in groups)
+    several = any(g.seeds > 1 for g in groups)
+    rows = []
+    for g in groups:
+        results = g.results
+        acc = mean_std([x["test_accuracy"] for x in results])
+        pbanks = statistics.fmean(x["params"]["banks"] for x in results)
+        energy = [x.get("hardware", {}).get("energy_per_inference_j") for x in results]
+        rows.append(([f"{g.budget:,}" if isinstance(g.budget, int) else str(g.budget)]
+                     if budgets else [])
+                    + [show_value(n, v) for n, v in zip(varied, g.values) if n in others]
+                    + [g.kind, g.banks, g.steps, g.hidden, f"{pbanks:,.0f}",
+                       f"{acc[0]:.4f} ± {acc[1]:.4f}" if len(results) > 1 else fmt_acc(acc[0]),
+                       len(results),
+                       fmt_acc(statistics.fmean(x["val_accuracy"] for x in results)),
+                       fmt_quantity(statistics.fmean(energy), "energy")
+                       if None not in energy else "n/a"])
+    sizes = [f"{n} ({SIZE_NAMES[n]})" for n in varied if n in SIZE_FIELDS]
+    s.text("Varied: " + (", ".join(others + sizes) or "nothing (the base config)")
+           + f"; one row per combination ({len(groups)} rows). "
+           + ("Test accuracy: mean ± standard deviation over the seeds of each row"
+              if several else "Test accuracy of each row's single seed (no spread)")
+           + "; RNN: L_W = 1, DNN: L_W = L_T, ReLaX-Net in between.")
+    s.table((["bank budget"] if budgets else []) + others
+            + ["network", "L_W", "L_T", "N", "bank params", "test accuracy", "seeds",
+               "val accuracy", "energy / inference"], rows)
+
+
+def _line_name(g: Group, varied: list[str], parts: dict[str, bool], skip: str | None) -> str:
+    """A figure line's name: the network kind, then whatever else tells its groups apart."""
+    name = g.kind if g.kind != "ReLaX-Net" else f"ReLaX-Net (L_W = {g.banks})"
+    if parts["steps"]:  # one line per depth, else lines zig-zag between depths
+        name += f", L_T = {g.steps}"
+    if parts["hidden"]:
+        name += f", N = {g.hidden}"
+    if parts["budget"]:
+        name += f", budget {g.budget:,}" if isinstance(g.budget, int) else f", budget {g.budget}"
+    for n, v in zip(varied, g.values):
+        if n not in SIZE_FIELDS and n != skip and parts.get(n):
+            name += f", {n} = {show_value(n, v)}"
+    return name
+
+
+def _scaling_figure(s: Section, groups: list[Group], varied: list[str]) -> None:
+    """Accuracy against the first numeric varied field other than the network sizes, one line per
+    combination of the rest; else against bank parameters, one line per network kind."""
+    xf = x_field(groups, varied)
+    parts = {"steps": len({g.steps for g in groups}) > 1,
+             "hidden": xf is not None and len({g.hidden for g in groups}) > 1,
+             "budget": xf is not None and len({g.budget for g in groups}) > 1}
+    for i, n in enumerate(varied):
+        parts.setdefault(n, len({g.values[i] for g in groups}) > 1)
+    series = defaultdict(list)
+    if xf is None:
+        for g in groups:
+            pbanks = statistics.fmean(x["params"]["banks"] for x in g.results)
+            series[_line_name(g, varied, parts, None)].append(
+                (pbanks, *mean_std([x["test_accuracy"] for x in g.results]), g.seeds))
+        x_label, against = figures.BANK_PARAMS_LABEL, "bank-parameter count"
+    else:
+        col = varied.index(xf)
+        unit, size = axis_unit(xf, [g.values[col] for g in groups])
+        for g in groups:
+            series[_line_name(g, varied, parts, xf)].append(
+                (g.values[col] / size, *mean_std([x["test_accuracy"] for x in g.results]),
+                 g.seeds))
+        x_label = f"{xf} ({unit})" if unit else xf
+        against = x_label
+    spread = figures.spread_text([g.seeds for g in groups])
+    s.figure("scaling", figures.scaling(series, x_label),
+             f"Test accuracy against {against}, one line per "
+             + ("network kind" if xf is None else "combination of the other varied fields")
+             + f" ({spread}).")
 
 
 def _describe(rec: dict) -> str:
@@ -449,22 +496,23 @@ def _missing(d: Path, recs: list[dict]) -> int | None:
     return sum(p.id not in have for p in points)
 
 
-def _grid(done: list[dict]):
-    by_hidden = defaultdict(lambda: defaultdict(list))
-    for r in done:
-        net = _config_of(r).get("network", {})
-        if net:
-            by_hidden[net["hidden"]][(net["banks"], net["steps"])].append(
-                r["result"]["test_accuracy"])
+def _grid(groups: list[Group], varied: list[str]):
+    """The (L_W, L_T) grid at one N and one value of every other varied field (the one with the
+    most cells): ``(hidden, banks, steps, mean accuracy array, note)`` or None."""
+    cells = defaultdict(lambda: defaultdict(list))
+    for g in groups:
+        others = tuple((n, v) for n, v in zip(varied, g.values) if n not in SIZE_FIELDS)
+        cells[(g.hidden, others)][(g.banks, g.steps)] += [x["test_accuracy"] for x in g.results]
     best = None
-    for hidden, cells in by_hidden.items():
-        banks = sorted({b for b, _ in cells})
-        steps = sorted({t for _, t in cells})
-        if len(banks) >= 2 and len(steps) >= 2 and (best is None or len(cells) > best[0]):
+    for (hidden, others), by_cell in cells.items():
+        banks = sorted({b for b, _ in by_cell})
+        steps = sorted({t for _, t in by_cell})
+        if len(banks) >= 2 and len(steps) >= 2 and (best is None or len(by_cell) > best[0]):
             acc = np.full((len(banks), len(steps)), np.nan)
-            for (b, t), v in cells.items():
+            for (b, t), v in by_cell.items():
                 acc[banks.index(b), steps.index(t)] = statistics.fmean(v)
-            best = (len(cells), hidden, banks, steps, acc)
+            note = ", ".join(f"{n} = {show_value(n, v)}" for n, v in others)
+            best = (len(by_cell), hidden, banks, steps, acc, note)
     return None if best is None else best[1:]
 
 
