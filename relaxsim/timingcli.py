@@ -284,43 +284,16 @@ def image_format(path: str) -> str:
 
 
 def plot_timeline(sim, path: str, title: str = "") -> None:
-    """Draw the busy intervals of ``sim`` as a timeline: one row per bank, switch, active element
-    (and programmer, readout), a bar per busy interval coloured by inference; atomically."""
+    """Draw the busy intervals of ``sim`` as a timeline (:func:`relaxsim.figures.timeline_figure`:
+    a row per bank, switch, active element, programmer and readout, a bar per busy interval, a
+    colour per inference, short intervals kept visible beside long ones); atomically."""
     try:
-        from matplotlib import colormaps
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ImportError:
         raise RelaxsimError("--plot: needs matplotlib (pip install 'matplotlib>=3.7')") from None
+    from .figures import timeline_figure
     from .io import atomic_open
 
-    rows = busy_intervals(sim)
-    names = list(rows)
-    end = max((e for ivs in rows.values() for _, e, _, _ in ivs), default=sim.end) or 1.0
-    unit, size = time_unit(end)
-    fig = Figure(figsize=(10, 1.2 + 0.42 * len(names)), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    palette = colormaps["tab10"]
-    colours = [palette(k) for k in range(10)]
-    for y, name in enumerate(names):
-        for start, stop, inference, label in rows[name]:
-            width = (stop - start) / size
-            colour = "0.55" if inference < 0 else colours[inference % 10]
-            ax.barh(y, width, left=start / size, height=0.62, color=colour, edgecolor="black",
-                    linewidth=0.4)
-            if width > 0.03 * end / size:
-                ax.text((start + stop) / 2 / size, y, label, ha="center", va="center",
-                        fontsize=7, color="white" if inference >= 0 else "black")
-    ax.set_yticks(range(len(names)), names)
-    ax.invert_yaxis()
-    ax.set_xlim(0, end / size * 1.01)
-    ax.set_xlabel(f"time ({unit})")
-    ax.set_title(title, fontsize=10)
-    ax.grid(axis="x", linewidth=0.3)
-    n = len(sim.inferences)
-    ax.text(1.0, -0.06 - 0.5 / max(len(names), 1), f"labels: inference:step (switch: "
-            f"inference>bank); colour: inference; {n} inference{'s' if n > 1 else ''}",
-            transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.3")
+    fig = timeline_figure(sim, title)
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format=image_format(path), dpi=130)
