@@ -11,12 +11,15 @@ that has a name wins: ``dirs``, then :func:`add_preset_dir` directories in the o
 
 A config table such as ``{"preset": "eo_mzi", "rise_time": "200 ps"}`` becomes a record with
 :func:`load_device`: the preset's values, then the table's overrides. ``preset`` may also be the
-path of a TOML file (it ends in ``.toml`` or contains a ``/``).
+path of a TOML file (it ends in ``.toml`` or contains a ``/``), or a preset file's content inline:
+a table with the file's keys and its ``path`` for the record (:func:`inline_preset` makes one; a run
+directory keeps its devices so, and evaluates without the files).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -137,20 +140,61 @@ def read_preset_file(path: str | os.PathLike, kind: str | None = None) -> Device
     """The record in the TOML file ``path`` (its name is the file's stem); ``kind`` if given
     must match the file's ``kind``."""
     path = Path(path)
-    data = read_toml(path)
-    prefix = f"preset file {str(path)!r}: "
+    return _preset_record(read_toml(path), kind, path.stem, f"preset file {str(path)!r}: ")
+
+
+def _preset_record(data: Mapping, kind: str | None, name: str, prefix: str,
+                   extra: tuple[str, ...] = ()) -> DeviceRecord:
+    """The record a preset file's ``data`` describes; ``prefix`` names the file (or the inline
+    table) in messages, ``extra`` are further keys allowed beside the file's."""
+    data = dict(data)
     file_kind = data.pop("kind", None)
     if file_kind not in KINDS or (kind is not None and file_kind != kind):
         allowed = f'must be "{kind}"' if kind else f"must be one of {', '.join(KINDS)}"
-        raise ConfigError(prefix + "kind", allowed,
+        raise ConfigError(join_field(prefix, "kind"), allowed,
                           describe_value(file_kind) if file_kind is not None else "nothing")
     cls = RECORDS[file_kind]
-    extra = {"description", "sources"}
-    _check_keys(data, cls.keys() + sorted(extra), prefix)
+    described = ("description", "sources", *extra)
+    _check_keys(data, cls.keys() + sorted(described), prefix)
     specs = cls.specs()
-    values = {specs[key].name: value for key, value in data.items() if key not in extra}
-    return cls(name=path.stem, description=data.get("description", ""),
+    values = {specs[key].name: value for key, value in data.items() if key not in described}
+    return cls(name=name, description=data.get("description", ""),
                sources=data.get("sources", {}), where=prefix, **values)
+
+
+def is_preset_path(preset: str) -> bool:
+    """Whether a config's ``preset`` string names a TOML file rather than a preset."""
+    return preset.endswith(".toml") or "/" in preset or os.sep in preset
+
+
+def inline_preset(kind: str, preset, field: str | None = None,
+                  dirs: Sequence[str | os.PathLike] = ()):
+    """``preset`` as a run directory keeps it, so that it needs no file to be read again: a
+    library preset's name (or ``None``, or a table already inline) as it is; a preset file (a
+    path, or a name found in a user directory) as its content, a table of the file's keys after
+    ``path``, the file's absolute path, kept for the record. The file is checked as
+    :func:`read_preset_file` checks it. Infinite numbers become the string ``"inf"`` (which the
+    fields read alike), so the table is also valid JSON."""
+    _check_kind(kind)
+    if not isinstance(preset, str):
+        return preset
+    if is_preset_path(preset):
+        path = Path(os.path.abspath(Path(preset).expanduser()))
+    else:
+        entry = presets(kind, dirs).get(preset, field=join_field(field, "preset") if field
+                                        else None)
+        if entry.origin == "library":
+            return preset
+        path = Path(os.path.abspath(entry.path))
+    data = read_toml(path)
+    _preset_record(data, kind, path.stem, f"preset file {str(path)!r}: ")
+    return {"path": str(path), **{key: _finite_or_text(value) for key, value in data.items()}}
+
+
+def _finite_or_text(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def load_preset(kind: str, name: str, dirs: Sequence[str | os.PathLike] = (),
@@ -177,10 +221,17 @@ def load_device(kind: str, table: Mapping | None = None, field: str | None = Non
     preset = table.get("preset")
     if preset is None:
         base = cls(name="custom")
+    elif isinstance(preset, Mapping):  # a preset file's content, inline
+        where = join_field(field, "preset")
+        path = preset.get("path", "")
+        if not isinstance(path, str):
+            raise ConfigError(join_field(where, "path"), "must be the path of the preset file",
+                              describe_value(path))
+        base = _preset_record(preset, kind, Path(path).stem or "custom", where, ("path",))
     elif not isinstance(preset, str):
         raise ConfigError(join_field(field, "preset"), "must be a preset name or a TOML file",
                           describe_value(preset))
-    elif preset.endswith(".toml") or "/" in preset or os.sep in preset:
+    elif is_preset_path(preset):
         base = read_preset_file(preset, kind)
     else:
         base = load_preset(kind, preset, dirs, field)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .config import Config, validate
+from .config import Config, self_contained, validate
 from .engine import Engine
 from .errors import ConfigError, RelaxsimError
 from .io import shape_mismatch, write_npz
@@ -107,7 +107,7 @@ class Checkpoint:
 
     def check_config(self, cfg: Config) -> None:
         """Refuse ``cfg`` unless it is the checkpoint's config, naming the first difference."""
-        diff = first_difference(self.meta["config"], cfg.to_dict())
+        diff = first_difference(self.cfg.to_dict(), cfg.to_dict())  # both self-contained
         if diff is not None:
             key, ours, theirs = diff
             raise CheckpointError(
@@ -213,7 +213,8 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{where}: its config does not match its sha256 (damaged); start "
                               "again with --overwrite")
     try:
-        cfg = validate(config)
+        # a checkpoint written before device files were kept inline names them by path
+        cfg = self_contained(validate(config))
     except ConfigError as exc:
         raise CheckpointError(f"{where}: its config is not valid here: {exc}") from None
     return Checkpoint(path=path, cfg=cfg, meta=meta, arrays=arrays)

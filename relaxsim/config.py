@@ -9,6 +9,7 @@ checked. It is built once by :func:`load_config` and never changes; ``cfg.networ
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import os
 import tomllib
@@ -129,6 +130,8 @@ SCHEMA["hardware"] = {
 }
 
 DEFAULT_CONFIG = "default.toml"
+# the device tables of the hardware section, and the kind of device each holds
+DEVICE_KINDS = {"switch": "switch", "weights": "weight", "active": "active"}
 
 
 def _describe(value: Any) -> str:
@@ -288,8 +291,11 @@ def default_dict() -> dict[str, dict[str, Any]]:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a config file, turning every way it can fail into a one-line error."""
-    return _read_toml(path, "config file")
+    """Read a config file, turning every way it can fail into a one-line error. A device preset
+    given as a relative file path is made absolute against the file's directory (a path not
+    found there but in the current directory, where configs were read from before, against the
+    current directory: :func:`anchor_presets`)."""
+    return anchor_presets(_read_toml(path, "config file"), Path(path).parent, fallback=Path.cwd())
 
 
 def parse_value(text: str) -> Any:
@@ -334,9 +340,7 @@ def validate(data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> 
             raise ConfigError(section, "must be a table of keys", _describe(values))
         for key, value in values.items():
             if key not in SCHEMA[section]:
-                names = [f"{section}.{k}" for k in SCHEMA[section]]
-                raise ConfigError(f"{section}.{key}", "unknown key",
-                                  hint=_hint(f"{section}.{key}", names))
+                raise ConfigError(f"{section}.{key}", "unknown key", hint=key_hint(section, key))
             target = merged.setdefault(section, {})
             if (SCHEMA[section][key].kind == "device" and isinstance(value, Mapping)
                     and "preset" not in value and isinstance(target.get(key), Mapping)):
@@ -378,6 +382,26 @@ def _hint(name: str, choices) -> str:
     return hint or f"known: {', '.join(choices)}"
 
 
+def key_hint(section: str, key: str) -> str:
+    """The hint for the unknown key ``section.key``: the keys of the section and, in the hardware
+    section, the fields of its device tables (``hardware.rise_time``: ``hardware.switch.rise_time``),
+    the keys whose last part is ``key`` first, then those whose last part is closest to it, then
+    the closest dotted name; else the section's keys."""
+    from relaxsim.devices import RECORDS
+
+    names = [f"{section}.{k}" for k in SCHEMA[section]]
+    fields = [f"{section}.{table}.{k}" for table, kind in DEVICE_KINDS.items()
+              for k in ["preset", *RECORDS[kind].keys()]] if section == "hardware" else []
+    last = {name: name.rsplit(".", 1)[1] for name in names + fields}
+    for part in (key, *difflib.get_close_matches(key, sorted(set(last.values())), n=1)):
+        same = [name for name, end in last.items() if end == part]
+        if same:
+            return (f"did you mean {same[0]!r}?" if len(same) == 1 else
+                    f"did you mean one of {', '.join(repr(name) for name in same)}?")
+    return closest(f"{section}.{key}", names + fields).removeprefix("; ") or (
+        f"known: {', '.join(names)}")
+
+
 def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
     """Checks that involve several keys, and names that live in registries."""
     # Imported here: the registries import this module's errors, not the other way round.
@@ -407,7 +431,7 @@ def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
     if hwc["clock"] != "auto" and switch.jitter_s >= seconds_of("hardware.clock", hwc["clock"]):
         raise ConfigError("hardware.switch.jitter", "must be smaller than hardware.clock",
                           f"{switch.jitter_s:g} s >= {hwc['clock']}")
-    for key, kind in (("switch", "switch"), ("weights", "weight"), ("active", "active")):
+    for key, kind in DEVICE_KINDS.items():
         load_device(kind, cfg["hardware"][key], f"hardware.{key}")
     if hasattr(task_kind, "check"):  # the task's own checks (e.g. shakespeare needs sequence input)
         task_kind.check(cfg)
@@ -473,6 +497,68 @@ def _check_memory(cfg: dict[str, dict[str, Any]], task_kind) -> None:
 def load_config(path: str | Path | None = None,
                 overrides: Mapping[str, Any] | None = None) -> Config:
     """Load a config: the default experiment, updated by the TOML file at ``path`` (if given), then
-    by ``overrides`` (``{"network.banks": 2}``); validated."""
+    by ``overrides`` (``{"network.banks": 2}``); validated and :func:`self_contained`.
+
+    A device preset given as a relative file path is read from the directory of the config file
+    that names it (see :func:`read_toml`), or from the current directory when ``overrides``
+    names it."""
     data = read_toml(path) if path is not None else {}
-    return validate(apply_overrides(data, overrides))
+    return self_contained(validate(apply_overrides(data, anchor_overrides(overrides))))
+
+
+def anchor_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``overrides`` (``{"section.key": value}``) with their relative preset file paths made
+    absolute against the current directory (:func:`anchor_presets`)."""
+    anchored = {}
+    for dotted, value in (overrides or {}).items():  # each as a nested table, then back
+        node = anchor_presets(apply_overrides({}, {dotted: copy.deepcopy(value)}), Path.cwd())
+        for part in dotted.split("."):
+            node = node[part]
+        anchored[dotted] = node
+    return anchored
+
+
+def anchor_presets(data: dict[str, Any], root: Path, fallback: Path | None = None
+                   ) -> dict[str, Any]:
+    """Make each device preset of ``data`` (a config as read, before validation) that is a
+    relative file path absolute, against ``root``; with ``fallback``, a file found there but not
+    under ``root`` is taken from there. ``data`` is changed and returned."""
+    from relaxsim.devices.library import is_preset_path
+
+    def anchored(preset):
+        if not isinstance(preset, str) or not is_preset_path(preset):
+            return preset
+        path = Path(preset).expanduser()
+        if not path.is_absolute() and fallback is not None and not (root / path).exists() \
+                and (fallback / path).exists():
+            return os.path.abspath(fallback / path)
+        return os.path.abspath(root / path)
+
+    hardware = data.get("hardware")
+    for key in DEVICE_KINDS:
+        if not isinstance(hardware, dict) or key not in hardware:
+            continue
+        table = hardware[key]
+        if isinstance(table, str):
+            hardware[key] = anchored(table)
+        elif isinstance(table, dict) and "preset" in table:
+            table["preset"] = anchored(table["preset"])
+    return data
+
+
+def self_contained(cfg: Config) -> Config:
+    """``cfg`` with every device preset that is not in the library (a file, or a name found in a
+    user directory) inline: the file's content, with its absolute path for the record
+    (:func:`relaxsim.devices.library.inline_preset`), so that the config needs no device file
+    to be read again. A config whose presets are library names is returned as it is."""
+    from relaxsim.devices.library import inline_preset
+
+    data = cfg.to_dict()
+    changed = False
+    for key, kind in DEVICE_KINDS.items():
+        table = data["hardware"][key]
+        preset = inline_preset(kind, table.get("preset"), f"hardware.{key}")
+        if preset is not table.get("preset"):
+            table["preset"] = preset
+            changed = True
+    return validate(data) if changed else cfg

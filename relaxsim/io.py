@@ -84,10 +84,11 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def read_toml(path: str | Path, what: str = "file") -> dict:
-    """Read a TOML file; every way it can fail is a one-line error naming ``what`` and the path."""
+    """Read a TOML file; every way it can fail is a one-line error naming ``what`` and the path.
+    A UTF-8 byte-order mark, which some editors write, is skipped."""
     where = f"{what} {str(path)!r}"
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise RelaxsimError(f"{where}: not found") from None
     except IsADirectoryError:
