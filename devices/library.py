@@ -11,9 +11,9 @@ that has a name wins: ``dirs``, then :func:`add_preset_dir` directories in the o
 
 A config table such as ``{"preset": "eo_mzi", "rise_time": "200 ps"}`` becomes a record with
 :func:`load_device`: the preset's values, then the table's overrides. ``preset`` may also be the
-path of a TOML file (it ends in ``.toml`` or contains a ``/``), or a preset file's content inline:
-a table with the file's keys and its ``path`` for the record (:func:`inline_preset` makes one; a run
-directory keeps its devices so, and evaluates without the files).
+path of a TOML file (it ends in ``.toml`` or contains a ``/``), or a preset file's content
+inline: a table with the file's keys and its ``path`` for the record (:func:`inline_preset`
+makes one; a run directory keeps its devices so, and evaluates without the files).
 """
 
 from __future__ import annotations

@@ -383,10 +383,10 @@ def _hint(name: str, choices) -> str:
 
 
 def key_hint(section: str, key: str) -> str:
-    """The hint for the unknown key ``section.key``: the keys of the section and, in the hardware
-    section, the fields of its device tables (``hardware.rise_time``: ``hardware.switch.rise_time``),
-    the keys whose last part is ``key`` first, then those whose last part is closest to it, then
-    the closest dotted name; else the section's keys."""
+    """The hint for the unknown key ``section.key``, among the keys of the section and, in the
+    hardware section, the fields of its device tables (``hardware.rise_time``:
+    ``hardware.switch.rise_time``): the keys whose last part is ``key`` first, then those whose
+    last part is closest to it, then the closest dotted name; else the section's keys."""
     from relaxsim.devices import RECORDS
 
     names = [f"{section}.{k}" for k in SCHEMA[section]]

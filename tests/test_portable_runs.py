@@ -87,7 +87,8 @@ def test_run_dir_evaluates_elsewhere_after_its_device_file_is_deleted(tmp_path, 
     assert status == 0, err
     saved = load_config(work / "run" / "config.toml").hardware.switch["preset"]
     assert saved["path"] == str(path)  # stored resolved, for the record
-    assert saved["rise_time"] == "20 ps" and saved["sources"] == {"rise_time": "wafer 3 measurement"}
+    assert saved["rise_time"] == "20 ps"
+    assert saved["sources"] == {"rise_time": "wafer 3 measurement"}
     result = json.loads((work / "run" / "result.json").read_text())
     assert result["hardware"]["switch"] == "my_switch"
 
@@ -182,8 +183,9 @@ def test_resume_of_a_checkpoint_that_names_its_device_by_path(tmp_path, monkeypa
         run(old, out=tmp_path / "run")
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
-    given = ["--set", "training.epochs=3", "--set", "network.hidden=8", "--set",
-             "hardware.mode=hardware_aware", "--set", "hardware.switch.preset=my devs/my_switch.toml"]
+    given = ["--set", "training.epochs=3", "--set", "network.hidden=8",
+             "--set", "hardware.mode=hardware_aware",
+             "--set", "hardware.switch.preset=my devs/my_switch.toml"]
     shutil.copytree(tmp_path / "run", tmp_path / "run2")
     status, _, err = invoke(["run", "--quiet", "--resume", "run", *given], capsys)
     assert status == 0, err
