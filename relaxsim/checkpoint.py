@@ -12,7 +12,9 @@ The file is an ``.npz`` readable by ``np.load(..., allow_pickle=False)``: the cu
 ...) and one member ``meta``, UTF-8 JSON stored as bytes: the format, the relaxsim version, the
 resolved config and its sha256, the epochs done, the best epoch and its accuracy, the metrics so
 far, the state of the training generator, the optimizer's and the engine's scalars (among them the
-engine's generator) and the seconds trained so far.
+engine's generator), the seconds trained so far and whether the run was started with
+``overwrite`` (it may then replace the results of another run in its directory). ``meta`` is a
+``uint8`` array: read it with ``json.loads(bytes(npz["meta"]))``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from . import __version__
 from .config import Config, self_contained, validate
 from .engine import Engine
 from .errors import ConfigError, RelaxsimError
-from .io import shape_mismatch, write_npz
+from .io import read_toml, shape_mismatch, write_npz
 from .model import Network
 from .training import TrainState, initial_state
 
@@ -49,8 +51,9 @@ def config_digest(config: dict) -> str:
 
 
 def save(path: str | Path, cfg: Config, state: TrainState, engine: Engine,
-         seconds: float) -> None:
-    """Write the checkpoint of ``state`` (and of ``engine``, the training engine) to ``path``.
+         seconds: float, replaces: bool = False) -> None:
+    """Write the checkpoint of ``state`` (and of ``engine``, the training engine) to ``path``;
+    ``replaces``: the run was started with ``overwrite`` (see :attr:`Checkpoint.replaces`).
 
     Atomic: a reader, or a resumed run, sees the previous checkpoint or this one. A write that
     fails raises :class:`CheckpointError` and leaves the previous checkpoint in place.
@@ -72,6 +75,7 @@ def save(path: str | Path, cfg: Config, state: TrainState, engine: Engine,
         "optimizer": opt_scalars,
         "engine": engine_scalars,
         "seconds": seconds,
+        "overwrite": bool(replaces),
     }
     arrays = {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
     for prefix, group in (("params", state.params), ("best", state.best.params),
@@ -104,6 +108,46 @@ class Checkpoint:
     def seconds(self) -> float:
         """Wall-clock seconds the run had taken when it was written."""
         return float(self.meta["seconds"])
+
+    @property
+    def replaces(self) -> bool:
+        """The run was started with ``overwrite``: finishing it may replace the results of
+        another run in its directory (checkpoints written before this was recorded: no)."""
+        return self.meta.get("overwrite") is True
+
+    def check_results(self, directory: str | Path) -> None:
+        """Refuse to finish this run in ``directory`` over the finished results of another
+        config or seed, naming the first difference; unless :attr:`replaces`."""
+        directory = Path(directory)
+        if self.replaces:
+            return
+        where = f"--resume {str(directory)!r}"
+        remedy = (f"move {CHECKPOINT} into an empty directory and resume it there, or move the "
+                  "results away")
+        theirs, source = None, None
+        for source in ("result.json", "config.toml"):  # result.json is written last
+            path = directory / source
+            if not path.exists():
+                continue
+            try:
+                if source == "result.json":
+                    theirs = json.loads(path.read_text(encoding="utf-8"))["config"]
+                else:
+                    theirs = validate(read_toml(path, "config")).to_dict()
+            except (OSError, ValueError, KeyError, TypeError, RelaxsimError):
+                theirs = None
+            break
+        else:
+            return  # no finished results (at most a part of ours, from a kill during the writes)
+        if not isinstance(theirs, dict):
+            raise CheckpointError(f"{where}: holds results ({source}) whose config cannot be "
+                                  f"read, so they may be another run's; {remedy}")
+        diff = first_difference(theirs, self.meta["config"])
+        if diff is not None:
+            key, found, ours = diff
+            raise CheckpointError(
+                f"{where}: holds the results of another run ({source}: {key} = {_show(found)}, "
+                f"{CHECKPOINT}: {_show(ours)}); resuming would replace them; {remedy}")
 
     def check_config(self, cfg: Config) -> None:
         """Refuse ``cfg`` unless it is the checkpoint's config, naming the first difference."""

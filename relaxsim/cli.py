@@ -37,7 +37,7 @@ def network_kind(banks: int, steps: int) -> str:
 
 def cmd_run(args) -> int:
     from .config import Config
-    from .runner import check_output_dir, resume, run
+    from .runner import resume, run
 
     if args.resume is not None:
         if args.out is not None or args.overwrite:
@@ -52,8 +52,7 @@ def cmd_run(args) -> int:
     else:
         cfg = _load(args)
         out = Path(args.out) if args.out else _fresh_run_dir()
-        check_output_dir(out, args.overwrite)
-        result = _interruptible(
+        result = _interruptible(  # run() holds out, then checks it, before loading anything
             lambda: run(cfg, out=out, quiet=args.quiet, overwrite=args.overwrite), out)
     net, p = cfg.network, result["params"]
     schedule = net.schedule if isinstance(net.schedule, str) else "explicit"
@@ -61,6 +60,7 @@ def cmd_run(args) -> int:
         f"{network_kind(net.banks, net.steps)} on {result['task']['name']}: N = {net.hidden}, "
         f"L_W = {net.banks}, L_T = {net.steps} ({schedule}), {net.activation}",
         f"  test accuracy   {result['test_accuracy']:.4f}",
+        *_extra_test_lines(result),
         f"  val accuracy    {result['val_accuracy']:.4f} (best epoch {result['best_epoch']} "
         f"of {result['epochs']})",
         f"  train loss      {result['train_loss']:.4f}",
@@ -72,6 +72,19 @@ def cmd_run(args) -> int:
     ]
     print("\n".join(lines))
     return 0
+
+
+def _extra_test_lines(result: dict) -> list[str]:
+    """The summary lines of the optional result fields: the ideal machine's accuracy (deploy)
+    and bits per character (text)."""
+    lines = []
+    if "test_accuracy_ideal" in result:
+        lines.append(f"  ideal machine   {result['test_accuracy_ideal']:.4f} (test accuracy of "
+                     "the same weights without device effects)")
+    if "test_bits_per_char" in result:
+        lines.append(f"  bits per char   {result['test_bits_per_char']:.4f} test | "
+                     f"{result['val_bits_per_char']:.4f} val (best epoch)")
+    return lines
 
 
 def _interruptible(train, out: Path):
@@ -121,12 +134,24 @@ def cmd_evaluate(args) -> int:
 
     print(f"{res['run']}: {res['split']} accuracy on {hw['switch']} / {hw['weights']} / "
           f"{hw['active']} (latency {format_quantity(hw['latency_s'], 'time')} per inference)")
+    print(f"  overrides  {_overrides_text(res['overrides'])}")
     print(f"  hardware   {res['accuracy_mean']:.4f} +- {res['accuracy_std']:.4f} "
           f"over {res['repeats']} draws")
     print(f"  ideal      {res['accuracy_ideal']:.4f}")
     if args.json:
         write_json(args.json, res)
     return 0
+
+
+def _overrides_text(overrides: dict) -> str:
+    """``key = value, ...`` of the keys an evaluation changed (tables as dotted keys)."""
+    def flat(key, value):
+        if isinstance(value, dict):
+            return [item for k, v in value.items() for item in flat(f"{key}.{k}", v)]
+        return [f"{key} = {value}"]
+
+    items = [item for key, value in overrides.items() for item in flat(key, value)]
+    return ", ".join(items) if items else "none (the run's own config)"
 
 
 def cmd_config(args) -> int:

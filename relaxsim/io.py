@@ -1,5 +1,6 @@
-"""Atomic file writes (a reader sees the old file or the new one, never half of either), and the
-checks of arrays read back."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of either), the
+exclusive lock a scan holds on its store and a run on its directory, and the checks of arrays read
+back."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import tomllib
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -99,6 +101,73 @@ def read_toml(path: str | Path, what: str = "file") -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RelaxsimError(f"{where}: invalid TOML ({exc})") from None
+
+
+@contextmanager
+def exclusive_lock(path: str | Path, busy: Callable[[str], str], directory: bool = False):
+    """Hold an exclusive ``flock`` on ``path`` for the block; held by another process, raise
+    ``RelaxsimError(busy(holder))`` at once, ``holder`` saying who holds it.
+
+    ``path`` is a lock file (created if missing; the holder writes its pid and host into it) or,
+    with ``directory``, a directory locked as it is, so that nothing is added to it (made, with
+    its missing parents, if it does not exist, and removed again on leaving if it is still
+    empty). The operating system drops the lock with the process however it ends (SIGKILL
+    too): nothing stale is left. Where locks are unavailable (no fcntl, a file system without
+    them) the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    path = Path(path)
+    made: list[Path] = []
+    while True:
+        if directory:
+            made += [p for p in (*path.parents[::-1], path) if not p.exists() and p not in made]
+            path.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = (os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if directory
+                  else os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
+        except FileNotFoundError:  # removed by a holder leaving it as it was: make it again
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = "" if directory else os.pread(fd, 200, 0).decode("utf-8", "replace")
+            os.close(fd)
+            _remove_empty(made)
+            raise RelaxsimError(busy(holder.strip() or "another process")) from None
+        except OSError:  # no locks here (some network file systems): run unlocked
+            os.close(fd)
+            fd = None
+            break
+        # the lock is ours if ``path`` still names what we opened (its holder may have removed
+        # it between our open and our flock)
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        if fd is not None and not directory:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+        yield
+    finally:
+        _remove_empty(made)  # while still held: a process waiting for the lock sees it gone
+        if fd is not None:
+            os.close(fd)  # drops the lock
+
+
+def _remove_empty(directories: list[Path]) -> None:
+    """Remove the ``directories`` (parents after children) that are empty."""
+    for d in reversed(directories):
+        try:
+            d.rmdir()
+        except OSError:  # not empty, or gone
+            return
 
 
 def shape_mismatch(arrays: dict[str, np.ndarray], shapes: dict[str, tuple]):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__, checkpoint
@@ -14,12 +16,31 @@ from .config import Config
 from .engine import make_engines
 from .hardware import build_hardware
 from .errors import OutputExistsError
-from .io import remove_stale_temporaries, write_json, write_npz, write_text
+from .io import exclusive_lock, remove_stale_temporaries, write_json, write_npz, write_text
 from .model import build
 from .tasks import load_task
 from .training import evaluate, train
 
 RESULT_FILES = ("result.json", "weights.npz", "metrics.csv", "config.toml")
+# what `relaxsim report DIR` writes into a run directory (relaxsim.report.write_report's default):
+# it describes the results it was made from, so it goes when they are replaced
+REPORT_FILES = ("report.html", "report.md")
+REPORT_FIGURES = "report_figures"
+
+
+@contextmanager
+def hold_output_dir(out: str | Path, flag: str = "--out"):
+    """Hold the run directory ``out`` for the block: made if missing (and removed again if the
+    block leaves it empty), locked so that a second run there is refused at once. The lock is
+    the operating system's (``flock`` on the directory itself): nothing is written for it, and
+    it goes with the process however it ends."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{flag} {str(out)!r}: is a file, not a directory")
+    busy = (f"{flag} {str(out)!r}: another relaxsim run holds this directory (it is running "
+            "there now); wait for it to end, or choose another directory")
+    with exclusive_lock(out, lambda holder: busy, directory=True):
+        yield out
 
 
 def check_output_dir(out: str | Path, overwrite: bool, unfinished: bool = True) -> Path:
@@ -51,26 +72,35 @@ def run(cfg: Config, out: str | Path | None = None, quiet: bool = True,
     ``overwrite``. While it trains, ``out/checkpoint.npz`` is written every
     ``training.checkpoint_every`` epochs (see :func:`resume`) and deleted at the end.
     """
-    if out is not None:
+    if out is None:
+        return _execute(cfg, out, quiet, overwrite)
+    with hold_output_dir(out):  # before anything is loaded: a second run here stops at once
         check_output_dir(out, overwrite)
-    return _execute(cfg, out, quiet, overwrite)
+        return _execute(cfg, out, quiet, overwrite)
 
 
 def resume(out: str | Path, quiet: bool = True, cfg: Config | None = None) -> dict:
     """Continue the unfinished run in ``out`` from its checkpoint and finish it as :func:`run`
     would have: the same bytes of ``weights.npz``, the same metrics and result (but for the
     wall-clock ``seconds``). The config is the checkpoint's; ``cfg``, when given, must equal it.
+    Results of another run in ``out`` are never replaced (unless the checkpoint's run was started
+    with ``overwrite``).
     """
-    found = checkpoint.load(checkpoint.locate(out))
-    if cfg is not None:
-        found.check_config(cfg)
-    return _execute(found.cfg, Path(out), quiet, overwrite=True, resume_from=found)
+    if not Path(out).is_dir():
+        checkpoint.locate(out)  # the one-line error, and no directory made for the lock
+    with hold_output_dir(out, "--resume"):
+        found = checkpoint.load(checkpoint.locate(out))
+        if cfg is not None:
+            found.check_config(cfg)
+        found.check_results(out)
+        return _execute(found.cfg, Path(out), quiet, overwrite=True, resume_from=found)
 
 
 def _execute(cfg: Config, out: str | Path | None, quiet: bool, overwrite: bool,
              resume_from: checkpoint.Checkpoint | None = None) -> dict:
     t0 = time.perf_counter()
     seconds_before = resume_from.seconds if resume_from is not None else 0.0
+    replaces = resume_from.replaces if resume_from is not None else overwrite
     hw = build_hardware(cfg.hardware)
     data = load_task(cfg)
     net = build(cfg, data.info)
@@ -87,7 +117,7 @@ def _execute(cfg: Config, out: str | Path | None, quiet: bool, overwrite: bool,
         def after_epoch(state):
             if state.epoch % every == 0:
                 checkpoint.save(out / CHECKPOINT, cfg, state, train_engine,
-                                seconds_before + time.perf_counter() - t0)
+                                seconds_before + time.perf_counter() - t0, replaces=replaces)
 
     trained = train(cfg, net, data, quiet=quiet, engines=(train_engine, train_engine),
                     state=state, after_epoch=after_epoch)
@@ -118,13 +148,25 @@ def _execute(cfg: Config, out: str | Path | None, quiet: bool, overwrite: bool,
         # again: another process may have written there (our own checkpoint is expected)
         out = check_output_dir(out, overwrite, unfinished=False)
         out.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out, (*RESULT_FILES, CHECKPOINT))
+        remove_stale_temporaries(out, (*RESULT_FILES, CHECKPOINT, *REPORT_FILES))
+        _remove_report(out)  # first: a report never describes other results than those beside it
         write_npz(out / "weights.npz", trained.params)
         write_text(out / "metrics.csv", _metrics_csv(trained.metrics))
         write_text(out / "config.toml", cfg.to_toml())
         write_json(out / "result.json", result)
         (out / CHECKPOINT).unlink(missing_ok=True)  # last: until here a resume can finish the run
     return result
+
+
+def _remove_report(out: Path) -> None:
+    """Delete the report that ``relaxsim report`` wrote of earlier results in ``out``."""
+    for name in REPORT_FILES:
+        (out / name).unlink(missing_ok=True)
+    figures_dir = out / REPORT_FIGURES
+    if figures_dir.is_dir() and not figures_dir.is_symlink():
+        shutil.rmtree(figures_dir)
+    else:
+        figures_dir.unlink(missing_ok=True)
 
 
 def _hardware_summary(hw, net, train_engine) -> dict:

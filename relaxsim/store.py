@@ -36,7 +36,7 @@ from relaxsim.devices.fields import UNIT_SUFFIXES
 
 from .config import validate
 from .errors import RelaxsimError
-from .io import write_json, write_npz, write_text
+from .io import exclusive_lock, write_json, write_npz, write_text
 from .scanspec import (DEVICE_KINDS, Point, ScanSpec, config_id, field_dimension,
                        legacy_config_id, load_spec, si_value)
 
@@ -285,35 +285,11 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-@contextmanager
 def _lock(path: Path):
-    """An exclusive ``flock`` on ``path`` for the block; held by another process: an error.
-    Where locks are unavailable (no fcntl, a file system without them) the block runs unlocked."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
-        yield
-        return
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise RelaxsimError(
-                f"{path.parent}: a scan is running in this store ({holder}); wait for it to "
-                "finish, or choose another --out") from None
-        except OSError:  # no locks here (some network file systems): run unlocked
-            yield
-            return
-        try:
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-            fh.flush()
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """The lock of the store whose lock file is ``path`` (see :func:`relaxsim.io.exclusive_lock`)."""
+    return exclusive_lock(path, lambda holder: (
+        f"{path.parent}: a scan is running in this store ({holder}); wait for it to finish, "
+        "or choose another --out"))
 
 
 def _check_record(record: Any, pid: str, digest=config_id) -> str:
