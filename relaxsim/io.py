@@ -130,13 +130,14 @@ def exclusive_lock(path: str | Path, busy: Callable[[str], str], directory: bool
             fd = (os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if directory
                   else os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
         except FileNotFoundError:  # removed by a holder leaving it as it was: make it again
+            if not directory:
+                raise
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = "" if directory else os.pread(fd, 200, 0).decode("utf-8", "replace")
-            os.close(fd)
-            _remove_empty(made)
+            os.close(fd)  # (a directory we made stays: its holder may have made it too)
             raise RelaxsimError(busy(holder.strip() or "another process")) from None
         except OSError:  # no locks here (some network file systems): run unlocked
             os.close(fd)

@@ -106,6 +106,28 @@ def test_the_lock_leaves_nothing_in_the_directory(tmp_path):
     assert not (tmp_path / "a").exists()  # parents made for it go too
 
 
+def test_a_directory_removed_before_the_lock_is_taken_is_made_again(tmp_path, monkeypatch):
+    """The holder before us may remove the directory it made between our open and our flock:
+    the lock is then on a directory that no longer has the name, so it is taken again."""
+    import fcntl
+
+    out = tmp_path / "run"
+    real_flock, calls = fcntl.flock, []
+
+    def flock_after_removal(fd, op):
+        if not calls and op & fcntl.LOCK_EX:
+            out.rmdir()  # as a failed run that made it removes it on leaving
+        calls.append(op)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_removal)
+    with hold_output_dir(out):
+        assert out.is_dir()
+        (out / "x").write_text("kept")
+    assert len([op for op in calls if op & fcntl.LOCK_EX]) == 2
+    assert (out / "x").read_text() == "kept"
+
+
 def test_concurrent_processes_one_refused_and_sigkill_leaves_no_stale_lock(tmp_path):
     """A real run trains; a second run and a resume in the same directory are refused at once
     and change nothing of the first's; once the first is SIGKILLed, its checkpoint resumes."""
