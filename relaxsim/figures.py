@@ -95,7 +95,7 @@ def timeline(sim, title: str = "") -> bytes:
     return _png(timeline_figure(sim, title), dpi=130)
 
 
-SLIVER = 0.005       # a bar narrower than this share of the axis would vanish: it is drawn this wide
+SLIVER = 0.005       # a bar narrower than this share of the axis would vanish: drawn this wide
 BREAK_AFTER = 0.08   # idle stretches (only longer bars running) over this share of the span ...
 BREAK_WIDTH = 0.05   # ... are cut to this share of the drawn axis, when some bar is a sliver
 LEGEND_MAX = 40      # more inferences than this: a colour bar instead of a legend
