@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import RelaxsimError
@@ -215,10 +217,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _hardware_warnings_on_one_line():
+    """A :class:`HardwareWarning` printed as ``relaxsim: warning: ...`` on stderr, once each."""
+    from .errors import HardwareWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, HardwareWarning):
+            print(f"relaxsim: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", HardwareWarning)
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
+    try:  # Ctrl-C anywhere, the imports of the parser's commands too, is one line and 130
+        args = build_parser().parse_args(argv)
+        with _hardware_warnings_on_one_line():
+            return args.func(args)
     except RelaxsimError as exc:
         print(f"relaxsim: error: {exc}", file=sys.stderr)
         return 2

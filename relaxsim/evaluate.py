@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import statistics
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from .config import apply_overrides, read_toml, validate
 from .engine import Engine, HardwareEngine
-from .errors import RelaxsimError
+from .errors import HardwareWarning, RelaxsimError
 from .hardware import build_hardware
 from .io import shape_mismatch
 from .model import build
@@ -87,7 +88,11 @@ def evaluate_run(run_dir: str | Path, overrides: dict | None = None, repeats: in
                             f"({exc}); {ACCEPTS}") from None
     params = {k: v.astype(net.dtype) for k, v in params.items()}
     hw = build_hardware(cfg.hardware)
-    net_hw = net.on(hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype))
+    coupling = hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype)
+    cautions = hw.cautions(coupling)
+    for message in cautions:
+        warnings.warn(message, HardwareWarning, stacklevel=2)
+    net_hw = net.on(coupling)
     engine = HardwareEngine(net_hw, hw, np.random.default_rng([seed, 0x4557]))
     accuracies = [evaluate(engine, params, data, split)[1] for _ in range(repeats)]
     return {
@@ -101,7 +106,8 @@ def evaluate_run(run_dir: str | Path, overrides: dict | None = None, repeats: in
         "hardware": {"switch": hw.switch.name, "weights": hw.weights.name,
                      "active": hw.active.name,
                      "latency_s": hw.simulate(net.schedule, net.banks,
-                                              pipelining="sequential").latency()},
+                                              pipelining="sequential").latency(),
+                     "coupling": coupling.summary(), "warnings": cautions},
         "overrides": overrides,
     }
 

@@ -7,6 +7,7 @@ import io
 import math
 import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from .checkpoint import CHECKPOINT
 from .config import Config
 from .engine import make_engines
 from .hardware import build_hardware
-from .errors import OutputExistsError
+from .errors import HardwareWarning, OutputExistsError
 from .io import exclusive_lock, remove_stale_temporaries, write_json, write_npz, write_text
 from .model import build
 from .tasks import load_task
@@ -104,7 +105,11 @@ def _execute(cfg: Config, out: str | Path | None, quiet: bool, overwrite: bool,
     hw = build_hardware(cfg.hardware)
     data = load_task(cfg)
     net = build(cfg, data.info)
-    net_hw = net.on(hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype))
+    coupling = hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype)
+    cautions = hw.cautions(coupling, settling=hw.mode != "ideal")
+    for message in cautions:  # before the training: the user may stop it
+        warnings.warn(message, HardwareWarning, stacklevel=3)
+    net_hw = net.on(coupling)
     train_engine, test_engine = make_engines(net, net_hw, hw, cfg.training.seed)
     state = resume_from.restore(net, train_engine) if resume_from is not None else None
     after_epoch = None
@@ -132,7 +137,7 @@ def _execute(cfg: Config, out: str | Path | None, quiet: bool, overwrite: bool,
         "best_epoch": trained.best_epoch,
         "epochs": len(trained.metrics),
         "params": net.param_counts(),
-        "hardware": _hardware_summary(hw, net, train_engine),
+        "hardware": _hardware_summary(hw, net, train_engine, coupling, cautions),
         "task": {"name": data.name, "n_inputs": data.info.n_inputs,
                  "n_classes": data.info.n_classes, "sizes": data.sizes()},
         "seconds": seconds_before + time.perf_counter() - t0,
@@ -169,9 +174,10 @@ def _remove_report(out: Path) -> None:
         figures_dir.unlink(missing_ok=True)
 
 
-def _hardware_summary(hw, net, train_engine) -> dict:
-    """The machine as the run used it: simulated timing and energy of one inference, and the
-    simulated hardware time of training (forward passes and programming)."""
+def _hardware_summary(hw, net, train_engine, coupling, cautions: list[str]) -> dict:
+    """The machine as the run used it: simulated timing and energy of one inference, the
+    per-step coupling it gave the network (:meth:`Coupling.summary`), the settling warnings, and
+    the simulated hardware time of training (forward passes and programming)."""
     figures = hw.figures(net.schedule, net.banks, net.hidden)
     train_s = getattr(train_engine, "clock_s", 0.0)
     programming_s = getattr(train_engine, "programming_s", 0.0)
@@ -183,6 +189,8 @@ def _hardware_summary(hw, net, train_engine) -> dict:
         "training_hardware_time_s": train_s,
         "programming_fraction": programming_s / train_s if train_s > 0 else 0.0,
         "programming_events": getattr(train_engine, "writes", 0),
+        "coupling": coupling.summary(),
+        "warnings": list(cautions),
     }
 
 

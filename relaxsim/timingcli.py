@@ -43,32 +43,47 @@ def add_timing_command(sub) -> None:
 
 
 def cmd_timing(args) -> int:
+    import warnings
+
     from relaxsim.schedules import resolve
 
     from .cli import _load, network_kind
+    from .errors import HardwareWarning
     from .hardware import build_hardware
     from .io import write_json
 
     if args.inferences is not None and args.inferences < 1:
         raise RelaxsimError(f"--inferences: must be >= 1 (got {args.inferences})")
-    for option, path in (("--trace", args.trace), ("--plot", args.plot), ("--json", args.json)):
-        if path is not None:
-            check_output_path(option, path)
+    outputs = [(option, path) for option, path in (("--trace", args.trace),
+                                                   ("--plot", args.plot), ("--json", args.json))
+               if path is not None]
+    for option, path in outputs:
+        check_output_path(option, path)
+    for i, (option, path) in enumerate(outputs):  # one file for two outputs: one would be lost
+        for other, other_path in outputs[i + 1:]:
+            if Path(path).resolve() == Path(other_path).resolve():
+                raise RelaxsimError(f"{other} {other_path!r}: the same file as {option}; give "
+                                    "each output its own file")
     if args.plot is not None:
         image_format(args.plot)
+    args.config = run_config(args.config)
     cfg = _load(args)
     net = cfg.network
     hw = build_hardware(cfg.hardware)
     schedule = resolve(net.schedule, net.banks, net.steps)
     figures = hw.figures(schedule, net.banks, net.hidden)
     coupling = hw.coupling(schedule, net.alpha, net.activation)
+    cautions = hw.cautions(coupling)
+    for message in cautions:
+        warnings.warn(message, HardwareWarning, stacklevel=2)
     loaded = None
     if hw.pipelining == "pipelined":
         loaded = steady_latency(hw.simulate(schedule, net.banks))
     print(report(cfg, hw, figures, loaded, coupling))
     if args.json:
         write_output("--json", args.json, lambda p: write_json(p, {
-            **figures, "latency_under_load_s": loaded, "config": cfg.to_dict()}))
+            **figures, "latency_under_load_s": loaded, "coupling": coupling.summary(),
+            "warnings": cautions, "config": cfg.to_dict()}))
     if args.trace or args.plot:
         n = args.inferences or (1 if hw.pipelining == "sequential" else 2 * hw.in_flight + 1)
         sim = hw.simulate(schedule, net.banks, n=n, record=True)
@@ -76,10 +91,22 @@ def cmd_timing(args) -> int:
             write_output("--trace", args.trace, lambda p: write_trace(p, sim.trace))
         if args.plot:
             title = (f"{network_kind(net.banks, net.steps)} L_W = {net.banks}, L_T = {net.steps}, "
-                     f"{describe_clock(hw)}, {hw.pipelining}: "
-                     f"{format_quantity(figures['latency_s'], 'time')} per inference")
+                     f"{describe_clock(hw)}, {hw.pipelining}: latency "
+                     f"{format_quantity(figures['latency_s'], 'time')}, a new inference every "
+                     f"{format_quantity(figures['period_s'], 'time')}")
             write_output("--plot", args.plot, lambda p: plot_timeline(sim, p, title))
     return 0
+
+
+def run_config(path: str | None) -> str | None:
+    """The config of ``path``: the file itself, or a run directory's ``config.toml``."""
+    if path is None or not Path(path).is_dir():
+        return path
+    config = Path(path) / "config.toml"
+    if not config.is_file():
+        raise RelaxsimError(f"{path}: a directory without config.toml; give a config file or a "
+                            "run directory written by relaxsim run")
+    return str(config)
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -149,32 +176,55 @@ def report(cfg, hw, figures: dict, latency_under_load: float | None = None,
     ]
     lines.append("")
     base_lat, base_thr = figures["latency_s"], figures["throughput_per_s"]
-    rows = [["architecture", "banks", "latency", "throughput", "latency ratio",
+    rows = [["architecture", "banks", "latency", "period", "throughput", "latency ratio",
              "throughput ratio"],
             [ARCH_NAMES["relaxnet"], str(net.banks), format_quantity(base_lat, "time"),
-             rate(base_thr), "1x", "1x"]]
+             format_quantity(figures["period_s"], "time"), rate(base_thr), "1x", "1x"]]
     for arch, banks in (("reprogram", 1), ("unrolled", net.steps)):
         fig = figures["compare"][arch]
         rows.append([ARCH_NAMES[arch], str(banks), format_quantity(fig["latency_s"], "time"),
+                     format_quantity(fig["period_s"], "time"),
                      rate(fig["throughput_per_s"]), ratio(fig["latency_s"] / base_lat)
                      if base_lat > 0 else "-", ratio(fig["throughput_per_s"] / base_thr)
                      if base_thr not in (0, float("inf")) else "-"])
     lines += _table(rows)
-    lines.append("  latency: one inference alone, admission to readout; throughput: inferences "
-                 "per second" + (" in the steady state" if hw.pipelining == "pipelined" else ""))
+    lines.append("  latency: one inference alone, admission to readout; period: time per "
+                 "inference in the steady state of a stream (throughput = 1 / period; the "
+                 "static energy is paid over it)")
     if latency_under_load is not None:
         lines.append(f"  latency under load (steady state, {hw.in_flight} in flight): "
                      f"{format_quantity(latency_under_load, 'time')}")
-    lines += ["", "utilisation" + (" (steady state)" if hw.pipelining == "pipelined" else
-                                   " (one inference)")]
-    lines += _table([[name, f"{100 * share:.1f} %"]
-                     for name, share in figures["utilisation"].items()])
+    lines += ["", "utilisation (steady state, over whole periods)"]
+    lines += _table(utilisation_rows(figures["utilisation"]))
     total = figures["energy_per_inference_j"]
     lines += ["", f"energy per inference  {format_quantity(total, 'energy')}"]
     lines += _table([[kind, format_quantity(e, "energy"),
                       f"{100 * e / total:.1f} %" if total > 0 else "-"]
                      for kind, e in figures["energy_breakdown_j"].items()])
     return "\n".join(lines)
+
+
+GROUP_ABOVE = 8  # more resources of one kind than this print as one row: mean, min, max
+
+
+def utilisation_rows(utilisation: dict[str, float]) -> list[list[str]]:
+    """One row per resource, ``[name, "12.9 %"]``; a kind with more than ``GROUP_ABOVE`` of them
+    (the switches of many inferences in flight) as one row ``switch0..99 (100)`` with the mean,
+    minimum and maximum."""
+    kinds: dict[str, list[tuple[str, float]]] = {}
+    for name, share in utilisation.items():
+        kinds.setdefault(name.rstrip("0123456789"), []).append((name, share))
+    rows = []
+    for kind, members in kinds.items():
+        if len(members) <= GROUP_ABOVE:
+            rows += [[name, f"{100 * share:.1f} %"] for name, share in members]
+        else:
+            shares = [share for _, share in members]
+            rows.append([f"{members[0][0]}..{members[-1][0][len(kind):]} ({len(members)})",
+                         f"{100 * sum(shares) / len(shares):.1f} % mean",
+                         f"{100 * min(shares):.1f} % min", f"{100 * max(shares):.1f} % max"])
+    width = max(len(row) for row in rows)
+    return [row + [""] * (width - len(row)) for row in rows]
 
 
 # -- the trace -------------------------------------------------------------------------------
