@@ -286,6 +286,8 @@ def scaling_figure(series: dict[str, list[tuple[float, float, float, int]]],
     if wide_range([p[0] for pts in series.values() for p in pts]):
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")  # 1, 10, 100 rather than 10^k
+        ax.xaxis.set_minor_formatter(lambda v, _: f"{v:g}"  # 2, 3, 5 between, if room
+                                     if str(f"{v:g}")[0] in "25" else "")
     ax.set_xlabel(x_label)
     ax.set_ylabel(f"{metric} (mean ± std)" if several else metric)
     ax.grid(linewidth=0.3)
