@@ -14,11 +14,23 @@ The Python API::
 
 __version__ = "0.1.0"
 
-from .config import Config, load_config  # noqa: E402
-from .errors import ConfigError, DataError, RelaxsimError, UnknownNameError  # noqa: E402
-from .model import Network, build  # noqa: E402
-from .runner import resume, run  # noqa: E402
-from .scan import scan  # noqa: E402
+try:
+    from .config import Config, load_config  # noqa: E402
+    from .errors import ConfigError, DataError, RelaxsimError, UnknownNameError  # noqa: E402
+    from .model import Network, build  # noqa: E402
+    from .runner import resume, run  # noqa: E402
+    from .scan import scan  # noqa: E402
+except KeyboardInterrupt:
+    # Ctrl-C while the `relaxsim` command (or `python -m relaxsim...`) starts, before its main
+    # can catch anything: one line and status 130, as everywhere else in the command. In any
+    # other program that imports relaxsim, the interrupt is that program's.
+    import os as _os
+    import sys as _sys
+
+    if _os.path.basename(_sys.argv[0]) in ("relaxsim", "-m"):
+        print("relaxsim: interrupted", file=_sys.stderr)
+        raise SystemExit(130) from None
+    raise
 
 __all__ = ["Config", "ConfigError", "DataError", "Network", "RelaxsimError", "UnknownNameError",
            "build", "load_config", "resume", "run", "scan", "__version__"]

@@ -18,12 +18,14 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 import uuid
 from concurrent.futures import CancelledError
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -127,7 +129,8 @@ def local_cluster(workers: int | None = None):
             # freed arrays back to the system at once: training, allocating and freeing arrays
             # every batch, took about twice as long for it (system time; measured on the example
             # scan, 264 s against 134 s on 2 cores). Left unset here; results are the same bytes.
-            with dask.config.set({f"{PRE_SPAWN}.MALLOC_TRIM_THRESHOLD_": None}):
+            with dask.config.set({f"{PRE_SPAWN}.MALLOC_TRIM_THRESHOLD_": None}), \
+                    _ctrl_c_for_the_driver_only():
                 # the scheduler's HTTP server on a free local port: scans side by side never
                 # clash
                 return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
@@ -142,6 +145,31 @@ def local_cluster(workers: int | None = None):
         f"could not start {n} local worker processes in {CLUSTER_ATTEMPTS} attempts "
         f"({problem}); a script that calls relaxsim.scan must do so under "
         "`if __name__ == \"__main__\":`") from None
+
+
+@contextmanager
+def _ctrl_c_for_the_driver_only():
+    """Hold back Ctrl-C (SIGINT) in this thread while a local cluster starts.
+
+    The cluster's event-loop thread, started here, inherits the blocked signal, and so do the
+    worker processes it spawns, now and when it replaces a dead one: Ctrl-C at the terminal,
+    sent to every process of the group, then reaches the driver alone, which closes the cluster
+    (each worker used to print its own traceback). A Ctrl-C pressed meanwhile is delivered to the
+    driver when the cluster has started. Only the main thread handles SIGINT; elsewhere, and
+    where signal masks do not exist, nothing changes."""
+    if (not hasattr(signal, "pthread_sigmask")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    # started first, here: starting it later, in the loop thread, would unblock SIGINT there
+    resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S):

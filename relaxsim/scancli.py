@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import time
 import warnings
@@ -109,9 +110,12 @@ def _run(args, spec, points, store) -> int:
              f"{n} local worker{'s' if n != 1 else ''}")
     print(f"scan: {len(points)} points, results in {store.root}/ (on {where})", flush=True)
     t0 = time.perf_counter()
-    results = scan(spec, out=store.root, workers=args.workers, address=args.address,
-                   retry_failed=args.retry_failed, save_weights=args.save_weights,
-                   quiet=args.quiet)
+    try:
+        results = scan(spec, out=store.root, workers=args.workers, address=args.address,
+                       retry_failed=args.retry_failed, save_weights=args.save_weights,
+                       quiet=args.quiet)
+    except KeyboardInterrupt:
+        return interrupted(args, points, store)
     failed = results.failed
     print(f"scan: {len(results) - len(failed)} done, {len(failed)} failed "
           f"({results.computed} run now, {results.reused} stored before) in "
@@ -121,6 +125,33 @@ def _run(args, spec, points, store) -> int:
               "to retry", file=sys.stderr)
         return 1
     return 0
+
+
+def interrupted(args, points, store) -> int:
+    """After Ctrl-C: one line on stderr with the points stored so far and the command that
+    resumes the scan (the same one); the exit status of an interrupted command, 130."""
+    from .scanspec import legacy_config_id
+
+    stored = sum(store.path(p.id).is_file() or store.path(legacy_config_id(p.config)).is_file()
+                 for p in points) if store.points_dir.is_dir() else 0
+    print(f"relaxsim: scan interrupted: {stored} of {len(points)} points stored in "
+          f"{store.root}/; resume with `{resume_command(args, store)}`", file=sys.stderr)
+    return 130
+
+
+def resume_command(args, store) -> str:
+    """The command that goes on with the scan in ``store``: the one given, with its --out."""
+    target = Path(args.target)
+    words = ["relaxsim", "scan", str(target)]
+    if not target.is_dir():
+        words += ["--out", str(store.root)]
+    for flag, value in (("--workers", args.workers), ("--address", args.address)):
+        if value is not None:
+            words += [flag, str(value)]
+    words += [flag for flag, on in (("--retry-failed", args.retry_failed),
+                                    ("--save-weights", args.save_weights), ("--quiet", args.quiet))
+              if on]
+    return shlex.join(words)
 
 
 def _table(rows: list[list[str]]) -> list[str]:

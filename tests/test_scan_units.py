@@ -199,3 +199,141 @@ def test_unquoted_three_level_grid_and_zip_keys(tmp_path):
             for p in points] == [("2 ps", "1 ps"), ("4 ps", "1 ps"), ("2 ps", "3 ps"),
                                  ("4 ps", "3 ps")]
     assert load_spec(tmp_path / "s.toml").to_dict() == load_spec(spec.to_dict()).to_dict()
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------
+
+TIMEOUT_S = 120  # no test waits longer than this for a subprocess
+# about half a second per point: Ctrl-C lands while most are still to run
+SLOW = {"base": {"network": {"hidden": 8}, "training": {"epochs": 2, "batch_size": 1},
+                 "hardware": {"mode": "ideal"}},
+        "grid": {"network.banks": [1, 2]}, "seeds": list(range(10))}
+
+
+def wait_for(condition, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def session_alive(pgid: int) -> bool:
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_during_a_scan_is_one_line_with_the_command_that_resumes_it(tmp_path):
+    """SIGINT to the whole process group, as the terminal sends it: driver and workers."""
+    import os
+    import shlex
+    import signal
+    import subprocess
+    import sys
+
+    import tomli_w
+
+    pytest.importorskip("distributed")
+    spec = tmp_path / "slow.toml"
+    spec.write_text(tomli_w.dumps(SLOW), encoding="utf-8")
+    out = tmp_path / "s"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "relaxsim", "scan", str(spec), "--out", str(out), "--workers", "2",
+         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, cwd=tmp_path)
+    try:
+        wait_for(lambda: len(list(out.glob("points/*.json"))) >= 1 or driver.poll() is not None,
+                 "a point stored by the scan")
+        assert driver.poll() is None, "the scan ended before Ctrl-C"
+        os.killpg(driver.pid, signal.SIGINT)
+        stdout, stderr = driver.communicate(timeout=TIMEOUT_S)
+        wait_for(lambda: not session_alive(driver.pid), "the worker processes to end")
+    finally:
+        if session_alive(driver.pid):
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(TIMEOUT_S)
+    assert driver.returncode == 130
+    stored = len(list(out.glob("points/*.json")))
+    assert 1 <= stored < 20
+    command = f"relaxsim scan {spec} --out {out} --workers 2 --quiet"
+    assert stderr == (f"relaxsim: scan interrupted: {stored} of 20 points stored in {out}/; "
+                      f"resume with `{command}`\n")
+    assert stdout == f"scan: 20 points, results in {out}/ (on 2 local workers)\n"
+    assert shlex.split(command)[2:] == [str(spec), "--out", str(out), "--workers", "2", "--quiet"]
+
+
+def test_the_interrupt_message_of_a_resumed_store(tmp_path, capsys):
+    import argparse
+
+    from relaxsim.scancli import interrupted
+
+    root, points = old_store(tmp_path, {"grid": {"network.banks": [1, 2, 3]}})
+    (root / "points" / f"{legacy_config_id(points[2].config)}.json").unlink()
+    args = argparse.Namespace(target=str(root), workers=None, address="tcp://h:8786",
+                              retry_failed=True, save_weights=False, quiet=False)
+    assert interrupted(args, points, Store(root)) == 130
+    assert capsys.readouterr().err == (
+        f"relaxsim: scan interrupted: 2 of 3 points stored in {root}/; resume with "
+        f"`relaxsim scan {root} --address tcp://h:8786 --retry-failed`\n")
+
+
+SIGINT_ON_IMPORT = '''
+import os, signal, sys
+
+class CtrlC:
+    """Ctrl-C, a real SIGINT, while relaxsim's modules are being imported."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "relaxsim.runner":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+'''
+
+
+@pytest.mark.parametrize("how", ["console-script", "python-m"])
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, how):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "sitecustomize.py").write_text(SIGINT_ON_IMPORT, encoding="utf-8")
+    script = Path(sys.executable).parent / "relaxsim"
+    if how == "console-script" and not script.is_file():
+        pytest.skip("the relaxsim console script is not installed beside this python")
+    command = [str(script)] if how == "console-script" else [sys.executable, "-m", "relaxsim"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(command + ["config"], capture_output=True, text=True, env=env,
+                          timeout=TIMEOUT_S)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "relaxsim: interrupted\n")
+
+
+def test_ctrl_c_while_another_program_imports_relaxsim_is_its_own(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "sitecustomize.py").write_text(SIGINT_ON_IMPORT, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", "import relaxsim"], capture_output=True,
+                          text=True, env=env, timeout=TIMEOUT_S)
+    assert done.returncode != 0 and done.stderr.rstrip().endswith("KeyboardInterrupt")
+
+
+def test_ctrl_c_while_main_builds_its_parser(monkeypatch, capsys):
+    import relaxsim.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert main(["config"]) == 130
+    assert capsys.readouterr().err == "relaxsim: interrupted\n"
