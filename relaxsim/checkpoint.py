@@ -46,7 +46,8 @@ class CheckpointError(RelaxsimError, ValueError):
 
 def config_digest(config: dict) -> str:
     """sha256 of a resolved config (as ``Config.to_dict`` gives it), independent of key order."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    # an infinite field (bits = inf) reads "Infinity": the text of every finite config unchanged
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

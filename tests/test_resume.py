@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import random
 import shutil
@@ -534,4 +535,19 @@ def test_sigkilled_process_resumes_to_the_same_bytes(tmp_path):
                                "--quiet"], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=300)
         assert done.returncode == 0, done.stderr
+    assert comparable(out) == comparable(reference)
+
+
+def test_an_infinite_device_field_checkpoints_and_resumes(tmp_path, monkeypatch):
+    """``hardware.weights.bits = inf`` (no quantisation): the checkpoint's config digest reads
+    it (it raised on writing the first checkpoint), and a resume ends as a run never killed."""
+    overrides = {"hardware.weights.bits": math.inf, "network.hidden": 8, "training.epochs": 3}
+    reference = tmp_path / "reference"
+    relaxsim.run(relaxsim.load_config(overrides=overrides), out=reference)
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, epoch=2, batch=3)
+        with pytest.raises(KeyboardInterrupt):
+            relaxsim.run(relaxsim.load_config(overrides=overrides), out=out)
+    relaxsim.resume(out)
     assert comparable(out) == comparable(reference)
