@@ -24,6 +24,7 @@ import tempfile
 import threading
 import traceback
 import uuid
+import warnings
 from concurrent.futures import CancelledError
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -73,21 +74,28 @@ def run_point(cfg: Config, weights: bool = False) -> dict[str, Any]:
     import numba
 
     numba.set_num_threads(1)  # per calling thread in numba: set where the point runs
+    from .errors import HardwareWarning
     from .runner import run
 
     try:
-        if not weights:
-            return {"status": "done", "result": run(cfg, quiet=True)}
-        # exactly what `relaxsim run --out` writes, in a directory of the worker's own (the
-        # driver, maybe on another machine, stores them)
-        with tempfile.TemporaryDirectory(prefix="relaxsim-point-") as tmp:
-            result = run(cfg, out=tmp, quiet=True)
-            with np.load(Path(tmp) / "weights.npz", allow_pickle=False) as npz:
-                arrays = {name: npz[name] for name in npz.files}
-        return {"status": "done", "result": result, "weights": arrays}
+        with warnings.catch_warnings():  # each is in its result (hardware.warnings) and report
+            warnings.simplefilter("ignore", HardwareWarning)
+            return _run_point(run, cfg, weights)
     except Exception as exc:  # noqa: BLE001  (a failed point is a result, not a crash)
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc()}
+
+
+def _run_point(run, cfg: Config, weights: bool) -> dict[str, Any]:
+    if not weights:
+        return {"status": "done", "result": run(cfg, quiet=True)}
+    # exactly what `relaxsim run --out` writes, in a directory of the worker's own (the
+    # driver, maybe on another machine, stores them)
+    with tempfile.TemporaryDirectory(prefix="relaxsim-point-") as tmp:
+        result = run(cfg, out=tmp, quiet=True)
+        with np.load(Path(tmp) / "weights.npz", allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    return {"status": "done", "result": result, "weights": arrays}
 
 
 def _one_numba_thread_plugin():

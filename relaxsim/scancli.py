@@ -120,6 +120,12 @@ def _run(args, spec, points, store) -> int:
     print(f"scan: {len(results) - len(failed)} done, {len(failed)} failed "
           f"({results.computed} run now, {results.reused} stored before) in "
           f"{time.perf_counter() - t0:.1f} s")
+    cautioned = sum(bool(r.get("result", {}).get("hardware", {}).get("warnings"))
+                    for r in results)
+    if cautioned:
+        print(f"relaxsim: warning: {cautioned} of {len(results)} points ran on a machine whose "
+              "clock leaves the switch or the active element unsettled by more than 10 %; "
+              f"`relaxsim report {store.root}` lists them", file=sys.stderr)
     if failed:
         print(f"scan: see `relaxsim scan {store.root} --status`; run again with --retry-failed "
               "to retry", file=sys.stderr)

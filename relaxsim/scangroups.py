@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .scanspec import field_dimension, si_value
+
 SEED_FIELD = "training.seed"
 SIZE_FIELDS = ("network.hidden", "network.banks", "network.steps")
-DEVICE_KINDS = {"switch": "switch", "weights": "weight", "active": "active"}
 
 
 @dataclass
@@ -63,43 +64,11 @@ def varied_fields(spec: Mapping, recs: list[dict]) -> list[str]:
     return [n for n in dict.fromkeys(names) if n != SEED_FIELD]
 
 
-def field_dimension(name: str) -> str | None:
-    """The physical dimension of a config field (``"time"`` for ``hardware.clock`` and
-    ``hardware.switch.rise_time``), or None for a plain number, a name or an unknown field."""
-    from .config import SCHEMA
-
-    section, _, rest = name.partition(".")
-    key, _, sub = rest.partition(".")
-    spec = SCHEMA.get(section, {}).get(key)
-    if spec is None:
-        return None
-    if spec.kind in ("time", "positive_time", "clock"):
-        return "time"
-    if spec.kind == "device" and sub in _device_fields(key):
-        return _device_fields(key)[sub]
-    return None
-
-
-def _device_fields(key: str) -> dict[str, str | None]:
-    from relaxsim.devices import RECORDS
-
-    kind = DEVICE_KINDS.get(key)
-    if kind is None:
-        return {}
-    return {k: f.metadata["dimension"] for k, f in RECORDS[kind].specs().items()}
-
-
 def canonical_value(name: str, value: Any) -> Any:
-    """A hashable value for grouping: quantities in SI (``"3.5 ps"`` -> 3.5e-12), tables and lists
-    as their canonical JSON, anything else as given."""
-    dim = field_dimension(name)
-    if dim is not None and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        from relaxsim.devices.units import parse_quantity
-
-        try:
-            return parse_quantity(value, dim, name)
-        except Exception:  # noqa: BLE001  ("auto" clock, or a value this relaxsim reads otherwise)
-            return value
+    """A hashable value for grouping: quantities in SI (``"3.5 ps"`` -> 3.5e-12, as the point ids
+    read them: :func:`relaxsim.scanspec.si_value`), tables and lists as their canonical JSON,
+    anything else as given."""
+    value = si_value(name, value)
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True)
     return value

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import relaxsim.training as training
+
 from relaxsim.activations import ACTIVATIONS
 from relaxsim.model import Network
 from relaxsim.schedules import resolve
@@ -26,6 +28,19 @@ def make_batch(net: Network, batch: int, rng: np.random.Generator):
     else:
         x = rng.standard_normal((batch, net.n_inputs))
     return x, rng.integers(0, net.n_classes, batch)
+
+
+def interrupt_at(monkeypatch, epoch: int, batch: int):
+    """Make training raise KeyboardInterrupt in ``epoch`` after the optimizer step of ``batch``
+    (mid-epoch, as a kill would land)."""
+    check = training._check_weights
+
+    def interrupting(params, e, b, lr):
+        check(params, e, b, lr)
+        if (e, b) == (epoch, batch):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_check_weights", interrupting)
 
 
 @pytest.fixture

@@ -221,3 +221,18 @@ def test_many_elements_in_flight_print_one_row_per_kind(capsys):
     rows = [line for line in block.splitlines()[1:] if line.strip()]
     assert len(rows) == 4  # bank0, bank1, the 100 switches in one row, readout
     assert any(line.strip().startswith("switch0..99 (100)") for line in rows)
+
+
+def test_a_scan_counts_its_points_on_an_unsettled_machine(tmp_path, capsys):
+    """Workers keep their warnings quiet (each is in its point's result); the driver says in one
+    line how many points ran on an unsettled machine."""
+    spec = tmp_path / "scan.toml"
+    spec.write_text('[base.network]\nhidden = 8\n[base.training]\nepochs = 1\n'
+                    '[grid]\n"hardware.clock" = ["12 ps", "1 ns"]\n')
+    status, out, err = invoke(["scan", spec, "--out", tmp_path / "store", "--workers", 1,
+                               "--quiet"], capsys)
+    assert status == 0, err
+    assert err.splitlines() == [
+        f"relaxsim: warning: 1 of 2 points ran on a machine whose clock leaves the switch or the "
+        f"active element unsettled by more than 10 %; `relaxsim report {tmp_path / 'store'}` "
+        "lists them"]

@@ -77,6 +77,7 @@ def assert_falls(accuracies, drop=0.05, slack=0.02):
     assert accuracies[-1] <= accuracies[0] - drop, accuracies
 
 
+@pytest.mark.filterwarnings("ignore::relaxsim.errors.HardwareWarning")  # unsettled on purpose
 def test_accuracy_falls_as_switch_leak_grows(trained_run):
     """A fixed clock 20 ps after the signal: slower switches leave more of the old bank in."""
     accs = [accuracy_on(trained_run, repeats=1, **{"hardware.clock": "30 ps",
@@ -86,6 +87,7 @@ def test_accuracy_falls_as_switch_leak_grows(trained_run):
     assert_falls(accs)
 
 
+@pytest.mark.filterwarnings("ignore::relaxsim.errors.HardwareWarning")  # unsettled on purpose
 def test_accuracy_falls_as_the_active_element_slows(trained_run):
     accs = [accuracy_on(trained_run, repeats=1, **{"hardware.clock": "30 ps",
                                                     "hardware.propagation_time": "10 ps",

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import relaxsim.training as training
 from relaxsim.checkpoint import CHECKPOINT, config_digest
 from relaxsim.cli import main
 from relaxsim.config import load_config, validate
@@ -22,6 +21,7 @@ from relaxsim.devices import load_device
 from relaxsim.errors import ConfigError
 from relaxsim.runner import run
 from relaxsim.scanspec import load_spec
+from tests.conftest import interrupt_at
 
 SWITCH = """\
 kind = "switch"
@@ -59,18 +59,6 @@ def interrupted(argv, capsys) -> None:
     except KeyboardInterrupt:
         return
     assert status != 0, err
-
-
-def interrupt_at(monkeypatch, epoch: int, batch: int):
-    """Training raises KeyboardInterrupt in ``epoch`` after the step of ``batch``."""
-    check = training._check_weights
-
-    def interrupting(params, e, b, lr):
-        check(params, e, b, lr)
-        if (e, b) == (epoch, batch):
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "_check_weights", interrupting)
 
 
 # -- a run directory carries its devices ------------------------------------------------------

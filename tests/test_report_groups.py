@@ -205,3 +205,20 @@ def test_ordinary_timeline_axis_is_uncut():
     fig = figures.timeline_figure(sim, "t")
     assert fig.axes[0].get_xlabel().startswith("time (")
     assert "grey" not in fig.axes[0].get_xlabel()
+
+
+def test_points_on_an_unsettled_machine_are_listed_with_their_warning(tmp_path):
+    line = "hardware.clock = 12 ps leaves switch eo_mzi leaking 28.7 % of the signal ..."
+
+    def accuracy(point):
+        return 0.9
+
+    records = fake_store(tmp_path / "s", {"base": BASE, "grid": {"hardware.clock": ["12 ps",
+                                                                                    "1 ns"]}},
+                         accuracy)
+    assert "Machine warnings" not in scan_report(tmp_path / "s").to_markdown("f")
+    fast = next(r for r in records if r["fields"]["hardware.clock"] == "12 ps")
+    fast["result"]["hardware"] = {"warnings": [line]}
+    (tmp_path / "s" / "points" / f"{fast['id']}.json").write_text(json.dumps(fast))
+    head, rows = table(scan_report(tmp_path / "s"), "warning")
+    assert rows == [[fast["id"], "hardware.clock = 12 ps", line]]

@@ -26,10 +26,10 @@ import pytest
 import relaxsim
 import relaxsim.checkpoint as ckpt_module
 import relaxsim.optim as optim
-import relaxsim.training as training
 from relaxsim.checkpoint import CHECKPOINT
 from relaxsim.cli import main
 from relaxsim.io import write_npz
+from tests.conftest import interrupt_at
 
 RESULT_FILES = {"result.json", "weights.npz", "metrics.csv", "config.toml"}
 SMALL = {"network.hidden": 16, "training.epochs": 4}
@@ -94,19 +94,6 @@ def assert_one_line_error(status, out, err, *fragments):
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     assert "Traceback" not in err
-
-
-def interrupt_at(monkeypatch, epoch: int, batch: int):
-    """Make training raise KeyboardInterrupt in ``epoch`` after the optimizer step of ``batch``
-    (mid-epoch, as a kill would land)."""
-    check = training._check_weights
-
-    def interrupting(params, e, b, lr):
-        check(params, e, b, lr)
-        if (e, b) == (epoch, batch):
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "_check_weights", interrupting)
 
 
 @pytest.fixture(scope="module")
