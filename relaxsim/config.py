@@ -132,6 +132,7 @@ SCHEMA["hardware"] = {
 DEFAULT_CONFIG = "default.toml"
 # the device tables of the hardware section, and the kind of device each holds
 DEVICE_KINDS = {"switch": "switch", "weights": "weight", "active": "active"}
+TIME_KINDS = ("time", "positive_time", "clock")  # the kinds of key that hold a time
 
 
 def _describe(value: Any) -> str:
@@ -172,7 +173,7 @@ def _coerce(field: str, kind: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(field, "must be a string", _describe(value))
         return value
-    if kind in ("time", "positive_time", "clock"):
+    if kind in TIME_KINDS:
         if kind == "clock" and value == "auto":
             return value
         seconds_of(field, value, positive=kind != "time")

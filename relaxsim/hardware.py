@@ -71,8 +71,7 @@ class Coupling:
         of its old state the active element keeps), ``a`` and ``c`` as the kernels use them, and
         ``transmission`` of the switch path."""
         return {
-            "switching": [bool(x) for x in self.switching] if self.gaps is not None
-            else [False] * len(self.a),
+            "switching": [bool(x) for x in np.isfinite(self.gaps64)],
             "switch_leak": [float(x) for x in self.eps],
             "carry_over": [float(1.0 - x) for x in self.c],
             "a": [float(x) for x in self.a],
@@ -191,9 +190,7 @@ class Hardware:
         where = (f"hardware.clock = {time(self.clock_s)}" if self.clock_s is not None else
                  f"hardware.settle_tolerance = {self.settle_tolerance:g}")
         out = []
-        switching = coupling.switching if coupling.gaps is not None else np.ones(
-            len(coupling.eps), dtype=bool)
-        eps = float(np.max(coupling.eps[switching], initial=0.0))
+        eps = float(np.max(coupling.eps[np.isfinite(coupling.gaps64)], initial=0.0))
         if eps > x:
             floor, tau = self.switch.leak_floor, self.switch.tau_s
             if floor >= x:

@@ -47,15 +47,15 @@ def config_of(rec: dict) -> dict:
 def varied_fields(spec: Mapping, recs: list[dict]) -> list[str]:
     """The fields a scan varies, in the spec's order (grid, zip, points, budget), then any other
     field a stored point names; ``training.seed`` (the seeds) is not one of them."""
-    from .scanspec import _flatten
+    from .scanspec import flatten_fields
 
     names: list[str] = []
     for block in ("grid", "zip"):
         if isinstance(spec.get(block), Mapping):
-            names += list(_flatten(spec[block]))
+            names += list(flatten_fields(spec[block]))
     for point in spec.get("points", []) if isinstance(spec.get("points"), list) else []:
         if isinstance(point, Mapping):
-            names += list(_flatten(point))
+            names += list(flatten_fields(point))
     if spec.get("budget"):
         names += list(SIZE_FIELDS)
     for rec in recs:

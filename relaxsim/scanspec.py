@@ -46,7 +46,8 @@ from typing import Any, Mapping
 
 import tomli_w
 
-from .config import SCHEMA, Config, apply_overrides, validate
+from .config import (DEVICE_KINDS, SCHEMA, TIME_KINDS, Config, apply_overrides, key_hint,
+                     validate)
 from .errors import ConfigError, RelaxsimError
 from .io import read_toml
 from .registry import closest
@@ -57,8 +58,6 @@ DEFAULT_TOLERANCE = 0.1
 ID_CHARS = 16  # hex characters of the sha256 kept in a point's id
 
 
-TIME_KINDS = ("time", "positive_time", "clock")  # config kinds that hold a time
-DEVICE_KINDS = {"switch": "switch", "weights": "weight", "active": "active"}  # hardware key: kind
 
 
 def config_id(cfg: Config) -> str:
@@ -223,7 +222,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
     elif not isinstance(base, Mapping):
         fail(f"base: must be a config file name or a table of config sections (got {base!r})")
     base = copy.deepcopy(dict(base))
-    for name in _flatten(base):
+    for name in flatten_fields(base):
         if "." in name:  # a section that is not a table is reported by the config's validation
             _check_field(name, "base", source)
 
@@ -238,7 +237,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
         fail("points: must be a list of tables ([[points]] in TOML)")
     if "points" in data and not points:
         fail("points: empty list; give at least one [[points]] table or leave points out")
-    points = [_flatten(p) for p in points]
+    points = [flatten_fields(p) for p in points]
 
     seeds = data.get("seeds", [])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
@@ -269,7 +268,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
                     description=description, save_weights=save_weights, source=source)
 
 
-def _flatten(table: Mapping[str, Any], prefix: str = "", deep: bool = False) -> dict[str, Any]:
+def flatten_fields(table: Mapping[str, Any], prefix: str = "", deep: bool = False) -> dict[str, Any]:
     """Nested tables to dotted keys, stopping at config keys (a device key keeps its table),
     or with ``deep`` at values that are not tables (an axis is a list at any depth:
     ``hardware.switch.rise_time = [...]`` unquoted is ``"hardware.switch.rise_time"``)."""
@@ -279,7 +278,7 @@ def _flatten(table: Mapping[str, Any], prefix: str = "", deep: bool = False) -> 
         section, _, rest = name.partition(".")
         is_key = rest and "." not in rest and rest in SCHEMA.get(section, {}) and not deep
         if isinstance(value, Mapping) and not is_key:
-            out.update(_flatten(value, name + ".", deep))
+            out.update(flatten_fields(value, name + ".", deep))
         else:
             out[name] = value
     return out
@@ -291,7 +290,7 @@ def _axes(data: Mapping[str, Any], block: str, fail) -> dict[str, list]:
     table = data[block]
     if not isinstance(table, Mapping):
         fail(f"{block}: must be a table of field = [values]")
-    axes = _flatten(table, deep=True)
+    axes = flatten_fields(table, deep=True)
     if not axes:
         fail(f"{block}: no axes (an empty [{block}] table); give at least one field = [values] "
              f"or leave [{block}] out")
@@ -314,8 +313,7 @@ def _check_field(name: str, block: str, source: str) -> None:
         problem = ConfigError(section, "unknown section", hint=_hint(section, SCHEMA))
     elif not key or key not in SCHEMA[section] or (
             "." in rest and SCHEMA[section][key].kind != "device"):
-        names = [f"{section}.{k}" for k in SCHEMA[section]]
-        problem = ConfigError(name, "unknown key", hint=_hint(name, names))
+        problem = ConfigError(name, "unknown key", hint=key_hint(section, rest))
     else:
         return
     raise RelaxsimError(f"{source}: {block}: {problem}")

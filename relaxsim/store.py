@@ -34,10 +34,10 @@ from typing import Any, Iterable
 
 from relaxsim.devices.fields import UNIT_SUFFIXES
 
-from .config import validate
+from .config import DEVICE_KINDS, validate
 from .errors import RelaxsimError
 from .io import exclusive_lock, write_json, write_npz, write_text
-from .scanspec import (DEVICE_KINDS, Point, ScanSpec, config_id, field_dimension,
+from .scanspec import (Point, ScanSpec, config_id, field_dimension,
                        legacy_config_id, load_spec, si_value)
 
 SPEC_FILE = "scan.toml"

@@ -16,6 +16,7 @@ import pytest
 
 from relaxsim.cli import main
 from relaxsim.io import write_json, write_npz
+from relaxsim.errors import RelaxsimError
 from relaxsim.scanspec import config_id, expand, legacy_config_id, load_spec
 from relaxsim.store import ScanNotice, Store, csv_text, sha256_file
 
@@ -346,3 +347,10 @@ def test_the_report_of_a_store_not_yet_resumed_counts_its_old_ids_as_done(tmp_pa
     assert _missing(root, load_points(root)) == 0
     (root / "points" / f"{legacy_config_id(points[0].config)}.json").unlink()
     assert _missing(root, load_points(root)) == 1
+
+
+def test_a_scan_field_misplaced_on_the_hardware_gets_the_configs_hint():
+    with pytest.raises(RelaxsimError) as info:
+        load_spec({"grid": {"hardware.rise_time": ["1 ps", "2 ps"]}})
+    assert str(info.value) == ("scan spec: grid: hardware.rise_time: unknown key; did you mean "
+                               "'hardware.switch.rise_time'?")
