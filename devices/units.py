@@ -152,3 +152,17 @@ def format_quantity(value_si: float, dimension: str, digits: int = 4) -> str:
         if float(num(size / factor)) >= 1 or prefix == "f":
             return f"{num(v / factor)} {prefix}{dim.base}"
     raise AssertionError(v)  # pragma: no cover
+
+
+def display_unit(value_si: float, dimension: str) -> tuple[str, float]:
+    """The unit :func:`format_quantity` shows ``value_si`` in, and that unit's size in SI:
+    ``display_unit(4e-11, "time") == ("ps", 1e-12)``; an axis scaled by it reads as that value
+    reads. ``("", 1.0)`` for a plain number; the SI unit itself for 0 or a non-finite value."""
+    dim = _dimension(dimension)
+    if dim.base is None:
+        return "", 1.0
+    v = float(value_si)
+    if v == 0 or not math.isfinite(v):
+        return dim.base, 1.0
+    unit = format_quantity(v, dimension).split()[-1]
+    return unit, dim.units.get(unit, 1.0)

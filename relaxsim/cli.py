@@ -218,20 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextmanager
-def _hardware_warnings_on_one_line():
-    """A :class:`HardwareWarning` printed as ``relaxsim: warning: ...`` on stderr, once each."""
-    from .errors import HardwareWarning
+def one_line_warnings(category: type[Warning] | None = None):
+    """Warnings of ``category`` (default: :class:`relaxsim.errors.RelaxsimWarning`) printed as
+    ``relaxsim: warning: message`` on stderr, every time; others as Python prints them."""
+    from .errors import RelaxsimWarning
 
+    category = category or RelaxsimWarning
     shown = warnings.showwarning
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, HardwareWarning):
-            print(f"relaxsim: warning: {message}", file=sys.stderr)
+    def show(message, cat, filename, lineno, file=None, line=None):
+        if issubclass(cat, category):
+            print(f"relaxsim: {getattr(cat, 'LABEL', 'warning: ')}{message}", file=sys.stderr)
         else:
-            shown(message, category, filename, lineno, file, line)
+            shown(message, cat, filename, lineno, file, line)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("default", HardwareWarning)
+        warnings.simplefilter("always", category)
         warnings.showwarning = show
         yield
 
@@ -239,7 +241,7 @@ def _hardware_warnings_on_one_line():
 def main(argv: list[str] | None = None) -> int:
     try:  # Ctrl-C anywhere, the imports of the parser's commands too, is one line and 130
         args = build_parser().parse_args(argv)
-        with _hardware_warnings_on_one_line():
+        with one_line_warnings():
             return args.func(args)
     except RelaxsimError as exc:
         print(f"relaxsim: error: {exc}", file=sys.stderr)

@@ -43,7 +43,14 @@ class OutputExistsError(RelaxsimError, FileExistsError):
     """A run would overwrite existing results."""
 
 
-class HardwareWarning(UserWarning):
+class RelaxsimWarning(UserWarning):
+    """Base class of relaxsim's warnings; the command line prints each on one line,
+    ``relaxsim: warning: ...`` (``LABEL`` is the word before the message)."""
+
+    LABEL = "warning: "
+
+
+class HardwareWarning(RelaxsimWarning):
     """The machine as configured gives numbers a designer should not trust without a look: a
     clock that leaves the switch leaking or the active element carrying over more than
     :data:`relaxsim.hardware.SETTLE_WARNING`, or a setting that has no effect. The command line

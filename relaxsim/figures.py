@@ -115,7 +115,9 @@ def timeline_figure(sim, title: str = ""):
     from matplotlib.patches import Patch
     from matplotlib.ticker import FixedLocator
 
-    from .timingcli import busy_intervals, time_unit
+    from relaxsim.devices.units import display_unit
+
+    from .timingcli import busy_intervals
 
     rows = busy_intervals(sim)
     names = list(rows)
@@ -123,7 +125,7 @@ def timeline_figure(sim, title: str = ""):
     end = max((b for _, b in every), default=sim.end) or 1.0
     warp = _TimeWarp(every, end)
     total = warp(end)
-    unit, size = time_unit(end)
+    unit, size = display_unit(end, "time")
     n_inf = max([len(sim.inferences)] + [i + 1 for ivs in rows.values() for *_, i, _ in ivs])
     fig = _figure(10.0, 1.2 + 0.42 * max(len(names), 1))
     ax = fig.add_subplot()

@@ -236,8 +236,9 @@ class Hardware:
         return per_bank * (banks if self.program_banks == "serial" else 1)
 
     def figures(self, schedule, banks: int, hidden: int) -> dict:
-        """Latency, period, throughput, utilisation and energy per inference of this machine
-        running ``schedule``, and the same for a single reprogrammed bank and an unrolled DNN.
+        """Latency (alone, and under load when pipelined), period, throughput, utilisation and
+        energy per inference of this machine running ``schedule``, and the same for a single
+        reprogrammed bank and an unrolled DNN.
 
         One period per architecture, from the simulated stream's steady state: throughput is
         ``1 / period_s``, the weights' static energy is paid over ``period_s``, and utilisation
@@ -266,6 +267,9 @@ class Hardware:
             "latency_s": one.latency(),
             "period_s": period,
             "throughput_per_s": stream.throughput(),
+            # pipelined: what one inference takes among the others in flight
+            "latency_under_load_s": (stream.steady_latency() if self.pipelining == "pipelined"
+                                     else None),
             "energy_per_inference_j": float(sum(energy.values())),
             "energy_breakdown_j": energy,
             "utilisation": stream.utilisation(),

@@ -358,7 +358,7 @@ def scan_report(store_dir: str | Path) -> Document:
     recs = load_points(d)
     done = [r for r in recs if r.get("status") == "done" and "result" in r]
     failed = [r for r in recs if r.get("status") != "done" or "result" not in r]
-    missing = _missing(d, recs)
+    missing = _missing(d)
     doc = Document(f"relaxsim scan report: {d.name}")
 
     s = doc.section("Summary")
@@ -495,16 +495,16 @@ def _describe(rec: dict) -> str:
     return ", ".join(f"{k} = {v}" for k, v in items.items()) or "(base)"
 
 
-def _missing(d: Path, recs: list[dict]) -> int | None:
+def _missing(d: Path) -> int | None:
+    """Points of the spec with no result file in the store (None: the spec cannot be expanded)."""
     try:
-        from .scanspec import legacy_config_id
         from .store import Store
 
-        points = Store(d).spec().expand()
+        store = Store(d)
+        points = store.spec().expand()
     except Exception:  # noqa: BLE001  (a spec this relaxsim cannot expand: count unknown)
         return None
-    have = {r.get("id") for r in recs}  # a store not yet resumed keeps the earlier ids
-    return sum(p.id not in have and legacy_config_id(p.config) not in have for p in points)
+    return sum(not store.holds(p) for p in points)
 
 
 def _grid(groups: list[Group], varied: list[str]):

@@ -15,8 +15,6 @@ import dataclasses
 import shlex
 import sys
 import time
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import RelaxsimError
@@ -44,23 +42,10 @@ def add_scan_command(sub) -> None:
     p.set_defaults(func=cmd_scan)
 
 
-@contextmanager
-def _one_line_warnings():
-    """Warnings of the scan (e.g. a corrupt result file) as one line each on stderr."""
-    from .store import ScanNotice
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        what = "" if issubclass(category, ScanNotice) else "warning: "
-        print(f"relaxsim: {what}{message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = show
-        yield
-
-
 def cmd_scan(args: argparse.Namespace) -> int:
-    with _one_line_warnings():
+    from .cli import one_line_warnings
+
+    with one_line_warnings(Warning):  # a scan's (e.g. a corrupt result file), Dask's too
         return _cmd_scan(args)
 
 
@@ -136,10 +121,7 @@ def _run(args, spec, points, store) -> int:
 def interrupted(args, points, store) -> int:
     """After Ctrl-C: one line on stderr with the points stored so far and the command that
     resumes the scan (the same one); the exit status of an interrupted command, 130."""
-    from .scanspec import legacy_config_id
-
-    stored = sum(store.path(p.id).is_file() or store.path(legacy_config_id(p.config)).is_file()
-                 for p in points) if store.points_dir.is_dir() else 0
+    stored = sum(map(store.holds, points))
     print(f"relaxsim: scan interrupted: {stored} of {len(points)} points stored in "
           f"{store.root}/; resume with `{resume_command(args, store)}`", file=sys.stderr)
     return 130

@@ -98,14 +98,10 @@ def show_value(name: str, value: Any) -> str:
 def axis_unit(name: str, values: list[float]) -> tuple[str, float]:
     """The unit (``"ps"``) and its size in SI in which ``name``'s ``values`` read as 1 to 1000;
     ``("", 1.0)`` for a plain number."""
-    from relaxsim.devices.units import DIMENSIONS, format_quantity
+    from relaxsim.devices.units import display_unit
 
     dim = field_dimension(name)
-    big = max((abs(v) for v in values), default=0.0)
-    if dim is None or not DIMENSIONS[dim].units or big == 0:
-        return (DIMENSIONS[dim].base or "", 1.0) if dim else ("", 1.0)
-    unit = format_quantity(big, dim).split()[-1]
-    return unit, DIMENSIONS[dim].units.get(unit, 1.0)
+    return display_unit(max((abs(v) for v in values), default=0.0), dim) if dim else ("", 1.0)
 
 
 def _lookup(rec: dict, name: str) -> Any:

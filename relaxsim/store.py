@@ -35,7 +35,7 @@ from typing import Any, Iterable
 from relaxsim.devices.fields import UNIT_SUFFIXES
 
 from .config import DEVICE_KINDS, validate
-from .errors import RelaxsimError
+from .errors import RelaxsimError, RelaxsimWarning
 from .io import exclusive_lock, write_json, write_npz, write_text
 from .scanspec import (Point, ScanSpec, config_id, field_dimension,
                        legacy_config_id, load_spec, si_value)
@@ -47,12 +47,14 @@ WEIGHTS_SUFFIX = ".weights.npz"
 STATUSES = ("done", "failed")
 
 
-class ScanWarning(UserWarning):
+class ScanWarning(RelaxsimWarning):
     """Something in a scan store is wrong but the scan can go on (e.g. a corrupt result file)."""
 
 
 class ScanNotice(ScanWarning):
     """Something a scan did to its store that its user should know of (e.g. renamed files)."""
+
+    LABEL = ""  # news, not a warning
 
 
 class Store:
@@ -271,6 +273,12 @@ class Store:
             record = self.load(point.id, then, weights, legacy_config_id(point.config))
             out[record["status"] if record else "missing"].append((point, record))
         return out
+
+    def holds(self, point: Point) -> bool:
+        """Whether a result file of ``point`` is stored, under its id or (a store not yet
+        migrated) its :func:`legacy_config_id`; read or not."""
+        return any(self.path(pid).is_file()
+                   for pid in (point.id, legacy_config_id(point.config)))
 
     def strays(self, points: Iterable[Point]) -> list[Path]:
         """Result files in the store that belong to no point of the spec."""

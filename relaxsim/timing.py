@@ -172,6 +172,16 @@ class Simulation:
         throughput = self.throughput()
         return 1.0 / throughput if throughput > 0 else math.inf
 
+    def steady_latency(self) -> float:
+        """Mean latency of the inferences that ended in the steady-state window of a stream
+        (a single inference: its latency)."""
+        window = self.steady_window()
+        if window is None:
+            return self.latency()
+        t0, t1 = self.completions[window[0]][0], self.completions[window[1]][0]
+        ended = [inf.latency for inf in self.inferences if t0 < inf.done <= t1]
+        return sum(ended) / len(ended) if ended else self.latency()
+
     def throughput(self) -> float:
         """Inferences per second in the periodic steady state of the stream."""
         window = self.steady_window()

@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 
 from relaxsim.devices import format_quantity
-from relaxsim.devices.units import DIMENSIONS
 
 from .errors import RelaxsimError
 
@@ -76,13 +75,10 @@ def cmd_timing(args) -> int:
     cautions = hw.cautions(coupling)
     for message in cautions:
         warnings.warn(message, HardwareWarning, stacklevel=2)
-    loaded = None
-    if hw.pipelining == "pipelined":
-        loaded = steady_latency(hw.simulate(schedule, net.banks))
-    print(report(cfg, hw, figures, loaded, coupling))
+    print(report(cfg, hw, figures, figures["latency_under_load_s"], coupling))
     if args.json:
         write_output("--json", args.json, lambda p: write_json(p, {
-            **figures, "latency_under_load_s": loaded, "coupling": coupling.summary(),
+            **figures, "coupling": coupling.summary(),
             "warnings": cautions, "config": cfg.to_dict()}))
     if args.trace or args.plot:
         n = args.inferences or (1 if hw.pipelining == "sequential" else 2 * hw.in_flight + 1)
@@ -122,16 +118,6 @@ def ratio(x: float) -> str:
 
 def describe_clock(hw) -> str:
     return "auto clock" if hw.clock_s is None else f"clock {format_quantity(hw.clock_s, 'time')}"
-
-
-def steady_latency(sim) -> float:
-    """Mean latency of the inferences that ended in the steady-state window of a stream."""
-    window = sim.steady_window()
-    if window is None:
-        return sim.latency()
-    t0, t1 = sim.completions[window[0]][0], sim.completions[window[1]][0]
-    ended = [inf.latency for inf in sim.inferences if t0 < inf.done <= t1]
-    return sum(ended) / len(ended) if ended else sim.latency()
 
 
 def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
@@ -316,12 +302,6 @@ def busy_intervals(sim) -> dict[str, list[tuple[float, float, int, str]]]:
         digits = name[len(kind):]
         return kinds.index(kind), int(digits) if digits else 0
     return {name: rows[name] for name in sorted(rows, key=order)}
-
-
-def time_unit(span_s: float) -> tuple[str, float]:
-    """The unit (and its size in seconds) in which ``span_s`` reads as 1 to 1000."""
-    unit = format_quantity(span_s, "time").split()[-1] if span_s > 0 else "s"
-    return unit, DIMENSIONS["time"].units[unit]
 
 
 def image_format(path: str) -> str:

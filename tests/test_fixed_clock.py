@@ -135,9 +135,8 @@ def test_the_needed_clock_settles_the_device_to_the_threshold(overrides, device)
     clock = parse_quantity(needed, "time", "test") * 1.01
     cfg2, hw2, _ = machine(**{**overrides, "hardware.clock": f"{clock!r} s"})
     c2 = hw2.coupling(schedule, cfg2.network.alpha, cfg2.network.activation)
-    worst = max(c2.eps.max(), (1 - c2.c).max())
-    assert worst < SETTLE_WARNING
-    assert SETTLE_WARNING * 0.9 < worst or device.startswith("switch")
+    left = c2.eps.max() if device.startswith("switch") else (1 - c2.c).max()
+    assert SETTLE_WARNING * 0.9 < left < SETTLE_WARNING  # 1 % more time: just below
     assert not [w for w in hw2.settling_warnings(c2) if device in w]
 
 

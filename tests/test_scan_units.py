@@ -341,12 +341,12 @@ def test_ctrl_c_while_main_builds_its_parser(monkeypatch, capsys):
 
 
 def test_the_report_of_a_store_not_yet_resumed_counts_its_old_ids_as_done(tmp_path):
-    from relaxsim.report import _missing, load_points
+    from relaxsim.report import _missing
 
     root, points = old_store(tmp_path, {"grid": {"hardware.switch.rise_time": ["3.5 ps", "1 ns"]}})
-    assert _missing(root, load_points(root)) == 0
+    assert _missing(root) == 0
     (root / "points" / f"{legacy_config_id(points[0].config)}.json").unlink()
-    assert _missing(root, load_points(root)) == 1
+    assert _missing(root) == 1
 
 
 def test_a_scan_field_misplaced_on_the_hardware_gets_the_configs_hint():

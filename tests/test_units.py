@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from relaxsim.devices.units import format_quantity, parse_quantity
+from relaxsim.devices.units import display_unit, format_quantity, parse_quantity
 from relaxsim.errors import ConfigError
 
 FIELD = "hardware.switch.rise_time"
@@ -125,3 +125,14 @@ def test_format_quantity(si, dimension, text):
                                            (25.0, "db"), (0.008, "ratio")])
 def test_format_then_parse_round_trips(si, dimension):
     assert parse_quantity(format_quantity(si, dimension), dimension, FIELD) == pytest.approx(si)
+
+
+@pytest.mark.parametrize("value,dimension,expected", [
+    (4e-11, "time", ("ps", 1e-12)), (1.2e-6, "time", ("us", 1e-6)), (0.0, "time", ("s", 1.0)),
+    (90.0, "time", ("min", 60.0)), (5e-12, "energy", ("pJ", 1e-12)), (3.0, "ratio", ("", 1.0)),
+])
+def test_display_unit_is_the_unit_format_quantity_shows(value, dimension, expected):
+    unit, size = display_unit(value, dimension)
+    assert unit == expected[0] and size == pytest.approx(expected[1])
+    if value:
+        assert format_quantity(value, dimension).endswith(unit)
