@@ -222,3 +222,20 @@ def test_points_on_an_unsettled_machine_are_listed_with_their_warning(tmp_path):
     (tmp_path / "s" / "points" / f"{fast['id']}.json").write_text(json.dumps(fast))
     head, rows = table(scan_report(tmp_path / "s"), "warning")
     assert rows == [[fast["id"], "hardware.clock = 12 ps", line]]
+
+
+def test_the_cut_time_axis_is_continuous_and_increasing():
+    """The warp of a timeline with cuts maps real time to drawn position without a jump or a
+    step back: inside a cut it shrinks the stretch to the cut's drawn width, outside it moves."""
+    intervals = [(0.0, 1e-11), (1e-11, 1.2e-6), (2e-11, 3e-11), (1.2e-6, 1.21e-6),
+                 (2.4e-6, 2.41e-6)]
+    warp = figures._TimeWarp(intervals, 2.41e-6)
+    assert len(warp.cuts) == 2
+    t = np.linspace(0.0, 2.41e-6, 20001)
+    x = np.array([warp(v) for v in t])
+    assert x[0] == 0.0 and np.all(np.diff(x) > 0)
+    assert np.max(np.abs(np.diff(x))) < 10 * np.max(np.diff(t))  # no jump
+    for a, b in warp.cuts:  # a cut is drawn as wide as its gap
+        assert warp(b) - warp(a) == pytest.approx(warp.gap, rel=1e-9)
+    uncut = figures._TimeWarp([(0.0, 1e-9), (1e-9, 2e-9)], 2e-9)
+    assert uncut.cuts == [] and uncut(1.5e-9) == 1.5e-9
