@@ -22,7 +22,7 @@ import numpy as np
 
 from relaxsim.errors import ConfigError
 from relaxsim.registry import closest
-from relaxsim.rng import (_block_pairs, _blocks, _pair32, check_out, draw_key,
+from relaxsim.kernels.rng import (_block_pairs, _blocks, _pair32, check_out, draw_key,
                           normal_from_key, threads_pay)
 
 from .fields import DeviceRecord, choice, join_field, quantity
@@ -396,7 +396,7 @@ def _clip_quantise_range(w, w_max, step, differential, out, in_range):
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def _write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1):
-    """Pairs ``j0:j1`` of :func:`relaxsim.rng.add_normal`'s layout: ``out = _clip_q(w)`` (in
+    """Pairs ``j0:j1`` of :func:`relaxsim.kernels.rng.add_normal`'s layout: ``out = _clip_q(w)`` (in
     ``out``'s dtype) plus ``scale`` times the pair's draws, ``in_range = |w| <= w_max`` (in
     ``in_range``'s dtype): the bytes of a clip, then ``add_normal``, in one pass."""
     m = j1 - j0

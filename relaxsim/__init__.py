@@ -15,11 +15,11 @@ The Python API::
 __version__ = "0.1.0"
 
 try:
-    from .config import Config, load_config  # noqa: E402
-    from .errors import ConfigError, DataError, RelaxsimError, UnknownNameError  # noqa: E402
-    from .model import Network, build  # noqa: E402
-    from .runner import resume, run  # noqa: E402
-    from .scan import scan  # noqa: E402
+    from relaxsim.config import Config, load_config  # noqa: E402
+    from relaxsim.errors import ConfigError, DataError, RelaxsimError, UnknownNameError  # noqa: E402
+    from relaxsim.model import Network, build  # noqa: E402
+    from relaxsim.runner import resume, run  # noqa: E402
+    from relaxsim.scan.execute import scan  # noqa: E402
 except KeyboardInterrupt:
     # Ctrl-C while the `relaxsim` command (or `python -m relaxsim...`) starts, before its main
     # can catch anything: one line and status 130, as everywhere else in the command. In any

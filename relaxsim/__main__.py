@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from relaxsim.cli.app import main
 
 sys.exit(main())

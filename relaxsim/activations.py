@@ -2,7 +2,7 @@
 
 Each transfer function is registered under its name with a numpy pair ``(f, df)`` taking
 ``(u, gain, saturation, p)`` (used by the numpy twins and for documentation), an integer ``code``
-that selects the same function inside the numba kernels (:func:`relaxsim.kernels.activate`), and
+that selects the same function inside the numba kernels (:func:`relaxsim.kernels.passes.activate`), and
 the parameters ``ideal`` under which it is the textbook function (tanh, sigmoid, relu).
 
 The three parameters are ``gain`` g (small-signal slope), ``saturation`` s (output level where the
@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from .registry import Registry
+from relaxsim.registry import Registry
 
 ACTIVATIONS: Registry = Registry("activation")
 

@@ -23,10 +23,10 @@ import tomli_w
 
 from relaxsim.devices.units import parse_quantity
 
-from .errors import ConfigError, RelaxsimError
-from .io import read_toml as _read_toml
-from .timing import PIPELINING
-from .registry import closest
+from relaxsim.errors import ConfigError, RelaxsimError
+from relaxsim.io import read_toml as _read_toml
+from relaxsim.timing import PIPELINING
+from relaxsim.registry import closest
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                 "directory (0: none)", _at_least(0)),
     },
     "task": {
-        "name": Key("str", "task (see `relaxsim.tasks.TASKS`)"),
+        "name": Key("str", "task (see `relaxsim.data.tasks.TASKS`)"),
         "path": Key("str", "directory or file of the task's data ('' for the built-in location)"),
         "val_fraction": Key("float", "share of the data held out for validation", _fraction(True)),
         "test_fraction": Key("float", "share of the data held out for testing", _fraction(True)),
@@ -367,7 +367,7 @@ def validate(data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> 
 
 def _apply_task_defaults(merged: dict, given: Mapping[str, Any]) -> None:
     """Settings a task needs (e.g. sequence input for text), where the user did not choose."""
-    from .tasks import TASKS
+    from relaxsim.data.tasks import TASKS
 
     name = merged.get("task", {}).get("name")
     if not isinstance(name, str) or name not in TASKS:
@@ -409,9 +409,9 @@ def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
     from relaxsim.devices import load_device
     from relaxsim.schedules import resolve
 
-    from .activations import ACTIVATIONS
-    from .optim import OPTIMIZERS
-    from .tasks import TASKS
+    from relaxsim.activations import ACTIVATIONS
+    from relaxsim.training.optim import OPTIMIZERS
+    from relaxsim.data.tasks import TASKS
 
     net, train, task = cfg["network"], cfg["training"], cfg["task"]
     ACTIVATIONS.get(net["activation"], field="network.activation")

@@ -24,11 +24,11 @@ from functools import cached_property
 import numba as nb
 import numpy as np
 
-from .activations import Activation
-from .devices.records import _clip_quantise_range, _jittered_leaks, _write_block
-from .rng import (_block_pairs, _blocks, _fill_block, add_normal, draw_key, normal,
+from relaxsim.activations import Activation
+from relaxsim.devices.records import _clip_quantise_range, _jittered_leaks, _write_block
+from relaxsim.kernels.rng import (_block_pairs, _blocks, _fill_block, add_normal, draw_key, normal,
                   threads_pay)
-from .timing import Simulation, TimingSpec, simulate
+from relaxsim.timing import Simulation, TimingSpec, simulate
 
 # A switch leak or an element carry-over above this share on some step is reported as a warning
 # (``Hardware.settling_warnings``): the network then runs on a machine far from the one it was
@@ -158,7 +158,7 @@ class Hardware:
     def cautions(self, coupling: Coupling, settling: bool = True) -> list[str]:
         """Every warning this machine deserves, one line each: settings that have no effect,
         then (with ``settling``) :meth:`settling_warnings`."""
-        from .config import default_dict
+        from relaxsim.config import default_dict
 
         out = []
         default_in_flight = default_dict()["hardware"]["in_flight"]
@@ -314,7 +314,7 @@ class Hardware:
             drift = self.drift_factor(programmed, elapsed_s)
             W, factor = drift * programmed.W, drift * programmed.mask
         sigma = self.weights.read_sigma()
-        if sigma > 0:  # drawn in the weights' dtype (relaxsim.rng)
+        if sigma > 0:  # drawn in the weights' dtype (relaxsim.kernels.rng)
             W = add_normal(rng, W, sigma)
         return W.astype(programmed.W.dtype, copy=False), factor
 
@@ -333,7 +333,7 @@ class Hardware:
         function ``(name, shape, dtype) -> array`` giving the arrays to fill (work buffers)."""
         element = detector = None
         dtype = np.dtype(dtype)
-        if self.active.noise > 0:  # drawn in the network's dtype (relaxsim.rng)
+        if self.active.noise > 0:  # drawn in the network's dtype (relaxsim.kernels.rng)
             shape = (steps, batch, hidden)
             element = normal(rng, shape, self.active.noise, dtype,
                              None if out is None else out("element_noise", shape, dtype))
@@ -462,7 +462,7 @@ def build_hardware(hw_cfg) -> Hardware:
     """Build the machine described by a validated ``hardware`` config section."""
     from relaxsim.devices import load_device
 
-    from .config import seconds_of
+    from relaxsim.config import seconds_of
 
     hw = Hardware(
         switch=load_device("switch", hw_cfg["switch"], "hardware.switch"),

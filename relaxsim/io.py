@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import RelaxsimError
+from relaxsim.errors import RelaxsimError
 
 
 def _current_umask() -> int:

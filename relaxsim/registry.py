@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Generic, Iterator, TypeVar
 
-from .errors import UnknownNameError
+from relaxsim.errors import UnknownNameError
 
 T = TypeVar("T")
 

@@ -11,19 +11,21 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import __version__, checkpoint
-from .checkpoint import CHECKPOINT
-from .config import Config
-from .engine import make_engines
-from .hardware import build_hardware
-from .errors import HardwareWarning, OutputExistsError
-from .io import exclusive_lock, remove_stale_temporaries, write_json, write_npz, write_text
-from .model import build
-from .tasks import load_task
-from .training import evaluate, train
+from relaxsim import __version__
+
+from relaxsim.training import checkpoint
+from relaxsim.training.checkpoint import CHECKPOINT
+from relaxsim.config import Config
+from relaxsim.training.engine import make_engines
+from relaxsim.hardware import build_hardware
+from relaxsim.errors import HardwareWarning, OutputExistsError
+from relaxsim.io import exclusive_lock, remove_stale_temporaries, write_json, write_npz, write_text
+from relaxsim.model import build
+from relaxsim.data.tasks import load_task
+from relaxsim.training.loop import evaluate, train
 
 RESULT_FILES = ("result.json", "weights.npz", "metrics.csv", "config.toml")
-# what `relaxsim report DIR` writes into a run directory (relaxsim.report.write_report's default):
+# what `relaxsim report DIR` writes into a run directory (relaxsim.report.document.write_report's default):
 # it describes the results it was made from, so it goes when they are replaced
 REPORT_FILES = ("report.html", "report.md")
 REPORT_FIGURES = "report_figures"

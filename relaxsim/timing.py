@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from .errors import ConfigError
+from relaxsim.errors import ConfigError
 
 ARCHITECTURES = ("relaxnet", "reprogram", "unrolled")
 PIPELINING = ("sequential", "pipelined")

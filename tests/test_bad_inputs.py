@@ -1,7 +1,7 @@
 """A table of bad inputs, through the command line: config files, device presets, data files, scan
 specs and stores, and command options.
 
-Every case runs ``relaxsim.cli.main`` in-process, in a fresh working directory that holds the
+Every case runs ``relaxsim.cli.app`` in-process, in a fresh working directory that holds the
 case's files, and checks what the user sees and what is left behind: exit status 2, one non-empty
 line on stderr naming the field or file and the offending value, no traceback, and every file and
 directory of the working tree as it was (no result, cache or output file written, nothing changed).
@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from relaxsim.cli import main
+from relaxsim.cli.app import main
 from tests.datafiles import svhn_arrays, write_mat, write_svhn
 
 TMP = "{tmp}"  # replaced by the case's working directory in argv and in the expected fragments
@@ -88,8 +88,8 @@ def good_images(n: int = 10):
 
 def scan_store(tmp: Path, name: str = "store", spec: str | None = None):
     """A scan store made the way `relaxsim scan` makes it (the spec kept, no point run)."""
-    from relaxsim.scanspec import expand, load_spec
-    from relaxsim.store import Store
+    from relaxsim.scan.spec import expand, load_spec
+    from relaxsim.scan.store import Store
 
     spec_path = tmp / "a.toml"
     spec_path.write_text(spec or SCAN_A, encoding="utf-8")

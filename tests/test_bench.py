@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from relaxsim.cli import main
-from relaxsim.optim import Adam
+from relaxsim.cli.app import main
+from relaxsim.training.optim import Adam
 from relaxsim.validation import bench, train_step
 
 
@@ -112,7 +112,7 @@ def test_adam_on_non_contiguous_parameters_takes_the_numpy_path():
 def test_digits_loader_reads_the_same_data_as_scikit_learn():
     from sklearn.datasets import load_digits as sklearn_digits
 
-    from relaxsim.tasks import load_digits
+    from relaxsim.data.tasks import load_digits
 
     x, y = load_digits()
     ref = sklearn_digits()

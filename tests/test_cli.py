@@ -1,4 +1,4 @@
-"""The command line, through ``relaxsim.cli.main(argv)`` in-process and once as a real process."""
+"""The command line, through ``relaxsim.cli.app(argv)`` in-process and once as a real process."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relaxsim.cli import main
+from relaxsim.cli.app import main
 from relaxsim.config import load_config
 
 # The table of bad inputs lives in test_config.py; load it by path so that it works whatever
@@ -431,7 +431,7 @@ def test_config_command_reads_a_file(tmp_path, capsys):
 
 
 def test_network_kind():
-    from relaxsim.cli import network_kind
+    from relaxsim.cli.app import network_kind
 
     assert network_kind(1, 4) == "RNN"
     assert network_kind(4, 4) == "DNN"

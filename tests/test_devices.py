@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from relaxsim.activations import ACTIVATIONS
-from relaxsim.cli import main
-from relaxsim.rng import normal
+from relaxsim.cli.app import main
+from relaxsim.kernels.rng import normal
 from relaxsim.devices import (KINDS, RECORDS, ActiveElement, Switch, WeightElement, add_preset_dir,
                               library, load_device, load_preset, preset_dirs, presets)
 from relaxsim.devices.fields import UNIT_SUFFIXES

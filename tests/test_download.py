@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from relaxsim.cli import main
-from relaxsim.download import (SOURCES, DataSource, RemoteFile, data_dir, download, fetch,
+from relaxsim.cli.app import main
+from relaxsim.data.download import (SOURCES, DataSource, RemoteFile, data_dir, download, fetch,
                                has_digest)
 from relaxsim.errors import DataError
 from tests.datafiles import leftovers

@@ -20,11 +20,11 @@ import pytest
 distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
 
-from relaxsim.cli import main  # noqa: E402
+from relaxsim.cli.app import main  # noqa: E402
 from relaxsim.errors import RelaxsimError  # noqa: E402
-from relaxsim.scan import local_cluster, scan  # noqa: E402
-from relaxsim.scanspec import load_spec  # noqa: E402
-from relaxsim.store import ScanWarning, Store  # noqa: E402
+from relaxsim.scan.execute import local_cluster, scan  # noqa: E402
+from relaxsim.scan.spec import load_spec  # noqa: E402
+from relaxsim.scan.store import ScanWarning, Store  # noqa: E402
 from relaxsim.validation.scan_faults import FILE_FAULTS, Faults, Reference  # noqa: E402
 
 TIMEOUT_S = 120

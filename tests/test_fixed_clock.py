@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import relaxsim
-import relaxsim.timingcli as timingcli
-from relaxsim.cli import main
+import relaxsim.cli.timing as timingcli
+from relaxsim.cli.app import main
 from relaxsim.errors import HardwareWarning
 from relaxsim.hardware import SETTLE_WARNING, build_hardware
 from relaxsim.schedules import resolve

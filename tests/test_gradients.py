@@ -7,7 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from relaxsim import kernels, reference
+from relaxsim.kernels import passes as kernels
+
+from relaxsim.kernels import reference
 from relaxsim.activations import ACTIVATIONS
 from relaxsim.validation.gradients import FD_TOL, finite_differences, relative_error
 from relaxsim.validation.kernels import device_params, random_problem
@@ -55,7 +57,7 @@ def test_network_gradient_matches_finite_differences(schedule, activation, injec
 
 
 def _min_abs_preactivation(net, params, x):
-    from relaxsim import reference
+    from relaxsim.kernels import reference
 
     X, slot = net.input_slots(x)
     cp = net.coupling

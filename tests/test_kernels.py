@@ -1,4 +1,4 @@
-"""The numba kernels against their numpy twins (relaxsim.reference)."""
+"""The numba kernels against their numpy twins (relaxsim.kernels.reference)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 import pytest
 
-from relaxsim import kernels
+from relaxsim.kernels import passes as kernels
 from relaxsim.activations import ACTIVATIONS
 from relaxsim.validation.kernels import device_params, max_rel, random_problem, run_both
 
@@ -233,7 +233,7 @@ def test_numba_threads_follows_set_num_threads_in_each_thread():
     """The cheap thread-count query the kernels use is numba's own count, per thread."""
     import threading
 
-    from relaxsim.threads import numba_threads
+    from relaxsim.kernels.threads import numba_threads
 
     before = nb.get_num_threads()
     try:

@@ -135,7 +135,7 @@ def test_different_seeds_give_different_weights():
 
 def test_divergence_stops_training_with_a_clear_message(tmp_path, capsys):
     """A NaN loss stops the run: one line naming epoch and batch, exit 2, earlier results kept."""
-    from relaxsim.cli import main
+    from relaxsim.cli.app import main
 
     out = tmp_path / "run"
     common = ["run", "--quiet", "--out", str(out), "--set", "hardware.mode=ideal",

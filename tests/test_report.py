@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import relaxsim
-from relaxsim.cli import main
-from relaxsim.report import write_report
-from relaxsim.scanspec import load_spec
+from relaxsim.cli.app import main
+from relaxsim.report.document import write_report
+from relaxsim.scan.spec import load_spec
 
 TINY = {"network.hidden": 8, "training.epochs": 2}
 

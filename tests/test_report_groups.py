@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relaxsim import figures
-from relaxsim.report import scan_report
-from relaxsim.scanspec import load_spec
+from relaxsim.report import figures
+from relaxsim.report.document import scan_report
+from relaxsim.scan.spec import load_spec
 
 BASE = {"network": {"hidden": 6}, "training": {"epochs": 1}, "hardware": {"mode": "ideal"}}
 

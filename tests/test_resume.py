@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 
 import relaxsim
-import relaxsim.checkpoint as ckpt_module
-import relaxsim.optim as optim
-from relaxsim.checkpoint import CHECKPOINT
-from relaxsim.cli import main
+import relaxsim.training.checkpoint as ckpt_module
+import relaxsim.training.optim as optim
+from relaxsim.training.checkpoint import CHECKPOINT
+from relaxsim.cli.app import main
 from relaxsim.io import write_npz
 from tests.conftest import interrupt_at
 
@@ -437,7 +437,7 @@ def test_results_beside_a_checkpoint_are_finished_again(unfinished, references, 
 
 
 def _batches_per_epoch(cfg) -> int:
-    from relaxsim.tasks import load_task
+    from relaxsim.data.tasks import load_task
 
     n = len(load_task(cfg).labels("train"))
     return -(-n // cfg.training.batch_size)

@@ -1,4 +1,4 @@
-"""The counter-based normal draws of the hardware noise (relaxsim.rng)."""
+"""The counter-based normal draws of the hardware noise (relaxsim.kernels.rng)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from relaxsim import rng as R
+from relaxsim.kernels import rng as R
 
 
 @nb.njit

@@ -23,9 +23,9 @@ import pytest
 
 import relaxsim
 import relaxsim.runner as runner
-from relaxsim.checkpoint import CHECKPOINT, CheckpointError
-from relaxsim.cli import main
-from relaxsim.report import write_report
+from relaxsim.training.checkpoint import CHECKPOINT, CheckpointError
+from relaxsim.cli.app import main
+from relaxsim.report.document import write_report
 from relaxsim.runner import RESULT_FILES, hold_output_dir
 from tests.datafiles import write_text
 from tests.test_resume import (CASES, assert_one_line_error, interrupt_at, invoke, set_args,

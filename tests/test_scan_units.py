@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relaxsim.cli import main
+from relaxsim.cli.app import main
 from relaxsim.io import write_json, write_npz
 from relaxsim.errors import RelaxsimError
-from relaxsim.scanspec import config_id, expand, legacy_config_id, load_spec
-from relaxsim.store import ScanNotice, Store, csv_text, sha256_file
+from relaxsim.scan.spec import config_id, expand, legacy_config_id, load_spec
+from relaxsim.scan.store import ScanNotice, Store, csv_text, sha256_file
 
 TINY = {"network": {"hidden": 8}, "training": {"epochs": 1}, "hardware": {"mode": "ideal"}}
 SPELLINGS = ["3.5 ps", 3.5e-12, "3500 fs"]  # one rise time, three ways
@@ -273,7 +273,7 @@ def test_ctrl_c_during_a_scan_is_one_line_with_the_command_that_resumes_it(tmp_p
 def test_the_interrupt_message_of_a_resumed_store(tmp_path, capsys):
     import argparse
 
-    from relaxsim.scancli import interrupted
+    from relaxsim.cli.scan import interrupted
 
     root, points = old_store(tmp_path, {"grid": {"network.banks": [1, 2, 3]}})
     (root / "points" / f"{legacy_config_id(points[2].config)}.json").unlink()
@@ -330,7 +330,7 @@ def test_ctrl_c_while_another_program_imports_relaxsim_is_its_own(tmp_path):
 
 
 def test_ctrl_c_while_main_builds_its_parser(monkeypatch, capsys):
-    import relaxsim.cli as cli
+    import relaxsim.cli.app as cli
 
     def interrupted():
         raise KeyboardInterrupt
@@ -341,7 +341,7 @@ def test_ctrl_c_while_main_builds_its_parser(monkeypatch, capsys):
 
 
 def test_the_report_of_a_store_not_yet_resumed_counts_its_old_ids_as_done(tmp_path):
-    from relaxsim.report import _missing
+    from relaxsim.report.document import _missing
 
     root, points = old_store(tmp_path, {"grid": {"hardware.switch.rise_time": ["3.5 ps", "1 ns"]}})
     assert _missing(root) == 0

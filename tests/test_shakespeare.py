@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import relaxsim
-from relaxsim.cli import main
+from relaxsim.cli.app import main
 from relaxsim.errors import ConfigError, DataError
-from relaxsim.tasks import load_task
-from relaxsim.text import read_corpus, split_text
+from relaxsim.data.tasks import load_task
+from relaxsim.data.text import read_corpus, split_text
 from tests.datafiles import make_text, write_text
 
 SEQ = {"task.name": "shakespeare", "network.input_injection": "sequence"}
@@ -64,7 +64,7 @@ def test_vocabulary_comes_from_the_training_part(tmp_path):
     assert corpus.unknown and corpus.n_symbols == 6
     assert set(corpus.tokens["test"][-30:].tolist()) == {5}
     assert set(corpus.tokens["train"].tolist()) == {0, 1, 2, 3, 4}
-    info = relaxsim.tasks.TASKS.get("shakespeare").info(text_cfg(path).task)
+    info = relaxsim.data.tasks.TASKS.get("shakespeare").info(text_cfg(path).task)
     assert (info.n_inputs, info.n_classes, info.sequence, info.text) == (6, 6, True, True)
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 import relaxsim
-from relaxsim.cli import main
+from relaxsim.cli.app import main
 from relaxsim.errors import ConfigError, DataError
 from relaxsim.model import build
-from relaxsim.svhn import SVHN, cache_paths, load_images, read_mat
-from relaxsim.tasks import load_task
-from relaxsim.training import train
+from relaxsim.data.svhn import SVHN, cache_paths, load_images, read_mat
+from relaxsim.data.tasks import load_task
+from relaxsim.training.loop import train
 from tests.datafiles import leftovers, svhn_arrays, write_mat, write_svhn
 
 def svhn_cfg(path, **overrides):
@@ -167,7 +167,7 @@ def test_input_dimension_and_standardised_batches(svhn_dir, overrides, n_inputs)
 
 
 def test_grayscale_and_downsampling_values():
-    from relaxsim.images import raw_features
+    from relaxsim.data.images import raw_features
 
     images = np.zeros((1, 32, 32, 3), np.uint8)
     images[0, :2, :2] = [[[10, 20, 30], [10, 20, 30]], [[50, 60, 70], [50, 60, 70]]]

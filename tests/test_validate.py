@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from relaxsim.cli import main
+from relaxsim.cli.app import main
 from relaxsim.validation import suite, timing
 from relaxsim.validation.common import Check
 from tests.test_report import parse

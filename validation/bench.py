@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from relaxsim import kernels, reference
+from relaxsim.kernels import passes as kernels
+
+from relaxsim.kernels import reference
 from relaxsim.errors import RelaxsimError
 from relaxsim.io import write_json
 
@@ -148,7 +150,7 @@ def torch_module():
 def step_section(sizes, batches, dtypes, repeats: int, use_torch: bool) -> dict:
     import numba
 
-    from relaxsim.threads import set_numpy_blas_threads, single_threaded_kernel_blas
+    from relaxsim.kernels.threads import set_numpy_blas_threads, single_threaded_kernel_blas
     from relaxsim.validation.train_step import OursStep, TorchStep, blas_products
 
     # torch first: numba's OpenMP thread pool, once started, shares the GNU OpenMP runtime with
@@ -313,10 +315,10 @@ def timing_share_of_epoch(repeats: int) -> dict:
     ``Hardware.figures``) against one epoch of training the default experiment (its second
     epoch: the first compiles), sequential and pipelined (4 in flight)."""
     import relaxsim
-    from relaxsim.engine import make_engines
+    from relaxsim.training.engine import make_engines
     from relaxsim.hardware import build_hardware
-    from relaxsim.tasks import load_task
-    from relaxsim.training import train
+    from relaxsim.data.tasks import load_task
+    from relaxsim.training.loop import train
 
     cfg = relaxsim.load_config(overrides={"training.epochs": 2})
     data = load_task(cfg)
@@ -364,7 +366,7 @@ def timing_section(quick: bool) -> dict:
 # Linux keeps that peak across exec; a small launcher process forks the measured one instead.
 _LAUNCHER = """
 import json, os, subprocess, sys
-proc = subprocess.Popen([sys.executable, "-m", "relaxsim.cli", *sys.argv[1:]],
+proc = subprocess.Popen([sys.executable, "-m", "relaxsim", *sys.argv[1:]],
                         stdout=subprocess.DEVNULL)
 _, status, usage = os.wait4(proc.pid, 0)
 print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}))
@@ -372,7 +374,7 @@ print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru
 
 
 def run_child(args: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
-    """Run ``python -m relaxsim.cli ARGS`` in a fresh process: wall seconds and peak resident
+    """Run ``python -m relaxsim ARGS`` in a fresh process: wall seconds and peak resident
     memory. A failed run raises with the last line it wrote on stderr."""
     import json
 
@@ -479,7 +481,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args) -> int:
-    from relaxsim.timingcli import check_output_path
+    from relaxsim.cli.timing import check_output_path
 
     if args.repeats is not None and args.repeats < 1:
         raise BenchError(f"--repeats: must be at least 1 (got {args.repeats})")

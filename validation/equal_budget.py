@@ -13,7 +13,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from relaxsim.scanspec import hidden_for
+from relaxsim.scan.spec import hidden_for
 
 from .common import Check, main as _main
 
@@ -30,7 +30,7 @@ def kinds(steps: int) -> list[tuple[str, int]]:
 def check(quick: bool, out: Path) -> Check:
     import relaxsim
 
-    from relaxsim import figures
+    from relaxsim.report import figures
 
     plan = QUICK if quick else FULL
     rows, verdicts, series = [], [], {}

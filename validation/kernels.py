@@ -1,5 +1,5 @@
 """Study: the numba kernels (forward, loss, backward) against their numpy twins in
-``relaxsim.reference``, float64, over every activation, the three input layouts, per-sample and
+``relaxsim.kernels.reference``, float64, over every activation, the three input layouts, per-sample and
 per-step coupling, element noise and device transfer parameters.
 
 Run as ``python -m relaxsim.validation.kernels [--quick] [--out DIR]``.
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from relaxsim import kernels, reference
+from relaxsim.kernels import passes as kernels
+
+from relaxsim.kernels import reference
 from relaxsim.activations import ACTIVATIONS
 
 from .common import Check, main as _main

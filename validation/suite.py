@@ -59,7 +59,7 @@ def run_checks(names: list[str], quick: bool, out: Path, echo=print) -> list[Che
 
 def document(results: list[Check], quick: bool, seconds: float):
     from relaxsim import __version__
-    from relaxsim.report import Document
+    from relaxsim.report.document import Document
 
     failed = [r for r in results if not r.passed]
     doc = Document(f"relaxsim validation{' (quick)' if quick else ''}")

@@ -51,11 +51,11 @@ class OursStep:
     """relaxsim's training step: ``engine.loss_and_grad`` then ``Adam.step``."""
 
     def __init__(self, N: int, B: int, dtype: str, physics: bool, seed: int = 0):
-        from relaxsim.engine import make_engines
+        from relaxsim.training.engine import make_engines
         from relaxsim.hardware import build_hardware
         from relaxsim.model import build
-        from relaxsim.optim import OPTIMIZERS
-        from relaxsim.tasks import TaskInfo
+        from relaxsim.training.optim import OPTIMIZERS
+        from relaxsim.data.tasks import TaskInfo
 
         cfg = config(N, B, dtype, physics)
         net = build(cfg, TaskInfo(n_inputs=INPUTS, n_classes=CLASSES))
@@ -80,7 +80,7 @@ class TorchStep:
 
         from relaxsim.hardware import build_hardware
         from relaxsim.model import build
-        from relaxsim.tasks import TaskInfo
+        from relaxsim.data.tasks import TaskInfo
 
         self.torch = torch
         self.td = {"float64": torch.float64, "float32": torch.float32}[dtype]

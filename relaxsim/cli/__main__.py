@@ -1,0 +1,5 @@
+import sys
+
+from relaxsim.cli.app import main
+
+sys.exit(main())

@@ -1,0 +1,329 @@
+"""``relaxsim timing``: what a machine built from the chosen devices achieves, from the SimPy model.
+
+    relaxsim timing [CONFIG] [--set KEY=VALUE ...] [--trace trace.csv] [--plot timeline.png]
+                    [--inferences N] [--json FILE]
+
+Latency per inference, throughput, utilisation of every bank, switch and the readout, energy per
+inference by device kind, and the same machine's figures against a single bank reprogrammed
+between steps and a fully unrolled DNN (:meth:`relaxsim.hardware.Hardware.figures`). The event
+trace of one inference (a short stream when pipelined) goes to a CSV file and to a timeline plot.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+from relaxsim.devices import format_quantity
+
+from relaxsim.errors import RelaxsimError
+
+IMAGE_FORMATS = ("png", "svg", "pdf")
+ARCH_NAMES = {"relaxnet": "ReLaX-Net", "reprogram": "reprogrammed bank", "unrolled": "unrolled DNN"}
+
+
+def add_timing_command(sub) -> None:
+    """Register ``relaxsim timing`` on the subcommand parsers ``sub`` of the main parser."""
+    from relaxsim.cli.app import _add_config_args
+
+    p = sub.add_parser("timing", help="latency, throughput, utilisation and energy of the machine "
+                                      "(SimPy model), against a reprogrammed bank and a DNN")
+    _add_config_args(p)
+    p.add_argument("--trace", metavar="CSV", help="write the event trace (time_s, actor, action)")
+    p.add_argument("--plot", metavar="IMAGE",
+                   help="draw the trace as a timeline (.png, .svg or .pdf)")
+    p.add_argument("--inferences", type=int, metavar="N",
+                   help="inferences in the trace and the plot (default: 1 sequential; pipelined, "
+                        "a short stream: 2 x hardware.in_flight + 1)")
+    p.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
+    p.set_defaults(func=cmd_timing)
+
+
+def cmd_timing(args) -> int:
+    import warnings
+
+    from relaxsim.schedules import resolve
+
+    from relaxsim.cli.app import _load, network_kind
+    from relaxsim.errors import HardwareWarning
+    from relaxsim.hardware import build_hardware
+    from relaxsim.io import write_json
+
+    if args.inferences is not None and args.inferences < 1:
+        raise RelaxsimError(f"--inferences: must be >= 1 (got {args.inferences})")
+    outputs = [(option, path) for option, path in (("--trace", args.trace),
+                                                   ("--plot", args.plot), ("--json", args.json))
+               if path is not None]
+    for option, path in outputs:
+        check_output_path(option, path)
+    for i, (option, path) in enumerate(outputs):  # one file for two outputs: one would be lost
+        for other, other_path in outputs[i + 1:]:
+            if Path(path).resolve() == Path(other_path).resolve():
+                raise RelaxsimError(f"{other} {other_path!r}: the same file as {option}; give "
+                                    "each output its own file")
+    if args.plot is not None:
+        image_format(args.plot)
+    args.config = run_config(args.config)
+    cfg = _load(args)
+    net = cfg.network
+    hw = build_hardware(cfg.hardware)
+    schedule = resolve(net.schedule, net.banks, net.steps)
+    figures = hw.figures(schedule, net.banks, net.hidden)
+    coupling = hw.coupling(schedule, net.alpha, net.activation)
+    cautions = hw.cautions(coupling)
+    for message in cautions:
+        warnings.warn(message, HardwareWarning, stacklevel=2)
+    print(report(cfg, hw, figures, figures["latency_under_load_s"], coupling))
+    if args.json:
+        write_output("--json", args.json, lambda p: write_json(p, {
+            **figures, "coupling": coupling.summary(),
+            "warnings": cautions, "config": cfg.to_dict()}))
+    if args.trace or args.plot:
+        n = args.inferences or (1 if hw.pipelining == "sequential" else 2 * hw.in_flight + 1)
+        sim = hw.simulate(schedule, net.banks, n=n, record=True)
+        if args.trace:
+            write_output("--trace", args.trace, lambda p: write_trace(p, sim.trace))
+        if args.plot:
+            title = (f"{network_kind(net.banks, net.steps)} L_W = {net.banks}, L_T = {net.steps}, "
+                     f"{describe_clock(hw)}, {hw.pipelining}: latency "
+                     f"{format_quantity(figures['latency_s'], 'time')}, a new inference every "
+                     f"{format_quantity(figures['period_s'], 'time')}")
+            write_output("--plot", args.plot, lambda p: plot_timeline(sim, p, title))
+    return 0
+
+
+def run_config(path: str | None) -> str | None:
+    """The config of ``path``: the file itself, or a run directory's ``config.toml``."""
+    if path is None or not Path(path).is_dir():
+        return path
+    config = Path(path) / "config.toml"
+    if not config.is_file():
+        raise RelaxsimError(f"{path}: a directory without config.toml; give a config file or a "
+                            "run directory written by relaxsim run")
+    return str(config)
+
+
+# -- the report ------------------------------------------------------------------------------
+
+def rate(per_s: float) -> str:
+    """Inferences per second with an SI prefix: ``3.689 G/s``."""
+    return format_quantity(per_s, "frequency").replace("Hz", "/s")
+
+
+def ratio(x: float) -> str:
+    return f"{x:.3g}x" if 1e-3 <= x < 1e4 else f"{x:.2e}x"
+
+
+def describe_clock(hw) -> str:
+    return "auto clock" if hw.clock_s is None else f"clock {format_quantity(hw.clock_s, 'time')}"
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [(indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))).rstrip()
+            for row in rows]
+
+
+def report(cfg, hw, figures: dict, latency_under_load: float | None = None,
+           coupling=None) -> str:
+    """The figures as the command prints them: devices, the three architectures side by side,
+    utilisation and energy, every number with its unit (and, given the ``coupling``, what the
+    step timing does to the network)."""
+    from relaxsim.cli.app import network_kind
+
+    net, tol = cfg.network, hw.settle_tolerance
+    t_mm = hw.propagation_time_s
+    t_sw, t_st = hw.switch.settle_time_s(tol), hw.active.settle_time_s(tol)
+    schedule = net.schedule if isinstance(net.schedule, str) else "explicit"
+    mode = hw.pipelining if hw.pipelining == "sequential" else (
+        f"pipelined, {hw.in_flight} in flight")
+    devices = [
+        ["switch", hw.switch.name, f"settles in {format_quantity(t_sw, 'time')} "
+                                   f"(to {100 * tol:g} % of the old path)"],
+        ["weights", hw.weights.name,
+         f"programs a bank in {format_quantity(hw.weights.program_time_s, 'time')}"],
+        ["active", hw.active.name, f"settles in {format_quantity(t_st, 'time')}"],
+        ["bank", "", f"T_MM = {format_quantity(t_mm, 'time')}; readout "
+                     f"{format_quantity(hw.readout_time_s, 'time')}"],
+    ]
+    if coupling is not None:
+        short = hw.clock_s is not None and hw.clock_s - t_mm < max(t_sw, t_st)
+        devices.append(["coupling", "", (
+            f"switch leak eps up to {coupling.eps.max():.3g}, element carry-over up to "
+            f"{(coupling.a - net.alpha).max():.3g} per step" + (
+                f" (the clock leaves {format_quantity(hw.clock_s - t_mm, 'time')} to settle: "
+                "too short)" if short else ""))])
+    lines = [
+        f"{network_kind(net.banks, net.steps)} timing: N = {net.hidden}, L_W = {net.banks}, "
+        f"L_T = {net.steps} ({schedule}), {describe_clock(hw)}, {mode}",
+        *_table(devices),
+    ]
+    lines.append("")
+    base_lat, base_thr = figures["latency_s"], figures["throughput_per_s"]
+    rows = [["architecture", "banks", "latency", "period", "throughput", "latency ratio",
+             "throughput ratio"],
+            [ARCH_NAMES["relaxnet"], str(net.banks), format_quantity(base_lat, "time"),
+             format_quantity(figures["period_s"], "time"), rate(base_thr), "1x", "1x"]]
+    for arch, banks in (("reprogram", 1), ("unrolled", net.steps)):
+        fig = figures["compare"][arch]
+        rows.append([ARCH_NAMES[arch], str(banks), format_quantity(fig["latency_s"], "time"),
+                     format_quantity(fig["period_s"], "time"),
+                     rate(fig["throughput_per_s"]), ratio(fig["latency_s"] / base_lat)
+                     if base_lat > 0 else "-", ratio(fig["throughput_per_s"] / base_thr)
+                     if base_thr not in (0, float("inf")) else "-"])
+    lines += _table(rows)
+    lines.append("  latency: one inference alone, admission to readout; period: time per "
+                 "inference in the steady state of a stream (throughput = 1 / period; the "
+                 "static energy is paid over it)")
+    if latency_under_load is not None:
+        lines.append(f"  latency under load (steady state, {hw.in_flight} in flight): "
+                     f"{format_quantity(latency_under_load, 'time')}")
+    lines += ["", "utilisation (steady state, over whole periods)"]
+    lines += _table(utilisation_rows(figures["utilisation"]))
+    total = figures["energy_per_inference_j"]
+    lines += ["", f"energy per inference  {format_quantity(total, 'energy')}"]
+    lines += _table([[kind, format_quantity(e, "energy"),
+                      f"{100 * e / total:.1f} %" if total > 0 else "-"]
+                     for kind, e in figures["energy_breakdown_j"].items()])
+    return "\n".join(lines)
+
+
+GROUP_ABOVE = 8  # more resources of one kind than this print as one row: mean, min, max
+
+
+def utilisation_rows(utilisation: dict[str, float]) -> list[list[str]]:
+    """One row per resource, ``[name, "12.9 %"]``; a kind with more than ``GROUP_ABOVE`` of them
+    (the switches of many inferences in flight) as one row ``switch0..99 (100)`` with the mean,
+    minimum and maximum."""
+    kinds: dict[str, list[tuple[str, float]]] = {}
+    for name, share in utilisation.items():
+        kinds.setdefault(name.rstrip("0123456789"), []).append((name, share))
+    rows = []
+    for kind, members in kinds.items():
+        if len(members) <= GROUP_ABOVE:
+            rows += [[name, f"{100 * share:.1f} %"] for name, share in members]
+        else:
+            shares = [share for _, share in members]
+            rows.append([f"{members[0][0]}..{members[-1][0][len(kind):]} ({len(members)})",
+                         f"{100 * sum(shares) / len(shares):.1f} % mean",
+                         f"{100 * min(shares):.1f} % min", f"{100 * max(shares):.1f} % max"])
+    width = max(len(row) for row in rows)
+    return [row + [""] * (width - len(row)) for row in rows]
+
+
+# -- the trace -------------------------------------------------------------------------------
+
+def trace_csv(trace) -> str:
+    """The trace as CSV: a header ``time_s,actor,action``, times to the last bit."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["time_s", "actor", "action"])
+    writer.writerows((repr(float(t)), actor, action) for t, actor, action in trace)
+    return buf.getvalue()
+
+
+def write_trace(path, trace) -> None:
+    from relaxsim.io import write_text
+
+    write_text(path, trace_csv(trace))
+
+
+def check_output_path(option: str, path: str) -> None:
+    """Refuse, before any work, a path whose directory does not exist or that is a directory."""
+    p = Path(path)
+    if p.is_dir():
+        raise RelaxsimError(f"{option} {path!r}: is a directory; give a file name")
+    if not p.parent.is_dir():
+        raise RelaxsimError(f"{option} {path!r}: directory {str(p.parent)!r} does not exist")
+
+
+def write_output(option: str, path: str, write) -> None:
+    try:
+        write(path)
+    except OSError as exc:
+        raise RelaxsimError(f"{option} {path!r}: cannot write ({exc.strerror or exc})") from None
+
+
+# -- the timeline ----------------------------------------------------------------------------
+
+_PATTERNS = {
+    "bank_in": re.compile(r"step (\d+) of (\d+) in"),
+    "bank_out": re.compile(r"step (\d+) of (\d+) out"),
+    "switch_to": re.compile(r"to bank (\d+) for (\d+)"),
+    "element": re.compile(r"settled after step (\d+) of (\d+)"),
+    "readout": re.compile(r"(\d+) read"),
+    "programmer": re.compile(r"bank 0 holds step (\d+) weights"),
+}
+
+
+def busy_intervals(sim) -> dict[str, list[tuple[float, float, int, str]]]:
+    """Per actor (banks, programmer, switches, elements, readout, in that order), the intervals
+    ``(start_s, end_s, inference, label)`` in which it was busy, read from ``sim.trace``.
+
+    A bank is busy from a step's ``in`` to its ``out``; a switch from its command to
+    ``settled``; an active element for ``T_state`` before ``settled``; the readout for
+    ``T_readout`` before ``read``; the programmer for ``T_program`` before the bank holds the
+    new weights.
+    """
+    spec = sim.spec
+    rows: dict[str, list] = {}
+    open_bank: dict[str, tuple[float, int, int]] = {}
+    open_switch: dict[str, tuple[float, int, int]] = {}
+    for time, actor, action in sim.trace:
+        if actor.startswith("bank"):
+            if m := _PATTERNS["bank_in"].fullmatch(action):
+                open_bank[actor] = (time, int(m[1]), int(m[2]))
+            elif _PATTERNS["bank_out"].fullmatch(action) and actor in open_bank:
+                start, t, i = open_bank.pop(actor)
+                rows.setdefault(actor, []).append((start, time, i, f"{i}:{t}"))
+        elif actor.startswith("switch"):
+            if m := _PATTERNS["switch_to"].fullmatch(action):
+                open_switch[actor] = (time, int(m[1]), int(m[2]))
+            elif actor in open_switch:
+                start, bank, i = open_switch.pop(actor)
+                rows.setdefault(actor, []).append((start, time, i, f"{i}>b{bank}"))
+        elif actor.startswith("element"):
+            if m := _PATTERNS["element"].fullmatch(action):
+                rows.setdefault(actor, []).append(
+                    (time - spec.t_state, time, int(m[2]), f"{m[2]}:{m[1]}"))
+        elif actor == "readout":
+            if m := _PATTERNS["readout"].fullmatch(action):
+                rows.setdefault(actor, []).append(
+                    (time - spec.t_readout, time, int(m[1]), m[1]))
+        elif actor == "programmer":
+            if m := _PATTERNS["programmer"].fullmatch(action):
+                rows.setdefault(actor, []).append((time - spec.t_program, time, -1, f"s{m[1]}"))
+
+    def order(name: str):
+        kinds = ("bank", "programmer", "switch", "element", "readout")
+        kind = next(k for k in kinds if name.startswith(k))
+        digits = name[len(kind):]
+        return kinds.index(kind), int(digits) if digits else 0
+    return {name: rows[name] for name in sorted(rows, key=order)}
+
+
+def image_format(path: str) -> str:
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in IMAGE_FORMATS:
+        raise RelaxsimError(f"--plot {path!r}: unknown image format "
+                            f"{('.' + suffix) if suffix else '(no suffix)'}; use "
+                            + ", ".join("." + f for f in IMAGE_FORMATS))
+    return suffix
+
+
+def plot_timeline(sim, path: str, title: str = "") -> None:
+    """Draw the busy intervals of ``sim`` as a timeline (:func:`relaxsim.report.figures.timeline_figure`:
+    a row per bank, switch, active element, programmer and readout, a bar per busy interval, a
+    colour per inference, short intervals kept visible beside long ones); atomically."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise RelaxsimError("--plot: needs matplotlib (pip install 'matplotlib>=3.7')") from None
+    from relaxsim.report.figures import timeline_figure
+    from relaxsim.io import atomic_open
+
+    fig = timeline_figure(sim, title)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format=image_format(path), dpi=130)

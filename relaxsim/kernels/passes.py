@@ -1,0 +1,887 @@
+"""Numba kernels: forward and backward pass of a ReLaX-Net over (batch, step).
+
+The model (DESIGN.md section 4), for rows ``r`` of a batch and steps ``t = 0 .. T-1``::
+
+    k = bank_at[t], p = prev[t]                 (bank switched in now, and at the step before)
+    Wt_t = (1 - eps) W[k] + eps W[p]            (bt_t likewise: the switch leak)
+    u_t  = W_in x_{slot[t]} + tr (h_t Wt_t^T) + bt_t      (tr: transmission of the switch path)
+    h_{t+1} = a h_t + c f(u_t) + noise_t        (a: carry-over, c: drive, noise: element noise)
+    z = (h_T + det) W_out^T + b_out             (det: detector noise at readout)
+
+The coefficients ``coef = [a, c, eps, tr]`` have shape ``(4, T, 1)`` (per step) or ``(4, T, B)``
+(per step and sample). Input slots ``X`` have shape ``(S, B, D)``; ``slot[t]`` picks the slot fed at
+step t or is -1 when step t gets no input (``every_step``: S = 1 and every slot 0; ``first_step``:
+slot 0 then -1; ``sequence``: slot t). ``mix[t]`` is 1 when step t has a non-zero leak into a
+different bank, so the second product ``h_t W[p]^T`` is computed only then, and row-mixed: a
+per-sample matrix is never built. With one leak per step (no timing jitter) the wrapper instead
+builds each mixed bank ``(1 - eps) W[k] + eps W[p]`` once and runs the step on it (one product),
+folding its gradient back onto the two banks. ``f`` is the transfer function with kernel code ``act`` and
+parameters ``ap = (gain, saturation, p)`` (relaxsim.activations). Noise draws are inputs: they
+change values, not the form of the equations, so the same backward pass is exact for them.
+
+Public functions validate and allocate, then call private ``@njit`` kernels that take arrays only and
+never raise. Rows never interact in the recursion, so the batch is cut into chunks that run in
+parallel, each doing its matrix products as single-threaded BLAS calls (:func:`gemm`: ?gemm with
+transposes, accumulation and strided sub-matrices) with the element-wise physics fused and
+vectorised (:func:`fast_tanh`). Each kernel has a numpy twin in
+:mod:`relaxsim.kernels.reference` that the tests compare against.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+
+import llvmlite.binding as llvm_binding
+import numba as nb
+import numpy as np
+from numba import prange
+from numba.extending import get_cython_function_address
+
+from relaxsim.activations import by_code
+from relaxsim.kernels.rng import PARALLEL_MIN, _bits_double, _bits_float
+from relaxsim.kernels.threads import numba_threads, single_threaded_kernel_blas
+
+# Fast-math flags for every kernel: only "nsz" (the sign of a zero may differ). No contraction
+# into fused multiply-adds, no reassociation, no reciprocals: with those, LLVM's result depends on
+# what it inlined, which differs between a process that compiled the kernels and one that loaded
+# them from numba's cache (measured: last-bit differences), and every run must give the same bytes.
+# No nnan/ninf either, so NaN and Inf still propagate to the divergence checks.
+FASTMATH = {"nsz"}
+
+# Rows of the weight gradients per parallel task in the backward pass: at least this many, and
+# about 8 tasks per gradient (a function of N only, for determinism; each task re-reads h_t).
+GRAD_BLOCK = 16
+A, C, EPS, TR = 0, 1, 2, 3  # rows of the coefficient array
+
+_jit = nb.njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+_pjit = nb.njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
+
+
+# BLAS: the kernels call ?gemm of the BLAS that scipy ships (through scipy.linalg.cython_blas),
+# with transposes, accumulation (beta) and sub-matrices given by strides, so no product needs a
+# copy, a transposed store or a temporary. Compiled kernels call them as external functions by a
+# symbol name registered here (so numba's on-disk cache can keep the kernels); with the JIT
+# disabled they are ctypes calls.
+_BLAS_ADDRESS = {name: get_cython_function_address("scipy.linalg.cython_blas", name)
+                 for name in ("dgemm", "sgemm")}
+if nb.config.DISABLE_JIT:
+    _GEMM_TYPE = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * 13))
+    _dgemm, _sgemm = (_GEMM_TYPE(_BLAS_ADDRESS[name]) for name in ("dgemm", "sgemm"))
+else:
+    for _name, _address in _BLAS_ADDRESS.items():
+        llvm_binding.add_symbol(f"relaxsim_{_name}", _address)
+    _dgemm, _sgemm = (nb.types.ExternalFunction(f"relaxsim_{name}",
+                                                nb.types.void(*([nb.types.voidptr] * 13)))
+                      for name in ("dgemm", "sgemm"))
+
+
+@_jit
+def gemm(ta, tb, alpha, A, B, beta, C):
+    """``C = alpha op(A) op(B) + beta C`` for 2-d arrays (float64 or float32, all one dtype)
+    whose rows are contiguous; ``op`` transposes when ``ta``/``tb``. ``C`` is ``(M, N)``."""
+    M, N = C.shape
+    K = A.shape[0] if ta else A.shape[1]
+    if M == 0 or N == 0:
+        return
+    isz = C.itemsize
+    # BLAS is column-major: a row-major matrix is its transpose there, so C^T = op(B)^T op(A)^T.
+    dims = np.empty(6, dtype=np.int32)
+    dims[0] = N
+    dims[1] = M
+    dims[2] = K
+    dims[3] = max(B.strides[0] // isz, 1)
+    dims[4] = max(A.strides[0] // isz, 1)
+    dims[5] = max(C.strides[0] // isz, 1)
+    flags = np.empty(2, dtype=np.uint8)
+    flags[0] = 84 if tb else 78  # 'T' or 'N'
+    flags[1] = 84 if ta else 78
+    scal = np.empty(2, dtype=C.dtype)
+    scal[0] = alpha
+    scal[1] = beta
+    if isz == 8:
+        _dgemm(flags[0:].ctypes, flags[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
+               dims[2:].ctypes, scal[0:].ctypes, B.ctypes, dims[3:].ctypes, A.ctypes,
+               dims[4:].ctypes, scal[1:].ctypes, C.ctypes, dims[5:].ctypes)
+    else:
+        _sgemm(flags[0:].ctypes, flags[1:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
+               dims[2:].ctypes, scal[0:].ctypes, B.ctypes, dims[3:].ctypes, A.ctypes,
+               dims[4:].ctypes, scal[1:].ctypes, C.ctypes, dims[5:].ctypes)
+
+
+# Element-wise loops: the same flags; error_model="numpy" lets divisions vectorise (no
+# zero-division branch).
+ELEMENTWISE = FASTMATH
+_ejit = nb.njit(cache=True, fastmath=ELEMENTWISE, error_model="numpy")
+
+_INV_LN2 = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 in two parts (Cody and Waite): n * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+
+
+@nb.njit(cache=True, fastmath=ELEMENTWISE, error_model="numpy", inline="always")
+def fast_tanh(x):
+    """tanh(x) to within 3 ulp, in arithmetic only, so that loops over it vectorise (libm's tanh
+    is a scalar call, about 20 ns; this is about 3 ns per element on AVX2).
+
+    tanh|x| = -m / (2 + m) with m = expm1(-2|x|); expm1(z) = 2^n (expm1(r) + 1) - 1 with
+    z = n ln2 + r, |r| <= ln2 / 2, expm1(r) by its Taylor series to r^13 (truncation below
+    1e-17 relative), and 2^n for n in [-58, 0] built from its exponent bits.
+    |x| is capped at 20, where tanh is 1 to double precision; NaN passes through.
+    """
+    ax = abs(x)
+    ax = 20.0 if ax > 20.0 else ax
+    z = -2.0 * ax
+    n = np.floor(z * _INV_LN2 + 0.5)
+    r = (z - n * _LN2_HI) - n * _LN2_LO
+    # (expm1(r) - r) / r^2 = sum r^i / (i + 2)!, i < 12, by Estrin's scheme: pairs, then
+    # quads, then octets, so the chain of dependent operations is 8 deep instead of Horner's 22
+    # (the loop over elements was bound by that latency)
+    r2 = r * r
+    r4 = r2 * r2
+    q0 = (0.5 + r * (1.0 / 6.0)) + r2 * (1.0 / 24.0 + r * (1.0 / 120.0))
+    q1 = (1.0 / 720.0 + r * (1.0 / 5040.0)) + r2 * (1.0 / 40320.0 + r * (1.0 / 362880.0))
+    q2 = (1.0 / 3628800.0 + r * (1.0 / 39916800.0)) \
+        + r2 * (1.0 / 479001600.0 + r * (1.0 / 6227020800.0))
+    q = (q0 + r4 * q1) + (r4 * r4) * q2
+    q = r + r * (r * q)  # expm1(r)
+    # 2^n (n in [-58, 0]) built from its bits: exponent field 1023 + n (via int32, which
+    # converts in one vector instruction; int64 would not)
+    scale = _bits_double((np.int64(np.int32(n)) + np.int64(1023)) << np.int64(52))
+    em = scale * q + (scale - 1.0)
+    return math.copysign(-em / (2.0 + em), x)
+
+
+_F32 = np.float32
+_LN2_HI32 = np.float32(0.693145751953125)  # ln 2 in two float32 parts
+_LN2_LO32 = np.float32(1.428606765330187e-06)
+
+
+@nb.njit(cache=True, fastmath=ELEMENTWISE, error_model="numpy", inline="always")
+def fast_tanh32(x):
+    """tanh of a float32 in float32 arithmetic (eight lanes per AVX2 instruction): the scheme
+    of :func:`fast_tanh` with |x| capped at 9 (tanh 9 is 1 in float32), expm1(r) to r^7 and
+    2^n for n in [-26, 0]; within a few float32 ulp."""
+    ax = abs(x)
+    ax = _F32(9.0) if ax > _F32(9.0) else ax
+    z = _F32(-2.0) * ax
+    n = np.floor(z * _F32(1.4426950408889634) + _F32(0.5))
+    r = (z - n * _LN2_HI32) - n * _LN2_LO32
+    r2 = r * r  # Estrin's scheme, as in fast_tanh
+    q = (_F32(0.5) + r * _F32(1.0 / 6.0)) + r2 * (_F32(1.0 / 24.0) + r * _F32(1.0 / 120.0)) \
+        + (r2 * r2) * (_F32(1.0 / 720.0) + r * _F32(1.0 / 5040.0))
+    q = r + r * (r * q)
+    scale = _bits_float((np.int32(n) + np.int32(127)) << np.int32(23))  # 2^n, n in [-26, 0]
+    em = scale * q + (scale - _F32(1.0))
+    return math.copysign(-em / (_F32(2.0) + em), x)
+
+
+@nb.njit(cache=True, fastmath=ELEMENTWISE, error_model="numpy", inline="always")
+def activate(code, u, g, s, p):
+    """``(f(u), f'(u))`` of the transfer function with kernel ``code`` and parameters g, s, p."""
+    if code == 0:  # tanh: s tanh(g u / s), linear when s = inf
+        if s == math.inf:
+            return g * u, g
+        f = fast_tanh(g * u / s)
+        return s * f, g * (1.0 - f * f)
+    if code == 1:  # sigmoid, as 0.5 (1 + tanh(x / 2)): no overflow for large |x|
+        y = 0.5 * (1.0 + fast_tanh(0.5 * g * u))
+        return s * y, s * g * y * (1.0 - y)
+    if code == 2:  # relu with saturation
+        if u > 0.0 and g * u < s:
+            return g * u, g
+        if u > 0.0:
+            return s, 0.0
+        return 0.0 * u, 0.0 * u
+    q = (u / s) * (u / s)
+    if code == 3:  # saturable absorber
+        return (g * u * (1.0 - p / (1.0 + q)),
+                g * (1.0 - p / (1.0 + q) + 2.0 * p * q / ((1.0 + q) * (1.0 + q))))
+    if code == 4:  # sin^2 modulator
+        x = g * u + p
+        sx = math.sin(x)
+        return s * sx * sx, s * g * math.sin(2.0 * x)
+    # soa: gain saturation
+    r = 1.0 / math.sqrt(1.0 + q)
+    return g * u * r, g * r * r * r
+
+
+@_ejit
+def _transfer(code, U, D, g, s, p):
+    """``U <- f(U)`` and ``D <- f'(U)`` over a block of rows, one loop per transfer function so
+    that each loop vectorises (the function is chosen once per block, not per element)."""
+    nr, N = U.shape
+    if code == 0 and s == math.inf:
+        for rr in range(nr):
+            for i in range(N):
+                U[rr, i] = g * U[rr, i]
+                D[rr, i] = g
+    elif code == 0 and U.itemsize == 4:  # float32 network: float32 arithmetic
+        gs, s32, g32 = _F32(g / s), _F32(s), _F32(g)
+        for rr in range(nr):
+            for i in range(N):
+                f32 = fast_tanh32(gs * U[rr, i])
+                U[rr, i] = s32 * f32
+                D[rr, i] = g32 * (_F32(1.0) - f32 * f32)
+    elif code == 0:
+        gs = g / s  # one division per block, not per element
+        for rr in range(nr):
+            for i in range(N):
+                f = fast_tanh(gs * U[rr, i])
+                U[rr, i] = s * f
+                D[rr, i] = g * (1.0 - f * f)
+    elif code == 1:
+        for rr in range(nr):
+            for i in range(N):
+                y = 0.5 * (1.0 + fast_tanh(0.5 * g * U[rr, i]))
+                U[rr, i] = s * y
+                D[rr, i] = s * g * y * (1.0 - y)
+    elif code == 5 and U.itemsize == 4:  # soa, float32 network: float32 arithmetic
+        inv_s, g32, one = _F32(1.0 / s), _F32(g), _F32(1.0)
+        for rr in range(nr):
+            for i in range(N):
+                u = U[rr, i]
+                q = u * inv_s
+                r = one / np.sqrt(one + q * q)
+                U[rr, i] = g32 * u * r
+                D[rr, i] = g32 * r * r * r
+    elif code == 5:
+        for rr in range(nr):
+            for i in range(N):
+                u = U[rr, i]
+                r = 1.0 / math.sqrt(1.0 + (u / s) * (u / s))
+                U[rr, i] = g * u * r
+                D[rr, i] = g * r * r * r
+    else:
+        for rr in range(nr):
+            for i in range(N):
+                U[rr, i], D[rr, i] = activate(code, U[rr, i], g, s, p)
+
+
+# Each driver exists twice: parallel over chunks, and serial for problems too small to repay
+# waking the threads (on a loaded machine a parallel region waits for a descheduled thread). Both
+# run the same chunks in the same order, so they give the same bytes.
+
+@_pjit
+def _forward_par(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise,
+                 det, chunk, H, G, Z):
+    B = X.shape[1]
+    for ci in prange((B + chunk - 1) // chunk):
+        r0 = ci * chunk
+        _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap,
+                      noise, det, r0, min(B, r0 + chunk), H, G, Z)
+
+
+@_jit
+def _forward_ser(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise,
+                 det, chunk, H, G, Z):
+    B = X.shape[1]
+    for ci in range((B + chunk - 1) // chunk):
+        r0 = ci * chunk
+        _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap,
+                      noise, det, r0, min(B, r0 + chunk), H, G, Z)
+
+
+@_jit
+def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise,
+                  det, r0, r1, H, G, Z):
+    T = bank_at.shape[0]
+    N = W.shape[1]
+    dt = H.dtype
+    sc = 1 if coef.shape[2] > 1 else 0  # 0: one coefficient for all rows
+    has_noise = noise.shape[0] > 0
+    g, s, pp = ap[0], ap[1], ap[2]
+    U = np.empty((r1 - r0, N), dtype=dt)
+    U2 = np.empty((r1 - r0, N), dtype=dt)
+    Din = np.empty((r1 - r0, N), dtype=dt)
+    H[0, r0:r1, :] = 0.0
+    loaded = -1
+    for t in range(T):
+        k = bank_at[t]
+        p = prev[t]
+        sl = slot[t]
+        m = mix[t] != 0
+        if t == 0:  # h_0 = 0
+            U[:] = 0.0
+            U2[:] = 0.0
+        else:
+            gemm(False, True, 1.0, H[t, r0:r1], W[k], 0.0, U)
+            if m:
+                gemm(False, True, 1.0, H[t, r0:r1], W[p], 0.0, U2)
+        if sl >= 0 and sl != loaded:
+            gemm(False, True, 1.0, X[sl, r0:r1], W_in, 0.0, Din)
+            loaded = sl
+        for rr in range(r1 - r0):  # pre-activation, in place in U
+            r = r0 + rr
+            e = coef[EPS, t, r * sc]
+            tt = coef[TR, t, r * sc]
+            if m:
+                for i in range(N):
+                    U[rr, i] = tt * ((1.0 - e) * U[rr, i] + e * U2[rr, i]) + (1.0 - e) * b[k, i] \
+                        + e * b[p, i]
+                if sl >= 0:
+                    for i in range(N):
+                        U[rr, i] += Din[rr, i]
+            elif sl >= 0:  # the input in the same pass
+                for i in range(N):
+                    U[rr, i] = tt * U[rr, i] + b[k, i] + Din[rr, i]
+            else:
+                for i in range(N):
+                    U[rr, i] = tt * U[rr, i] + b[k, i]
+        _transfer(act, U, G[t, r0:r1], g, s, pp)  # U <- f(u), G_t <- f'(u)
+        for rr in range(r1 - r0):  # state update, with the element noise in the same pass
+            r = r0 + rr
+            at = coef[A, t, r * sc]
+            ct = coef[C, t, r * sc]
+            if has_noise:
+                for i in range(N):
+                    H[t + 1, r, i] = at * H[t, r, i] + ct * U[rr, i] + noise[t, r, i]
+                    G[t, r, i] *= ct
+            else:
+                for i in range(N):
+                    H[t + 1, r, i] = at * H[t, r, i] + ct * U[rr, i]
+                    G[t, r, i] *= ct
+    if det.shape[0] > 0:
+        R = H[T, r0:r1] + det[r0:r1]
+        gemm(False, True, 1.0, R, W_out, 0.0, Z[r0:r1])
+    else:
+        gemm(False, True, 1.0, H[T, r0:r1], W_out, 0.0, Z[r0:r1])
+    for r in range(r0, r1):
+        for j in range(Z.shape[1]):
+            Z[r, j] += b_out[j]
+
+
+@_pjit
+def _rows_backward_par(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk, DU, DU2, GX,
+                       HS):
+    B = H.shape[1]
+    for ci in prange((B + chunk - 1) // chunk):
+        r0 = ci * chunk
+        _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0,
+                       min(B, r0 + chunk), DU, DU2, GX, HS)
+
+
+@_jit
+def _rows_backward_ser(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk, DU, DU2, GX,
+                       HS):
+    B = H.shape[1]
+    for ci in range((B + chunk - 1) // chunk):
+        r0 = ci * chunk
+        _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0,
+                       min(B, r0 + chunk), DU, DU2, GX, HS)
+
+
+@_pjit
+def _weights_backward_par(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, spec, share,
+                          scratch, sums, dW_in, dW, db):
+    N = HB.shape[2]
+    for bi in prange((N + block - 1) // block):
+        i0 = bi * block
+        _weight_grads(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, i0, min(N, i0 + block),
+                      spec, share, scratch[bi], sums[bi], dW_in, dW, db)
+
+
+@_jit
+def _weights_backward_ser(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, spec, share,
+                          scratch, sums, dW_in, dW, db):
+    N = HB.shape[2]
+    for bi in range((N + block - 1) // block):
+        i0 = bi * block
+        _weight_grads(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, i0, min(N, i0 + block),
+                      spec, share, scratch[bi], sums[bi], dW_in, dW, db)
+
+
+@_jit
+def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, DU, DU2, GX, HS):
+    """The recursion for dh over rows r0:r1; stores du_t (and the leak's share du2_t) per step
+    and the gradient reaching each input slot, all row-major."""
+    T = bank_at.shape[0]
+    N = W.shape[1]
+    dt = G.dtype
+    sc = 1 if coef.shape[2] > 1 else 0
+    nr = r1 - r0
+    dh = np.empty((nr, N), dtype=dt)
+    back = np.empty((nr, N), dtype=dt)
+    if HS.shape[0] > 0:
+        for t in range(T):
+            for r in range(r0, r1):
+                tt = coef[TR, t, r * sc]
+                for i in range(N):
+                    HS[t, r, i] = tt * H[t, r, i]
+    gemm(False, False, 1.0, gZ[r0:r1], W_out, 0.0, dh)
+    for t in range(T - 1, -1, -1):
+        k = bank_at[t]
+        p = prev[t]
+        sl = slot[t]
+        m = mix[t] != 0
+        for rr in range(nr):
+            r = r0 + rr
+            e = coef[EPS, t, r * sc]
+            if m:
+                for i in range(N):
+                    gu = dh[rr, i] * G[t, r, i]
+                    DU[t, r, i] = (1.0 - e) * gu
+                    DU2[t, r, i] = e * gu
+                if sl >= 0:
+                    for i in range(N):
+                        GX[sl, r, i] += dh[rr, i] * G[t, r, i]
+            elif sl >= 0:  # the input's gradient in the same pass
+                for i in range(N):
+                    gu = dh[rr, i] * G[t, r, i]
+                    DU[t, r, i] = gu
+                    GX[sl, r, i] += gu
+            else:
+                for i in range(N):
+                    DU[t, r, i] = dh[rr, i] * G[t, r, i]
+        if t == 0:
+            break  # dh_0 is not needed: h_0 = 0 is not a parameter
+        gemm(False, False, 1.0, DU[t, r0:r1], W[k], 0.0, back)
+        if m:
+            gemm(False, False, 1.0, DU2[t, r0:r1], W[p], 1.0, back)
+        for rr in range(nr):
+            at = coef[A, t, (r0 + rr) * sc]
+            tt = coef[TR, t, (r0 + rr) * sc]
+            for i in range(N):
+                dh[rr, i] = at * dh[rr, i] + tt * back[rr, i]
+
+
+@_jit
+def _weight_grads(X, bank_at, prev, mix, H, alpha, DU, DU2, GX, i0, i1, spec, share, scratch,
+                  sums, dW_in, dW, db):
+    """Rows i0:i1 of every weight gradient, summed over the steps in step order:
+    ``dW[k] += alpha_t du_t^T h_t`` (one product with a transposed, strided operand; ``alpha_t``:
+    the step's transmission), ``db[k] += sum du_t``, ``dW_in += gx_s^T x_s``. A step run on a
+    baked mixed bank ``j`` (index ``L + j``, :func:`_bake_leak`) has its rows computed into a
+    scratch block (``scratch``, ``sums``: this task's work arrays) and sent at once, while in
+    cache, to its two banks: ``(1 - e_j)`` of it to ``k_j``, ``e_j`` to ``p_j``."""
+    T = bank_at.shape[0]
+    S = X.shape[0]
+    L = dW.shape[0]
+    dW[:, i0:i1, :] = 0.0
+    db[:, i0:i1] = 0.0
+    scratch = scratch[:i1 - i0]
+    sums = sums[:i1 - i0]
+    for t in range(T):
+        k = bank_at[t]
+        if k < L:
+            _accumulate(DU[t, :, i0:i1], H[t], alpha[t], dW[k, i0:i1], db[k, i0:i1], t > 0)
+        else:  # t > 0: a mixed bank replaces a switching step
+            j = k - L
+            sums[:] = 0.0
+            _column_sums(DU[t, :, i0:i1], sums)
+            gemm(True, False, alpha[t], DU[t, :, i0:i1], H[t], 0.0, scratch)
+            _fold_rows(dW[spec[j, 0], i0:i1], db[spec[j, 0], i0:i1], dW[spec[j, 1], i0:i1],
+                       db[spec[j, 1], i0:i1], scratch, sums, share[j])
+        if mix[t] != 0:
+            _accumulate(DU2[t, :, i0:i1], H[t], alpha[t], dW[prev[t], i0:i1],
+                        db[prev[t], i0:i1], t > 0)
+    for sl in range(S):
+        gemm(True, False, 1.0, GX[sl, :, i0:i1], X[sl], 1.0 if sl > 0 else 0.0, dW_in[i0:i1])
+
+
+@_jit
+def _fold_rows(dWk, dbk, dWp, dbp, g, gb, e):
+    """A mixed bank's gradient rows ``g`` (and bias sums ``gb``) back to its two banks:
+    ``(1 - e)`` of them to bank k, ``e`` to bank p."""
+    for r in range(g.shape[0]):
+        for c in range(g.shape[1]):
+            dWk[r, c] += (1.0 - e) * g[r, c]
+            dWp[r, c] += e * g[r, c]
+        dbk[r] += (1.0 - e) * gb[r]
+        dbp[r] += e * gb[r]
+
+
+@_jit
+def _accumulate(du, h, alpha, dw, db, product):
+    """``dw += alpha du^T h`` (when ``product``: h_0 = 0 adds nothing) and ``db += column sums of
+    du`` for one block of columns ``du (B, i)``."""
+    if product:
+        gemm(True, False, alpha, du, h, 1.0, dw)
+    _column_sums(du, db)
+
+
+@_jit
+def _column_sums(du, db):
+    """``db += column sums of du``."""
+    for r in range(du.shape[0]):
+        for i in range(du.shape[1]):
+            db[i] += du[r, i]
+
+
+@_jit
+def _softmax_xent(Z, y, gZ):
+    """Mean softmax cross-entropy of logits ``Z`` against labels ``y``; fills ``gZ = dL/dZ``."""
+    B, C_ = Z.shape
+    losses = np.empty(B, dtype=np.float64)
+    for r in range(B):
+        zmax = Z[r, 0]
+        for j in range(1, C_):
+            zmax = max(zmax, Z[r, j])
+        total = 0.0
+        for j in range(C_):
+            e = math.exp(Z[r, j] - zmax)
+            gZ[r, j] = e
+            total += e
+        for j in range(C_):
+            gZ[r, j] = (gZ[r, j] / total - (1.0 if j == y[r] else 0.0)) / B
+        losses[r] = math.log(total) + zmax - Z[r, y[r]]
+    out = 0.0
+    for r in range(B):  # serial sum: the same bytes whatever the thread count
+        out += losses[r]
+    return out / B
+
+
+# ----------------------------------------------------------------------------------------------
+# Public wrappers: check shapes and dtypes, allocate, call the kernels.
+
+
+def _as(arr, dtype, ndim, name):
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if out.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array (got shape {out.shape})")
+    return out
+
+
+def coefficients(a, c, eps, tr, T, B, dtype) -> np.ndarray:
+    """Stack ``a, c, eps, tr`` (each per step ``(T,)``/``(T, 1)`` or per sample ``(T, B)``) into
+    one ``(4, T, 1)`` or ``(4, T, B)`` array."""
+    if all(type(v) is np.ndarray and v.shape == (T,) for v in (a, c, eps, tr)):
+        return np.array((a, c, eps, tr), dtype=dtype)[:, :, None]  # per step (training)
+    arrays = []
+    width = 1
+    for name, arr in (("a", a), ("c", c), ("eps", eps), ("tr", tr)):
+        arr = np.asarray(arr)
+        if arr.ndim == 1:
+            arr = arr.reshape(-1, 1)
+        if arr.ndim != 2 or arr.shape[0] != T or arr.shape[1] not in (1, B):
+            raise ValueError(f"{name}: expected shape ({T},), ({T}, 1) or ({T}, {B}) "
+                             f"(got {arr.shape})")
+        arrays.append(arr)
+        width = max(width, arr.shape[1])
+    out = np.empty((4, T, width), dtype=dtype)
+    for row, arr in zip(out, arrays):
+        row[...] = arr  # broadcasts a per-step column over the samples
+    return out
+
+
+@_ejit
+def adam_update(p, g, m, v, scale, b1, b2, eps):
+    """One Adam step in place on flat arrays, fused: ``m = b1 m + (1 - b1) g``,
+    ``v = b2 v + (1 - b2) g^2``, ``p -= scale m / (sqrt(v) + eps)``."""
+    for i in range(p.shape[0]):
+        gi = g[i]
+        mi = b1 * m[i] + (1.0 - b1) * gi
+        vi = b2 * v[i] + (1.0 - b2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] -= scale * mi / (math.sqrt(vi) + eps)
+
+
+# Below this many multiply-adds per forward pass, the kernels run their chunks serially.
+PARALLEL_MIN_WORK = 4_000_000
+
+
+def big_enough(B: int, N: int, D: int, T: int) -> bool:
+    """Whether a batch holds enough work to run its chunks in parallel (shapes only)."""
+    return B * N * (N + D) * T >= PARALLEL_MIN_WORK
+
+
+def parallel_pays(B: int, N: int, D: int, T: int) -> bool:
+    """Whether a batch is large enough for the parallel drivers to pay off (never with one
+    numba thread: ``NUMBA_NUM_THREADS=1`` or ``numba.set_num_threads(1)``, as scans set it)."""
+    return big_enough(B, N, D, T) and numba_threads() > 1
+
+
+def grad_block(N: int, B: int) -> int:
+    """Rows of the weight gradients per task: about 8 tasks (4 when N >= 256: each task
+    re-reads the states), at least ``CHUNK_MIN_WORK`` multiply-adds per product, but at most
+    half the rows (two threads share the work), a multiple of 16 rows, at least ``GRAD_BLOCK``;
+    depends on the shapes only, so results are the same bytes for any thread count."""
+    tasks = 4 if N >= 256 else 8
+    block = max(GRAD_BLOCK, -(-N // (16 * tasks)) * 16, -(-CHUNK_MIN_WORK // (16 * B * N)) * 16)
+    return min(block, max(GRAD_BLOCK, -(-N // 32) * 16))
+
+
+# A chunk of rows should hold at least this many multiply-adds per bank product: below it, the
+# per-call cost of BLAS and of the element loops dominates (small N). (2^21 rather than 2^20:
+# 5-13 % faster steps at N = 64 and 128, batch 256, measured in alternation.)
+CHUNK_MIN_WORK = 1 << 21
+
+
+def chunk_rows(batch: int, N: int, split: bool = False) -> int:
+    """Rows per parallel task: about 8 tasks per batch (4 when N >= 256: each task's products
+    re-read the N x N bank, which then costs more than the finer split gains), 8 to 128 rows
+    each, more rows when N is small (at least ``CHUNK_MIN_WORK`` multiply-adds per product, up
+    to the whole batch); with ``split`` (:func:`big_enough`), at most half the batch, so that
+    two threads share the work.
+
+    Depends on the shapes only, never on the thread count, so results are the same bytes
+    whatever the number of threads.
+    """
+    tasks = 4 if N >= 256 else 8
+    rows = max(min(max(batch // tasks, 8), 128), min(batch, -(-CHUNK_MIN_WORK // (N * N))))
+    return min(rows, -(-batch // 2)) if split else rows
+
+
+def mix_flags(bank_at, prev, eps) -> np.ndarray:
+    """1 for the steps whose leak ``eps`` mixes in a different bank, else 0."""
+    eps = np.asarray(eps)
+    nonzero = (eps != 0) if eps.ndim == 1 else (eps.reshape(eps.shape[0], -1) != 0).any(axis=1)
+    return (nonzero & (np.asarray(bank_at) != np.asarray(prev))).astype(np.uint8)
+
+
+class Tape:
+    """What the forward pass keeps for the backward pass."""
+
+    __slots__ = ("X", "slot", "bank_at", "prev", "coef", "mix", "H", "G", "HR", "Z", "chunk",
+                 "W", "folds", "any_mix")
+
+    def __init__(self, **kw):
+        for key, value in kw.items():
+            setattr(self, key, value)
+
+
+class Workspace:
+    """Work buffers reused from one training step to the next (states, derivatives, gradients
+    with respect to u): a step of the same shapes then allocates no large array, and its pages
+    are already mapped. One per thread (:func:`workspace`); only :func:`loss_and_grad` uses it,
+    because its buffers never leave the call."""
+
+    def __init__(self):
+        self.arrays: dict[tuple, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple, dtype, zero: bool = False) -> np.ndarray:
+        key = (name, shape, dtype)  # the dtype as given: hashable, and cheaper than np.dtype()
+        arr = self.arrays.get(key)
+        if arr is None:
+            if len(self.arrays) > 64:  # many shapes seen: start over rather than grow
+                self.arrays.clear()
+            arr = self.arrays[key] = np.empty(shape, dtype=dtype)
+        if zero:
+            arr.fill(0)
+        return arr
+
+
+_local = threading.local()
+
+
+def workspace() -> Workspace:
+    """This thread's :class:`Workspace`."""
+    ws = getattr(_local, "workspace", None)
+    if ws is None:
+        ws = _local.workspace = Workspace()
+    return ws
+
+
+def _buffer(ws, name, shape, dtype, zero=False):
+    if ws is None:
+        return np.zeros(shape, dtype=dtype) if zero else np.empty(shape, dtype=dtype)
+    return ws.get(name, shape, dtype, zero)
+
+
+def loss_and_grad(params, X, slot, bank_at, prev, a, c, eps, act, y, noise=None,
+                  dtype=np.float64, *, tr=None, det=None, act_params=None):
+    """Forward pass, mean cross-entropy against ``y`` and every parameter's gradient, in one call
+    that keeps its work buffers for the next (the tape never leaves it). Arguments as
+    :func:`forward`; returns ``(loss, grads)``."""
+    ws = workspace()
+    Z, tape = forward(params, X, slot, bank_at, prev, a, c, eps, act, noise, dtype, tr=tr,
+                      det=det, act_params=act_params, _ws=ws)
+    value, gZ = loss(Z, y)
+    return value, backward(params, tape, gZ, _ws=ws)
+
+
+def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np.float64, *,
+            tr=None, det=None, act_params=None, _ws=None):
+    """Run the forward pass; return ``(logits, tape)``.
+
+    ``params`` holds ``W_in (N, D)``, ``W (L_W, N, N)``, ``b (L_W, N)``, ``W_out (C, N)``,
+    ``b_out (C,)``; ``X`` is ``(S, B, D)``; ``a, c, eps, tr`` are per-step ``(T,)`` or per-sample
+    ``(T, B)`` coefficients (``tr`` defaults to 1); ``noise`` is ``None`` or ``(T, B, N)``, added to
+    the element output; ``det`` is ``None`` or ``(B, N)``, added to ``h_T`` at readout; ``act`` is
+    a kernel code and ``act_params`` its ``(gain, saturation, p)`` (default: the ideal ones).
+    """
+    W_in = _as(params["W_in"], dtype, 2, "W_in")
+    W = _as(params["W"], dtype, 3, "W")
+    b = _as(params["b"], dtype, 2, "b")
+    W_out = _as(params["W_out"], dtype, 2, "W_out")
+    b_out = _as(params["b_out"], dtype, 1, "b_out")
+    X = _as(X, dtype, 3, "X")
+    bank_at = np.ascontiguousarray(bank_at, dtype=np.int64)
+    prev = np.ascontiguousarray(prev, dtype=np.int64)
+    slot = np.ascontiguousarray(slot, dtype=np.int64)
+    T, (_, B, D), N = bank_at.shape[0], X.shape, W.shape[1]
+    if W_in.shape != (N, D):
+        raise ValueError(f"W_in: expected shape ({N}, {D}) (got {W_in.shape})")
+    coef = coefficients(a, c, eps, np.ones(T) if tr is None else tr, T, B, dtype)
+    noise = _optional(noise, (T, B, N), dtype, "noise")
+    det = _optional(det, (B, N), dtype, "det")
+    ap = np.asarray(by_code(act).ideal if act_params is None else act_params, dtype=np.float64)
+    mix = mix_flags(bank_at, prev, coef[EPS])
+    any_mix = bool(mix.any())
+    folds = (np.zeros((0, 2), dtype=np.int64), np.zeros(0))
+    if any_mix and coef.shape[2] == 1:
+        W, b, bank_at, folds = _bake_leak(W, b, bank_at, prev, coef[EPS, :, 0], mix, _ws)
+        mix[:] = 0
+        any_mix = False
+    H = _buffer(_ws, "H", (T + 1, B, N), dtype)
+    G = _buffer(_ws, "G", (T, B, N), dtype)
+    Z = np.empty((B, W_out.shape[0]), dtype=dtype)
+    chunk = chunk_rows(B, N, big_enough(B, N, D, T))
+    single_threaded_kernel_blas()
+    driver = _forward_par if parallel_pays(B, N, D, T) else _forward_ser
+    driver(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise, det,
+           chunk, H, G, Z)
+    HR = H[T]
+    if det.shape[0]:
+        HR = np.add(HR, det, out=_buffer(_ws, "HR", HR.shape, dtype))
+    tape = Tape(X=X, slot=slot, bank_at=bank_at, prev=prev, coef=coef, mix=mix, H=H, G=G, HR=HR,
+                Z=Z, chunk=chunk, W=W, folds=folds, any_mix=any_mix)
+    return Z, tape
+
+
+def _bake_leak(W, b, bank_at, prev, eps, mix, ws=None):
+    """With one leak per step (no per-sample jitter), build each mixed bank
+    ``(1 - eps) W[k] + eps W[p]`` once and run the step on it: one product instead of two.
+
+    Returns the banks with the mixed ones appended, the biases likewise, the bank index of each
+    step, and the folds ``spec`` (``(k, p)`` per mixed bank) and ``share`` (its ``eps``) that
+    send the mixed banks' gradients back (one mixed bank per distinct ``(k, p, eps)``).
+    """
+    L, T = W.shape[0], bank_at.shape[0]
+    Wx = _buffer(ws, "Wx", (L + T,) + W.shape[1:], W.dtype)  # room for a mixed bank per step
+    bx = _buffer(ws, "bx", (L + T, b.shape[1]), b.dtype)
+    at = _buffer(ws, "bake_at", (T,), np.int64)
+    spec = _buffer(ws, "bake_spec", (T, 2), np.int64)
+    share = _buffer(ws, "bake_share", (T,), np.float64)
+    threads_from = PARALLEL_MIN if numba_threads() > 1 else -1
+    F = _bake(W, b, bank_at, prev, eps, mix, Wx, bx, at, spec, share, threads_from)
+    return Wx[:L + F], bx[:L + F], at, (spec[:F], share[:F])
+
+
+@_jit
+def _bake(W, b, bank_at, prev, eps, mix, Wx, bx, at, spec, share, threads_from):
+    """:func:`_bake_plan` into ``at, spec, share``, then the banks ``Wx[:L + F]``,
+    ``bx[:L + F]`` built (on threads from ``threads_from`` elements, when not negative), in one
+    compiled call; returns ``F``."""
+    F = _bake_plan(bank_at, prev, eps, mix, W.shape[0], at, spec, share)
+    n = (W.shape[0] + F) * W.shape[1] * W.shape[2]
+    if 0 <= threads_from <= n:
+        _mix_banks_par(W, b, spec[:F], share[:F], Wx, bx)
+    else:
+        _mix_banks(W, b, spec[:F], share[:F], Wx, bx)
+    return F
+
+
+@_jit
+def _bake_plan(bank_at, prev, eps, mix, L, at, spec, share):
+    """The bank of each step once the mixed banks are appended after the ``L`` banks (into
+    ``at``), and the ``(k, p)`` and ``eps`` of each distinct mixed bank, in order of first use
+    (into the first ``F`` rows of ``spec`` and ``share``); returns ``F``."""
+    T = bank_at.shape[0]
+    F = 0
+    for t in range(T):
+        at[t] = bank_at[t]
+        if mix[t] == 0:
+            continue
+        k, p, e = bank_at[t], prev[t], np.float64(eps[t])
+        j = 0
+        while j < F and not (spec[j, 0] == k and spec[j, 1] == p and share[j] == e):
+            j += 1
+        if j == F:
+            spec[F, 0], spec[F, 1], share[F] = k, p, e
+            F += 1
+        at[t] = L + j
+    return F
+
+
+@_jit
+def _mix_rows(W, b, spec, share, Wx, bx, r):
+    """Row ``r`` of ``Wx = [W; (1 - e_j) W[k_j] + e_j W[p_j]]`` and of ``bx`` likewise."""
+    L = W.shape[0]
+    for k in range(L):
+        Wx[k, r] = W[k, r]
+        bx[k, r] = b[k, r]
+    for j in range(spec.shape[0]):
+        k, p, e = spec[j, 0], spec[j, 1], share[j]
+        for c in range(W.shape[2]):
+            Wx[L + j, r, c] = (1.0 - e) * W[k, r, c] + e * W[p, r, c]
+        bx[L + j, r] = (1.0 - e) * b[k, r] + e * b[p, r]
+
+
+@_jit
+def _mix_banks(W, b, spec, share, Wx, bx):
+    for r in range(W.shape[1]):
+        _mix_rows(W, b, spec, share, Wx, bx, r)
+
+
+@_pjit
+def _mix_banks_par(W, b, spec, share, Wx, bx):
+    for r in prange(W.shape[1]):
+        _mix_rows(W, b, spec, share, Wx, bx, r)
+
+
+def _optional(arr, shape, dtype, name):
+    """``arr`` checked against ``shape``, or an empty array of that rank when ``arr`` is None."""
+    if arr is None:
+        return np.zeros((0,) + shape[1:], dtype=dtype)
+    arr = _as(arr, dtype, len(shape), name)
+    if arr.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape} (got {arr.shape})")
+    return arr
+
+
+def loss(Z, y):
+    """Mean softmax cross-entropy and its gradient with respect to the logits ``Z``."""
+    Z = np.ascontiguousarray(Z)
+    gZ = np.empty_like(Z)
+    value = _softmax_xent(Z, np.ascontiguousarray(y, dtype=np.int64), gZ)
+    return value, gZ
+
+
+def backward(params, tape, gZ, *, _ws=None):
+    """Gradients of the loss with respect to every parameter, given ``gZ = dL/dz``."""
+    dtype = tape.H.dtype
+    W = tape.W  # the banks the forward pass ran on (with any baked mixed banks appended)
+    W_out = _as(params["W_out"], dtype, 2, "W_out")
+    L = W.shape[0] - len(tape.folds[0])  # the banks, without any baked mixed ones
+    grads = {
+        "W_in": np.empty(np.shape(params["W_in"]), dtype=dtype),
+        "W": np.empty((L,) + W.shape[1:], dtype=dtype),
+        "b": np.empty((L, W.shape[1]), dtype=dtype),
+        "W_out": np.empty(W_out.shape, dtype=dtype),
+        "b_out": np.empty(np.shape(params["b_out"]), dtype=dtype),
+    }
+    T, B, N = tape.G.shape
+    S, _, D = tape.X.shape
+    mix, coef = tape.mix, tape.coef
+    # The banks saw tr h_t: a per-step transmission scales the weight-gradient products (BLAS
+    # alpha); a per-sample one needs the scaled states stored.
+    scaled = coef.shape[2] > 1 and bool((coef[TR] != coef[TR, :, :1]).any())
+    alpha = np.ones(T) if scaled else coef[TR, :, 0].astype(np.float64)
+    # Phase 1, over chunks of rows: the recursion for dh runs per row. The gradients with respect
+    # to u_t are stored, (T, B, N), for phase 2; so are the states as the banks saw them (tr h_t)
+    # when the transmission is per sample.
+    DU = _buffer(_ws, "DU", (T, B, N), dtype)
+    DU2 = _buffer(_ws, "DU2", (T if tape.any_mix else 0, B, N), dtype)
+    GX = _buffer(_ws, "GX", (S, B, N), dtype, zero=True)
+    HS = _buffer(_ws, "HS", (T if scaled else 0, B, N), dtype)
+    gZ = np.ascontiguousarray(gZ, dtype=dtype)
+    par = parallel_pays(B, N, D, T)
+    (_rows_backward_par if par else _rows_backward_ser)(
+        W, W_out, tape.bank_at, tape.prev, tape.slot, coef, mix, tape.H, tape.G, gZ, tape.chunk,
+        DU, DU2, GX, HS)
+    # Phase 2, over blocks of rows of the weight gradients: each block sums its rows over every
+    # step, in step order; blocks never share an output row.
+    spec, share = tape.folds
+    block = grad_block(N, B)
+    rows = block if len(spec) else 0  # a scratch block per task for the folds
+    scratch = _buffer(_ws, "fold", (-(-N // block), rows, N), dtype)
+    sums = _buffer(_ws, "fold_sums", (scratch.shape[0], rows), dtype)
+    (_weights_backward_par if par else _weights_backward_ser)(
+        tape.X, tape.bank_at, tape.prev, mix, HS if scaled else tape.H, alpha, DU, DU2, GX,
+        block, spec, share, scratch, sums, grads["W_in"], grads["W"], grads["b"])
+    gemm(True, False, 1.0, gZ, tape.HR, 0.0, grads["W_out"])  # the kernels' BLAS, one thread
+    np.sum(gZ, axis=0, out=grads["b_out"])
+    return grads

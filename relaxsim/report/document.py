@@ -1,0 +1,550 @@
+"""``relaxsim report``: a self-contained HTML report (and its Markdown twin) of a run or a scan.
+
+A :class:`Document` is a list of sections, each holding paragraphs, tables and figures (PNG bytes).
+It renders to one HTML file with the figures embedded as base64 PNG (no network needed) and to a
+Markdown file with the PNGs written beside it in ``<stem>_figures/``. :func:`run_report` and
+:func:`scan_report` build the document of a run directory and of a scan store; each figure is drawn
+only when its data exists, otherwise a sentence says why it is left out.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import re
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from relaxsim.report import figures
+from relaxsim.errors import RelaxsimError
+from relaxsim.io import write_text
+from relaxsim.scan.groups import (SIZE_FIELDS, Group, axis_unit, group_points, show_value,
+                         varied_fields, x_field)
+
+CSS = """body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:.2em .6em;
+text-align:left}th{background:#eee}figure{margin:1em 0}figure img{max-width:100%}
+figcaption{font-size:.9em;color:#444}.pass{color:#080;font-weight:bold}
+.fail{color:#b00;font-weight:bold}pre{background:#f6f6f6;padding:.5em;overflow-x:auto}"""
+
+
+# -- the document ------------------------------------------------------------------------------
+
+@dataclass
+class Figure:
+    name: str          # file stem and anchor: fig-<name>
+    png: bytes
+    caption: str
+
+
+@dataclass
+class Section:
+    title: str
+    anchor: str
+    parts: list = field(default_factory=list)   # ("p", text) | ("table", head, rows) | Figure
+    status: str | None = None                   # "PASS" / "FAIL" for validation checks
+
+    def text(self, text: str) -> None:
+        self.parts.append(("p", text))
+
+    def pre(self, text: str) -> None:
+        self.parts.append(("pre", text))
+
+    def table(self, head: list[str], rows: list[list]) -> None:
+        self.parts.append(("table", head, [[str(c) for c in row] for row in rows]))
+
+    def figure(self, name: str, png: bytes, caption: str) -> None:
+        self.parts.append(Figure(name, png, caption))
+
+
+@dataclass
+class Document:
+    title: str
+    sections: list[Section] = field(default_factory=list)
+
+    def section(self, title: str, status: str | None = None) -> Section:
+        anchor = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
+        taken = {s.anchor for s in self.sections}
+        base, n = anchor, 1
+        while anchor in taken:
+            n += 1
+            anchor = f"{base}-{n}"
+        sec = Section(title, anchor, status=status)
+        self.sections.append(sec)
+        return sec
+
+    def figures(self) -> list[Figure]:
+        return [p for s in self.sections for p in s.parts if isinstance(p, Figure)]
+
+    def to_html(self) -> str:
+        e = html.escape
+        out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+               f"<title>{e(self.title)}</title><style>{CSS}</style></head><body>",
+               f"<h1>{e(self.title)}</h1>", '<nav id="contents"><h2>Contents</h2><ol>']
+        for s in self.sections:
+            out.append(f'<li><a href="#{s.anchor}">{e(_title(s))}</a></li>')
+        out.append("</ol>")
+        figs = self.figures()
+        if figs:
+            out.append('<h3>Figures</h3><ol class="figures">')
+            out += [f'<li><a href="#fig-{f.name}">{e(f.caption.split(".")[0])}</a></li>'
+                    for f in figs]
+            out.append("</ol>")
+        out.append("</nav>")
+        for s in self.sections:
+            cls = f' class="{s.status.lower()}"' if s.status else ""
+            out.append(f'<section id="{s.anchor}"><h2{cls}>{e(_title(s))}</h2>')
+            for part in s.parts:
+                if isinstance(part, Figure):
+                    data = base64.b64encode(part.png).decode("ascii")
+                    out.append(f'<figure id="fig-{part.name}"><img alt="{e(part.caption)}" '
+                               f'src="data:image/png;base64,{data}">'
+                               f"<figcaption>{e(part.caption)}</figcaption></figure>")
+                elif part[0] == "p":
+                    out.append(f"<p>{e(part[1])}</p>")
+                elif part[0] == "pre":
+                    out.append(f"<pre>{e(part[1])}</pre>")
+                else:
+                    _, head, rows = part
+                    out.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head)
+                               + "</tr></thead><tbody>")
+                    out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
+                            for row in rows]
+                    out.append("</tbody></table>")
+            out.append("</section>")
+        out.append("</body></html>")
+        return "\n".join(out) + "\n"
+
+    def to_markdown(self, figure_dir: str) -> str:
+        out = [f"# {self.title}", "", "## Contents", ""]
+        out += [f"{i}. [{_title(s)}](#{s.anchor})" for i, s in enumerate(self.sections, 1)]
+        for s in self.sections:
+            out += ["", f'<a id="{s.anchor}"></a>', f"## {_title(s)}", ""]
+            for part in s.parts:
+                if isinstance(part, Figure):
+                    out += [f'<a id="fig-{part.name}"></a>',
+                            f"![{part.caption}]({figure_dir}/{part.name}.png)", "",
+                            f"*{part.caption}*", ""]
+                elif part[0] == "p":
+                    out += [part[1], ""]
+                elif part[0] == "pre":
+                    out += ["```", part[1], "```", ""]
+                else:
+                    _, head, rows = part
+                    out.append("| " + " | ".join(head) + " |")
+                    out.append("|" + "---|" * len(head))
+                    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+                            for row in rows]
+                    out.append("")
+        return "\n".join(out).rstrip() + "\n"
+
+    def write(self, html_path: str | Path) -> tuple[Path, Path]:
+        """Write ``html_path``, its Markdown twin (``.md``) and the twin's PNGs, atomically."""
+        html_path = Path(html_path)
+        if not html_path.parent.is_dir():
+            raise RelaxsimError(f"--out {str(html_path)!r}: directory "
+                                f"{str(html_path.parent)!r} does not exist")
+        md_path = html_path.with_suffix(".md")
+        fig_dir = html_path.parent / f"{html_path.stem}_figures"
+        figs = self.figures()
+        if figs:
+            fig_dir.mkdir(exist_ok=True)
+        for f in figs:
+            from relaxsim.io import atomic_open
+
+            with atomic_open(fig_dir / f"{f.name}.png", "wb") as fh:
+                fh.write(f.png)
+        write_text(md_path, self.to_markdown(fig_dir.name))
+        write_text(html_path, self.to_html())
+        return html_path, md_path
+
+
+def _title(s: Section) -> str:
+    return f"{s.title}: {s.status}" if s.status else s.title
+
+
+# -- formatting --------------------------------------------------------------------------------
+
+def fmt_acc(x) -> str:
+    """Accuracies as the command line prints them: ``0.9777``."""
+    return "n/a" if x is None else f"{float(x):.4f}"
+
+
+def fmt_quantity(x: float, dimension: str) -> str:
+    from relaxsim.devices import format_quantity
+
+    return format_quantity(float(x), dimension)
+
+
+def fmt_rate(per_s: float) -> str:
+    """Inferences per second with an SI prefix: ``3.689 G/s``."""
+    return fmt_quantity(per_s, "frequency").replace("Hz", "/s")
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+# -- a run -------------------------------------------------------------------------------------
+
+def kind_of(net_cfg: dict) -> str:
+    from relaxsim.cli.app import network_kind
+
+    return network_kind(int(net_cfg["banks"]), int(net_cfg["steps"]))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RelaxsimError(f"{path}: cannot be read as JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RelaxsimError(f"{path}: not a JSON object")
+    return data
+
+
+def run_report(run_dir: str | Path) -> Document:
+    """The report of a directory written by ``relaxsim run``."""
+    d = Path(run_dir)
+    res = _read_json(d / "result.json")
+    cfg = res.get("config", {})
+    net = cfg.get("network", {})
+    task = res.get("task", {}).get("name", "?")
+    doc = Document(f"relaxsim run report: {d.name}")
+
+    s = doc.section("Summary")
+    if net:
+        schedule = net["schedule"] if isinstance(net["schedule"], str) else "explicit"
+        s.text(f"{kind_of(net)} on {task}: N = {net['hidden']}, L_W = {net['banks']}, "
+               f"L_T = {net['steps']} ({schedule}), {net['activation']}.")
+    rows = [["test accuracy", fmt_acc(res.get("test_accuracy"))],
+            ["validation accuracy (best epoch)", fmt_acc(res.get("val_accuracy"))],
+            ["test loss (nats)", f"{res['test_loss']:.4f}" if "test_loss" in res else "n/a"],
+            ["train loss at best epoch (nats)",
+             f"{res['train_loss']:.4f}" if "train_loss" in res else "n/a"],
+            ["best epoch", f"{res.get('best_epoch')} of {res.get('epochs')}"]]
+    if "test_accuracy_ideal" in res:
+        rows.append(["test accuracy on an ideal machine", fmt_acc(res["test_accuracy_ideal"])])
+    if "test_bits_per_char" in res:
+        rows.append(["test bits per character", f"{res['test_bits_per_char']:.4f}"])
+    p = res.get("params", {})
+    rows += [[f"parameters: {k}", f"{v:,}"] for k, v in p.items()]
+    if "seconds" in res:
+        rows.append(["wall time of the run", f"{res['seconds']:.1f} s"])
+    rows.append(["relaxsim version", res.get("relaxsim_version", "?")])
+    s.table(["quantity", "value"], rows)
+
+    s = doc.section("Training curves")
+    metrics = d / "metrics.csv"
+    if metrics.is_file():
+        with metrics.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if rows:
+            s.figure("training", figures.training_curves(rows),
+                     f"Training curves: loss and validation accuracy per epoch "
+                     f"({len(rows)} epochs; the best epoch by validation accuracy, "
+                     f"{res.get('best_epoch')}, gave the saved weights).")
+        else:
+            s.text("Left out: metrics.csv holds no epochs.")
+    else:
+        s.text("Left out: the run directory has no metrics.csv.")
+
+    hw = res.get("hardware")
+    s = doc.section("Hardware: energy, latency and throughput")
+    if hw and "energy_breakdown_j" in hw:
+        _hardware_tables(s, hw)
+        s.figure("hardware", figures.energy_and_speed(hw),
+                 "Energy per inference by device kind (log scale), and latency and throughput "
+                 "of ReLaX-Net against a single reprogrammed bank and an unrolled DNN, from the "
+                 "SimPy model of the machine.")
+    else:
+        s.text("Left out: result.json has no hardware section (a run of an older relaxsim).")
+
+    s = doc.section("Timeline of one inference")
+    try:
+        sim, title = _resimulate(d, cfg)
+    except Exception as exc:  # noqa: BLE001  (a report must not die on an old config)
+        s.text(f"Left out: the run's config could not be simulated again ({exc}).")
+    else:
+        s.text("Re-simulated from the run's config with Hardware.simulate(record=True): one row "
+               "per bank, switch, active element and the readout, a bar per busy interval.")
+        s.figure("timeline", figures.timeline(sim, title),
+                 f"Timeline of one inference: {title}.")
+
+    s = doc.section("Configuration")
+    if (d / "config.toml").is_file():
+        s.text("The resolved config (config.toml); `relaxsim run config.toml` repeats the run.")
+        s.pre((d / "config.toml").read_text().rstrip())
+    else:
+        s.text("Left out: the run directory has no config.toml.")
+
+    s = doc.section("Weights")
+    wpath = d / "weights.npz"
+    if wpath.is_file():
+        with np.load(wpath) as z:
+            s.table(["array", "shape", "RMS", "max |w|"],
+                    [[k, "x".join(map(str, z[k].shape)), f"{np.sqrt(np.mean(z[k] ** 2)):.4g}",
+                      f"{np.max(np.abs(z[k])):.4g}"] for k in z.files])
+    else:
+        s.text("Left out: the run directory has no weights.npz.")
+    return doc
+
+
+def _hardware_tables(s: Section, hw: dict) -> None:
+    s.table(["quantity", "value"], [
+        ["mode", hw.get("mode", "?")],
+        ["devices (switch / weights / active)",
+         f"{hw.get('switch')} / {hw.get('weights')} / {hw.get('active')}"],
+        ["pipelining", hw.get("pipelining", "?")],
+        ["energy per inference", fmt_quantity(hw["energy_per_inference_j"], "energy")],
+        *[[f"  energy: {k}", fmt_quantity(v, "energy")]
+          for k, v in hw["energy_breakdown_j"].items()],
+        ["simulated hardware time of training",
+         fmt_quantity(hw.get("training_hardware_time_s", 0.0), "time")],
+        ["programming share of that time", f"{100 * hw.get('programming_fraction', 0.0):.2f} %"],
+    ])
+    archs = {"relaxnet": hw, **hw.get("compare", {})}
+    s.table(["architecture", "latency per inference", "throughput (inferences/s)",
+             "latency ratio"],
+            [[figures.ARCH_NAMES.get(a, a), fmt_quantity(f["latency_s"], "time"),
+              fmt_rate(f["throughput_per_s"]), f"{f['latency_s'] / hw['latency_s']:.3g}x"]
+             for a, f in archs.items()])
+
+
+def _resimulate(d: Path, cfg_dict: dict):
+    from relaxsim.schedules import resolve
+
+    from relaxsim.config import load_config, validate
+    from relaxsim.hardware import build_hardware
+    from relaxsim.cli.timing import describe_clock
+
+    cfg = load_config(d / "config.toml") if (d / "config.toml").is_file() else validate(cfg_dict)
+    net = cfg.network
+    hw = build_hardware(cfg.hardware)
+    schedule = resolve(net.schedule, net.banks, net.steps)
+    sim = hw.simulate(schedule, net.banks, pipelining="sequential", n=1, record=True)
+    title = (f"{kind_of({'banks': net.banks, 'steps': net.steps})} L_W = {net.banks}, "
+             f"L_T = {net.steps}, {describe_clock(hw)}: "
+             f"{fmt_quantity(sim.latency(), 'time')} per inference")
+    return sim, title
+
+
+# -- a scan ------------------------------------------------------------------------------------
+
+def load_points(store_dir: Path) -> list[dict]:
+    points = []
+    for path in sorted((store_dir / "points").glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            rec = {"id": path.stem, "status": "failed", "error": "unreadable result file"}
+        if isinstance(rec, dict):
+            points.append(rec)
+    return points
+
+
+def scan_report(store_dir: str | Path) -> Document:
+    """The report of a scan store (``scan.toml``, ``points/*.json``)."""
+    from relaxsim.io import read_toml
+
+    d = Path(store_dir)
+    spec = read_toml(d / "scan.toml", "scan spec")
+    recs = load_points(d)
+    done = [r for r in recs if r.get("status") == "done" and "result" in r]
+    failed = [r for r in recs if r.get("status") != "done" or "result" not in r]
+    missing = _missing(d)
+    doc = Document(f"relaxsim scan report: {d.name}")
+
+    s = doc.section("Summary")
+    if spec.get("description"):
+        s.text(str(spec["description"]))
+    s.table(["points", "count"], [["done", len(done)], ["failed", len(failed)],
+                                  ["missing (not yet run)", "n/a" if missing is None else missing]])
+
+    varied = varied_fields(spec, recs)
+    groups = group_points(done, varied)
+    xf = x_field(groups, varied)
+    s = doc.section(f"Accuracy against {xf}" if xf else "Accuracy against bank parameters")
+    if groups:
+        _accuracy_table(s, groups, varied)
+        _scaling_figure(s, groups, varied)
+    else:
+        s.text("Left out: the store holds no finished point.")
+
+    s = doc.section("Accuracy over the (L_W, L_T) grid")
+    grid = _grid(groups, varied)
+    if grid is None:
+        s.text("Left out: no fixed N has finished points over at least two L_W and two L_T "
+               "values.")
+    else:
+        hidden, banks, steps, acc, note = grid
+        s.figure("heatmap", figures.heatmap(banks, steps, acc, hidden, note),
+                 f"Mean test accuracy over the (L_W, L_T) grid at N = {hidden}"
+                 + (f", {note}" if note else "") + " (blank: no finished point).")
+
+    cautioned = [r for r in done if r["result"].get("hardware", {}).get("warnings")]
+    if cautioned:  # the section appears only where the clock left some device unsettled
+        s = doc.section("Machine warnings")
+        s.text("Points whose machine the step timing leaves unsettled (switch leak or element "
+               "carry-over above 10 % on some step, see `relaxsim timing`): their accuracy says "
+               "more about the clock than about the architecture.")
+        s.table(["id", "point", "warning"],
+                [[r.get("id", "?"), _describe(r), w] for r in cautioned
+                 for w in r["result"]["hardware"]["warnings"]])
+
+    s = doc.section("Failed points")
+    if failed:
+        s.table(["id", "point", "error"],
+                [[r.get("id", "?"), _describe(r), str(r.get("error", "")).splitlines()[0]
+                  if r.get("error") else ""] for r in failed])
+    else:
+        s.text("None: every stored point finished.")
+    return doc
+
+
+SIZE_NAMES = {"network.hidden": "N", "network.banks": "L_W", "network.steps": "L_T"}
+
+
+def _accuracy_table(s: Section, groups: list[Group], varied: list[str]) -> None:
+    """One row per combination of the varied fields' values: a column per varied field (the
+    network sizes in the L_W, L_T and N columns), the seeds' mean ± std in the accuracy."""
+    others = [n for n in varied if n not in SIZE_FIELDS]
+    budgets = any(g.budget is not None for g in groups)
+    several = any(g.seeds > 1 for g in groups)
+    rows = []
+    for g in groups:
+        results = g.results
+        acc = mean_std([x["test_accuracy"] for x in results])
+        pbanks = statistics.fmean(x["params"]["banks"] for x in results)
+        energy = [x.get("hardware", {}).get("energy_per_inference_j") for x in results]
+        rows.append(([f"{g.budget:,}" if isinstance(g.budget, int) else str(g.budget)]
+                     if budgets else [])
+                    + [show_value(n, v) for n, v in zip(varied, g.values) if n in others]
+                    + [g.kind, g.banks, g.steps, g.hidden, f"{pbanks:,.0f}",
+                       f"{acc[0]:.4f} ± {acc[1]:.4f}" if len(results) > 1 else fmt_acc(acc[0]),
+                       len(results),
+                       fmt_acc(statistics.fmean(x["val_accuracy"] for x in results)),
+                       fmt_quantity(statistics.fmean(energy), "energy")
+                       if None not in energy else "n/a"])
+    sizes = [f"{n} ({SIZE_NAMES[n]})" for n in varied if n in SIZE_FIELDS]
+    s.text("Varied: " + (", ".join(others + sizes) or "nothing (the base config)")
+           + f"; one row per combination ({len(groups)} rows). "
+           + ("Test accuracy: mean ± standard deviation over the seeds of each row"
+              if several else "Test accuracy of each row's single seed (no spread)")
+           + "; RNN: L_W = 1, DNN: L_W = L_T, ReLaX-Net in between.")
+    s.table((["bank budget"] if budgets else []) + others
+            + ["network", "L_W", "L_T", "N", "bank params", "test accuracy", "seeds",
+               "val accuracy", "energy / inference"], rows)
+
+
+def _line_name(g: Group, varied: list[str], parts: dict[str, bool], skip: str | None) -> str:
+    """A figure line's name: the network kind, then whatever else tells its groups apart."""
+    name = g.kind if g.kind != "ReLaX-Net" else f"ReLaX-Net (L_W = {g.banks})"
+    if parts["steps"]:  # one line per depth, else lines zig-zag between depths
+        name += f", L_T = {g.steps}"
+    if parts["hidden"]:
+        name += f", N = {g.hidden}"
+    if parts["budget"]:
+        name += f", budget {g.budget:,}" if isinstance(g.budget, int) else f", budget {g.budget}"
+    for n, v in zip(varied, g.values):
+        if n not in SIZE_FIELDS and n != skip and parts.get(n):
+            name += f", {n} = {show_value(n, v)}"
+    return name
+
+
+def _scaling_figure(s: Section, groups: list[Group], varied: list[str]) -> None:
+    """Accuracy against the first numeric varied field other than the network sizes, one line per
+    combination of the rest; else against bank parameters, one line per network kind."""
+    xf = x_field(groups, varied)
+    parts = {"steps": len({g.steps for g in groups}) > 1,
+             "hidden": xf is not None and len({g.hidden for g in groups}) > 1,
+             "budget": xf is not None and len({g.budget for g in groups}) > 1}
+    for i, n in enumerate(varied):
+        parts.setdefault(n, len({g.values[i] for g in groups}) > 1)
+    series = defaultdict(list)
+    if xf is None:
+        for g in groups:
+            pbanks = statistics.fmean(x["params"]["banks"] for x in g.results)
+            series[_line_name(g, varied, parts, None)].append(
+                (pbanks, *mean_std([x["test_accuracy"] for x in g.results]), g.seeds))
+        x_label, against = figures.BANK_PARAMS_LABEL, "bank-parameter count"
+    else:
+        col = varied.index(xf)
+        unit, size = axis_unit(xf, [g.values[col] for g in groups])
+        for g in groups:
+            series[_line_name(g, varied, parts, xf)].append(
+                (g.values[col] / size, *mean_std([x["test_accuracy"] for x in g.results]),
+                 g.seeds))
+        x_label = f"{xf} ({unit})" if unit else xf
+        against = x_label
+    spread = figures.spread_text([g.seeds for g in groups])
+    s.figure("scaling", figures.scaling(series, x_label),
+             f"Test accuracy against {against}, one line per "
+             + ("network kind" if xf is None else "combination of the other varied fields")
+             + f" ({spread}).")
+
+
+def _describe(rec: dict) -> str:
+    items = {**rec.get("labels", {}), **rec.get("fields", {})}
+    return ", ".join(f"{k} = {v}" for k, v in items.items()) or "(base)"
+
+
+def _missing(d: Path) -> int | None:
+    """Points of the spec with no result file in the store (None: the spec cannot be expanded)."""
+    try:
+        from relaxsim.scan.store import Store
+
+        store = Store(d)
+        points = store.spec().expand()
+    except Exception:  # noqa: BLE001  (a spec this relaxsim cannot expand: count unknown)
+        return None
+    return sum(not store.holds(p) for p in points)
+
+
+def _grid(groups: list[Group], varied: list[str]):
+    """The (L_W, L_T) grid at one N and one value of every other varied field (the one with the
+    most cells): ``(hidden, banks, steps, mean accuracy array, note)`` or None."""
+    cells = defaultdict(lambda: defaultdict(list))
+    for g in groups:
+        others = tuple((n, v) for n, v in zip(varied, g.values) if n not in SIZE_FIELDS)
+        cells[(g.hidden, others)][(g.banks, g.steps)] += [x["test_accuracy"] for x in g.results]
+    best = None
+    for (hidden, others), by_cell in cells.items():
+        banks = sorted({b for b, _ in by_cell})
+        steps = sorted({t for _, t in by_cell})
+        if len(banks) >= 2 and len(steps) >= 2 and (best is None or len(by_cell) > best[0]):
+            acc = np.full((len(banks), len(steps)), np.nan)
+            for (b, t), v in by_cell.items():
+                acc[banks.index(b), steps.index(t)] = statistics.fmean(v)
+            note = ", ".join(f"{n} = {show_value(n, v)}" for n, v in others)
+            best = (len(by_cell), hidden, banks, steps, acc, note)
+    return None if best is None else best[1:]
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+def report(path: str | Path) -> Document:
+    """The report of ``path``: a run directory or a scan store."""
+    d = Path(path)
+    if not d.is_dir():
+        raise RelaxsimError(f"{path}: not a directory; give a run directory (result.json) "
+                            "or a scan store (scan.toml)")
+    if (d / "result.json").is_file():
+        return run_report(d)
+    if (d / "scan.toml").is_file():
+        return scan_report(d)
+    raise RelaxsimError(f"{path}: neither a run directory (no result.json) nor a scan store "
+                        "(no scan.toml)")
+
+
+def write_report(path: str | Path, out: str | Path | None = None) -> tuple[Path, Path]:
+    """Build the report of ``path`` and write it to ``out`` (default ``path/report.html``)."""
+    doc = report(path)
+    return doc.write(Path(out) if out else Path(path) / "report.html")
+

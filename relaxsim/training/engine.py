@@ -1,0 +1,173 @@
+"""Running a network on a machine: ideally, or with the hardware's non-idealities in the loop.
+
+An :class:`Engine` owns the state that the hardware adds to a network: the weights as the weight
+elements hold them (reprogrammed every ``update_every`` batches), the hardware time elapsed since
+they were programmed (it drives drift), and the generator of every hardware noise draw. Training
+and evaluation call ``loss_and_grad`` and ``evaluate`` and never see which machine they run on.
+
+Gradients on hardware: the kernels give the exact gradient with respect to the weights the
+hardware used (noise draws held fixed); it reaches the digital master weights straight through
+quantisation and noise, scaled by the drift factor, and stops where the target was clipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from relaxsim.hardware import Hardware, Programmed
+from relaxsim.kernels.passes import Workspace
+from relaxsim.model import Network
+
+
+class Engine:
+    """The ideal network: no state, no noise."""
+
+    def __init__(self, net: Network):
+        self.net = net
+
+    def loss_and_grad(self, params, x, y):
+        return self.net.loss_and_grad(params, x, y)
+
+    def begin_evaluation(self, params) -> None:
+        """Prepare to evaluate ``params`` (on hardware: program the banks once)."""
+
+    def logits(self, params, x):
+        return self.net.forward(params, x)
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """What a checkpoint must keep between epochs: arrays by name, and JSON-able scalars."""
+        return {}, {}
+
+    def restore(self, arrays: dict[str, np.ndarray], scalars: dict) -> None:
+        """Continue from what :meth:`state` returned."""
+
+
+class HardwareEngine(Engine):
+    """The network on ``hw``: programmed banks, drift, noise; deterministic given ``rng``."""
+
+    def __init__(self, net: Network, hw: Hardware, rng: np.random.Generator):
+        super().__init__(net)
+        self.hw = hw
+        self.rng = rng
+        self.programmed: Programmed | None = None
+        self._buffers = Workspace()
+        self._prepared = {}  # batch size -> TrainingDraws
+        self.writes = 0  # programming events (each writes every bank weight once)
+        self.batches_since_program = 0
+        # The slow time scale, simulated: hardware time of forward passes and programming.
+        self.inference_time_s = hw.simulate(net.schedule, net.banks, stream=True).period()
+        self.clock_s = 0.0
+        self.programming_s = 0.0
+        self.programmed_at = 0.0
+
+    # -- training ----------------------------------------------------------------------------
+
+    def loss_and_grad(self, params, x, y):
+        hw, net = self.hw, self.net
+        if hw.update_every == 1:  # each write is read once, at once: one draw for both noises
+            W_hw, dW_factor, eps, noise, det = self._draws(len(y))(params["W"], self.rng)
+            self._wrote()
+        else:
+            if self.programmed is None or self.batches_since_program >= hw.update_every:
+                self.programmed = hw.program(params["W"], self.rng)
+                self._wrote()
+            W_hw, dW_factor = hw.read(self.programmed, self.clock_s - self.programmed_at,
+                                      self.rng)
+            eps = hw.jittered_eps(net.coupling, len(y), self.rng)
+            noise, det = hw.draw_noise(self.rng, net.steps, len(y), net.hidden, net.dtype,
+                                       out=self._buffer)
+        loss, grads = net.loss_and_grad({**params, "W": W_hw}, x, y, noise=noise, det=det,
+                                        eps=eps)
+        grads["W"] *= dW_factor
+        self.batches_since_program += 1
+        self.clock_s += len(y) * self.inference_time_s
+        return loss, grads
+
+    def _draws(self, batch: int):
+        """The machine's draws for a training batch of ``batch`` samples, prepared once per
+        batch size (:meth:`Hardware.training_draws`)."""
+        draws = self._prepared.get(batch)
+        if draws is None:
+            net = self.net
+            draws = self._prepared[batch] = self.hw.training_draws(
+                net.coupling, batch, net.hidden, net.param_shapes()["W"], out=self._buffer)
+        return draws
+
+    def _buffer(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """A work array of one training step, the same one at every step of these shapes: the
+        machine's draws and programmed banks are not allocated anew (nor their pages faulted
+        in) at every batch. Never handed out beyond the step."""
+        return self._buffers.get(name, shape, dtype)
+
+    def _wrote(self) -> None:
+        """Count one programming event and advance the hardware clock by its duration."""
+        self.batches_since_program = 0
+        self.writes += 1
+        t_prog = self.hw.program_time_s(self.net.banks)
+        self.clock_s += t_prog
+        self.programming_s += t_prog
+        self.programmed_at = self.clock_s
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The machine between epochs: the banks as programmed (none with ``update_every = 1``:
+        every batch writes them anew), the hardware clock, the counters and the generator. (The
+        banks programmed for an evaluation are not kept: every evaluation programs its own.)"""
+        arrays, nu_key = {}, None
+        if self.programmed is not None:
+            arrays = {"programmed/W": self.programmed.W, "programmed/mask": self.programmed.mask}
+            nu_key = self.programmed.nu_key  # the drift exponents are drawn from it
+        return arrays, {
+            "rng": self.rng.bit_generator.state, "writes": self.writes, "nu_key": nu_key,
+            "batches_since_program": self.batches_since_program, "clock_s": self.clock_s,
+            "programming_s": self.programming_s, "programmed_at": self.programmed_at}
+
+    def restore(self, arrays: dict[str, np.ndarray], scalars: dict) -> None:
+        """Continue from what :meth:`state` returned."""
+        self.rng.bit_generator.state = scalars["rng"]
+        self.programmed = None
+        if "programmed/W" in arrays:
+            self.programmed = Programmed(W=arrays["programmed/W"],
+                                         mask=arrays["programmed/mask"],
+                                         nu_key=scalars.get("nu_key"),
+                                         # earlier checkpoints kept the exponents themselves
+                                         nu_draws=arrays.get("programmed/nu_draws"))
+        self.writes = int(scalars["writes"])
+        self.batches_since_program = int(scalars["batches_since_program"])
+        self.clock_s = float(scalars["clock_s"])
+        self.programming_s = float(scalars["programming_s"])
+        self.programmed_at = float(scalars["programmed_at"])
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def begin_evaluation(self, params) -> None:
+        """Program the banks from ``params`` once; they are read after ``hardware.drift_time``."""
+        self._eval_programmed = self.hw.program(params["W"], self.rng)
+
+    def logits(self, params, x):
+        """Logits of one chunk: a fresh read-noise and element-noise draw per chunk."""
+        hw, net = self.hw, self.net
+        W_hw, _ = hw.read(self._eval_programmed, hw.drift_time_s, self.rng)
+        eps = hw.jittered_eps(net.coupling, len(x), self.rng)
+        noise, det = hw.draw_noise(self.rng, net.steps, len(x), net.hidden, net.dtype)
+        return net.forward({**params, "W": W_hw}, x, noise=noise, det=det, eps=eps)
+
+
+def make_engines(net_ideal: Network, net_hw: Network | None, hw: Hardware | None, seed: int):
+    """The engines for training and for testing, as the hardware mode asks.
+
+    - ``ideal``: both ideal;
+    - ``hardware_aware``: both on hardware (validation too, so model selection sees the machine);
+    - ``deploy``: trained and selected ideal, tested on hardware.
+    """
+    if hw is None or hw.mode == "ideal":
+        engine = Engine(net_ideal)
+        return engine, engine
+    # The hardware's draws come from their own stream, so the ideal part of a run (initial
+    # weights, shuffling) consumes exactly the same numbers in every mode.
+    rng = np.random.default_rng([seed, 0x4857])
+    on_hw = HardwareEngine(net_hw, hw, rng)
+    if hw.mode == "hardware_aware":
+        return on_hw, on_hw
+    return Engine(net_ideal), on_hw
