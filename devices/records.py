@@ -17,13 +17,10 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numba as nb
 import numpy as np
 
 from relaxsim.errors import ConfigError
 from relaxsim.registry import closest
-from relaxsim.kernels.rng import (_block_pairs, _blocks, _pair32, check_out, draw_key,
-                          normal_from_key, threads_pay)
 
 from .fields import DeviceRecord, choice, join_field, quantity
 from .units import describe_value
@@ -74,19 +71,23 @@ class Switch(DeviceRecord):
         (``gap < 0``) goes wholly through the old path (``eps = 1``); with ``rise_time_s = 0`` the
         transition term is 0 for every ``gap >= 0``; ``gap = inf`` leaves only the floor ``e_ER``.
         """
+        from relaxsim.kernels.programming import leaks
+
         gap = np.asarray(gap_s, dtype=np.float64)
         out = np.empty(gap.shape)
-        _leaks(gap.reshape(-1), self.leak_floor, self.tau_s, out.reshape(-1))
+        leaks(gap.reshape(-1), self.leak_floor, self.tau_s, out.reshape(-1))
         return _scalar_or_array(out)
 
     def jittered_leak(self, gaps, z):
         """:meth:`leak` of the gaps moved by the timing jitter: ``gaps (T,) - jitter_s z``, with
         ``z (T, W)`` standard normal draws; 0 on the steps that do not switch (``gap = inf``).
         One compiled pass: it runs on every batch."""
+        from relaxsim.kernels.programming import jittered_leaks
+
         gaps = np.ascontiguousarray(gaps, dtype=np.float64)
         z = np.ascontiguousarray(z, dtype=np.float64)
         out = np.empty(z.shape)
-        _jittered_leaks(gaps, z, self.jitter_s, self.leak_floor, self.tau_s, out)
+        jittered_leaks(gaps, z, self.jitter_s, self.leak_floor, self.tau_s, out)
         return out
 
     def transmission(self) -> float:
@@ -96,32 +97,6 @@ class Switch(DeviceRecord):
     def settle_time_s(self, tol: float) -> float:
         """Time after the command until the transient is below ``tol``: ``tau_s ln(1/tol)``."""
         return _settle(self.tau_s, tol)
-
-
-@nb.njit(cache=True, inline="always")
-def _leak(gap, floor, tau):
-    """:meth:`Switch.leak` of one gap (NaN stays NaN)."""
-    if gap != gap:
-        return gap
-    if tau > 0:
-        transient = math.exp(-max(gap, 0.0) / tau)
-    else:
-        transient = 1.0 if gap < 0 else 0.0
-    return floor + (1.0 - floor) * transient
-
-
-@nb.njit(cache=True)
-def _leaks(gaps, floor, tau, out):
-    for i in range(gaps.shape[0]):
-        out[i] = _leak(gaps[i], floor, tau)
-
-
-@nb.njit(cache=True)
-def _jittered_leaks(gaps, z, jitter, floor, tau, out):
-    for t in range(z.shape[0]):
-        for w in range(z.shape[1]):
-            out[t, w] = (_leak(gaps[t] - jitter * z[t, w], floor, tau)
-                         if math.isfinite(gaps[t]) else 0.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,6 +232,9 @@ class WeightElement(DeviceRecord):
         """Clip, quantise and add N(0, sigma^2) per weight in one pass (into ``out`` and
         ``in_range`` when given: arrays of ``w``'s shape, ``in_range`` boolean or in ``w``'s
         dtype, 1 where the gradient passes)."""
+        from relaxsim.kernels.programming import write
+        from relaxsim.kernels.rng import check_out, draw_key, threads_pay
+
         if not (type(w) is np.ndarray and w.dtype.kind == "f" and w.flags.c_contiguous):
             w = np.asarray(w)
             w = np.ascontiguousarray(w, dtype=w.dtype if w.dtype.kind == "f" else np.float64)
@@ -267,15 +245,10 @@ class WeightElement(DeviceRecord):
         check_out("in_range", in_range, w.shape, dtype, np.bool_)
         flat = w.reshape(-1)
         w_max, step, differential = self.grid(dtype)
-        par = threads_pay(w.size)
-        if sigma > 0:
-            if rng is None:
-                raise ValueError(no_rng)
-            (_write_par if par else _write_ser)(flat, w_max, step, differential, draw_key(rng),
-                                                sigma, out.reshape(-1), in_range.reshape(-1))
-        else:
-            (_clip_quantise_par if par else _clip_quantise)(flat, w_max, step, differential,
-                                                           out.reshape(-1), in_range.reshape(-1))
+        if sigma > 0 and rng is None:
+            raise ValueError(no_rng)
+        write(flat, w_max, step, differential, draw_key(rng) if sigma > 0 else 0, sigma,
+              out.reshape(-1), in_range.reshape(-1), threads_pay(w.size))
         return out, in_range
 
     def grid(self, dtype) -> tuple:
@@ -315,6 +288,8 @@ class WeightElement(DeviceRecord):
             return None
         if rng is None:
             raise ValueError("drift_exponents: a numpy Generator is needed when drift_nu_std > 0")
+        from relaxsim.kernels.rng import draw_key
+
         return int(draw_key(rng))
 
     def drift_exponents(self, shape, rng: np.random.Generator | None = None, key=None):
@@ -323,6 +298,8 @@ class WeightElement(DeviceRecord):
         ``None`` when every weight drifts alike (no draw)."""
         if not self.drifts_apart:
             return None
+        from relaxsim.kernels.rng import normal_from_key
+
         key = self.drift_key(rng) if key is None else key
         return self.drift_nu + normal_from_key(key, shape, self.drift_nu_std)
 
@@ -360,95 +337,6 @@ class WeightElement(DeviceRecord):
         if self.read_noise == 0:
             return 0.0
         return self.read_noise * self.w_max * math.sqrt(self.devices_per_weight)
-
-
-@nb.njit(cache=True, error_model="numpy", inline="always")
-def _quantise(x, lo, hi, step):
-    """Round ``x`` (already in ``[lo, hi]``) to the nearest point of the grid ``lo + k step``."""
-    q = lo + np.rint((x - lo) / step) * step
-    return min(max(q, lo), hi)
-
-
-@nb.njit(cache=True, error_model="numpy", inline="always")
-def _clip_q(x, w_max, step, differential):
-    """One weight clipped to ``[-w_max, w_max]`` and, with ``step > 0``, quantised (bipolar
-    over ``[-w_max, w_max]``, differential: each of the pair over ``[0, w_max]``), in the
-    arithmetic of ``w_max``'s type (:meth:`WeightElement.grid`)."""
-    c = x if x != x else min(max(x, -w_max), w_max)  # NaN stays NaN, as np.clip keeps it
-    if step > 0.0:
-        if differential:
-            zero = w_max - w_max
-            c = (_quantise(max(c, zero), zero, w_max, step)
-                 - _quantise(max(-c, zero), zero, w_max, step))
-        else:
-            c = _quantise(c, -w_max, w_max, step)
-    return c
-
-
-@nb.njit(cache=True, error_model="numpy", inline="always")
-def _clip_quantise_range(w, w_max, step, differential, out, in_range):
-    """Every element (no fast-math; float64: the same bits as the numpy expressions):
-    ``in_range = |w| <= w_max``, ``out = _clip_q(w)``."""
-    for i in range(w.shape[0]):
-        in_range[i] = abs(w[i]) <= w_max
-        out[i] = _clip_q(w[i], w_max, step, differential)
-
-
-@nb.njit(cache=True, error_model="numpy", inline="always")
-def _write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1):
-    """Pairs ``j0:j1`` of :func:`relaxsim.kernels.rng.add_normal`'s layout: ``out = _clip_q(w)`` (in
-    ``out``'s dtype) plus ``scale`` times the pair's draws, ``in_range = |w| <= w_max`` (in
-    ``in_range``'s dtype): the bytes of a clip, then ``add_normal``, in one pass."""
-    m = j1 - j0
-    e1 = min(2 * j1, w.shape[0])  # one short in the last block of an odd-sized array
-    # clipped and rounded to out's dtype, then the draws added in it, as add_normal adds them
-    _clip_quantise_range(w[2 * j0:e1], w_max, step, differential, out[2 * j0:e1],
-                         in_range[2 * j0:e1])
-    o1, o2 = out[2 * j0:2 * j0 + m], out[2 * j0 + m:e1]
-    sc = np.float32(scale)
-    full = o2.shape[0]
-    for i in range(full):  # the block is in cache
-        z0, z1 = _pair32(key, j0 + i)
-        o1[i] += sc * z0
-        o2[i] += sc * z1
-    for i in range(full, m):
-        z0, z1 = _pair32(key, j0 + i)
-        o1[i] += sc * z0
-
-
-# error_model="numpy": the draws' division needs no zero check, so the loops vectorise
-@nb.njit(cache=True, error_model="numpy")
-def _write_ser(w, w_max, step, differential, key, scale, out, in_range):
-    for b in range(_blocks(w.shape[0])):
-        j0, j1 = _block_pairs(b, w.shape[0])
-        _write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1)
-
-
-@nb.njit(cache=True, error_model="numpy", parallel=True)
-def _write_par(w, w_max, step, differential, key, scale, out, in_range):
-    for b in nb.prange(_blocks(w.shape[0])):
-        j0, j1 = _block_pairs(b, w.shape[0])
-        _write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1)
-
-
-CLIP_BLOCK = 1 << 13  # elements per parallel task of _clip_quantise
-
-
-@nb.njit(cache=True, error_model="numpy")
-def _clip_quantise(w, w_max, step, differential, out, in_range):
-    """One pass over the weights, :func:`_clip_quantise_range` of all of them."""
-    _clip_quantise_range(w, w_max, step, differential, out, in_range)
-
-
-@nb.njit(cache=True, error_model="numpy", parallel=True)
-def _clip_quantise_par(w, w_max, step, differential, out, in_range):
-    """:func:`_clip_quantise` in parallel over blocks of elements (the same bytes)."""
-    n = w.shape[0]
-    for bi in nb.prange((n + CLIP_BLOCK - 1) // CLIP_BLOCK):
-        i0 = bi * CLIP_BLOCK
-        i1 = min(n, i0 + CLIP_BLOCK)
-        _clip_quantise_range(w[i0:i1], w_max, step, differential, out[i0:i1],
-                             in_range[i0:i1])
 
 
 RECORDS: dict[str, type[DeviceRecord]] = {cls.KIND: cls for cls in

@@ -21,13 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-import numba as nb
 import numpy as np
 
 from relaxsim.activations import Activation
-from relaxsim.devices.records import _clip_quantise_range, _jittered_leaks, _write_block
-from relaxsim.kernels.rng import (_block_pairs, _blocks, _fill_block, add_normal, draw_key, normal,
-                  threads_pay)
+from relaxsim.kernels.programming import training_pass, training_pass_par
+from relaxsim.kernels.rng import add_normal, draw_key, normal, threads_pay
 from relaxsim.timing import Simulation, TimingSpec, simulate
 
 # A switch leak or an element carry-over above this share on some step is reported as a warning
@@ -378,7 +376,7 @@ class TrainingDraws:
         # on threads when all the draws together pay for it (the bytes do not depend on it)
         draws = int(np.prod(w_shape)) + (act.noise > 0) * T * batch * hidden \
             + (act.detector_noise > 0) * batch * hidden
-        self.run = _training_pass_par if threads_pay(draws) else _training_pass
+        self.run = training_pass_par if threads_pay(draws) else training_pass
         self.eps_out = (None if not self.jitter else self.eps if hw.jitter_draws == "sample"
                         else self.eps[:, 0])
         nothing = np.zeros(0, dtype=dtype)
@@ -406,56 +404,6 @@ class TrainingDraws:
 
 
 _NO_DRAWS = np.zeros((0, 1))
-
-
-@nb.njit(cache=True, error_model="numpy", inline="always")
-def _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale, noise,
-                    d_scale, det):
-    """Block ``bi`` of a batch's element-wise work: the programming's blocks, then the element
-    noise's, then the detector noise's; each block the one the separate call runs (the same
-    bytes, whichever thread runs it)."""
-    nw, nn = _blocks(w.shape[0]), _blocks(noise.shape[0])
-    if bi < nw:
-        j0, j1 = _block_pairs(bi, w.shape[0])
-        if w_sigma > 0:
-            _write_block(w, w_max, step, differential, keys[0], w_sigma, w_out, mask, j0, j1)
-        else:
-            e0, e1 = 2 * j0, min(2 * j1, w.shape[0])
-            _clip_quantise_range(w[e0:e1], w_max, step, differential, w_out[e0:e1],
-                                 mask[e0:e1])
-    elif bi < nw + nn:
-        j0, j1 = _block_pairs(bi - nw, noise.shape[0])
-        _fill_block(keys[1], noise, n_scale, j0, j1)
-    else:
-        j0, j1 = _block_pairs(bi - nw - nn, det.shape[0])
-        _fill_block(keys[2], det, d_scale, j0, j1)
-
-
-@nb.njit(cache=True, error_model="numpy")
-def _training_pass(w, z, keys, w_max, step, differential, w_sigma, w_out, mask, gaps, jitter,
-                   floor, tau, eps, n_scale, noise, d_scale, det):
-    """The element-wise work of :class:`TrainingDraws`, given its draws (``keys``: programming,
-    element noise, detector noise): the switch leaks, then every block of programming and noise
-    (:func:`_training_block`), on one thread."""
-    if z.shape[0]:
-        _jittered_leaks(gaps, z, jitter, floor, tau, eps)
-    for bi in range(_blocks(w.shape[0]) + _blocks(noise.shape[0])
-                    + _blocks(det.shape[0])):
-        _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale,
-                        noise, d_scale, det)
-
-
-@nb.njit(cache=True, error_model="numpy", parallel=True)
-def _training_pass_par(w, z, keys, w_max, step, differential, w_sigma, w_out, mask, gaps, jitter,
-                       floor, tau, eps, n_scale, noise, d_scale, det):
-    """:func:`_training_pass` with the blocks shared among the threads: one parallel region for
-    the programming and both noises, so that each thread gets its share of all three."""
-    if z.shape[0]:
-        _jittered_leaks(gaps, z, jitter, floor, tau, eps)
-    for bi in nb.prange(_blocks(w.shape[0]) + _blocks(noise.shape[0])
-                        + _blocks(det.shape[0])):
-        _training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale,
-                        noise, d_scale, det)
 
 
 def build_hardware(hw_cfg) -> Hardware:

@@ -40,7 +40,7 @@ from numba import prange
 from numba.extending import get_cython_function_address
 
 from relaxsim.activations import by_code
-from relaxsim.kernels.rng import PARALLEL_MIN, _bits_double, _bits_float
+from relaxsim.kernels.rng import PARALLEL_MIN, bits_double, bits_float
 from relaxsim.kernels.threads import numba_threads, single_threaded_kernel_blas
 
 # Fast-math flags for every kernel: only "nsz" (the sign of a zero may differ). No contraction
@@ -148,7 +148,7 @@ def fast_tanh(x):
     q = r + r * (r * q)  # expm1(r)
     # 2^n (n in [-58, 0]) built from its bits: exponent field 1023 + n (via int32, which
     # converts in one vector instruction; int64 would not)
-    scale = _bits_double((np.int64(np.int32(n)) + np.int64(1023)) << np.int64(52))
+    scale = bits_double((np.int64(np.int32(n)) + np.int64(1023)) << np.int64(52))
     em = scale * q + (scale - 1.0)
     return math.copysign(-em / (2.0 + em), x)
 
@@ -172,7 +172,7 @@ def fast_tanh32(x):
     q = (_F32(0.5) + r * _F32(1.0 / 6.0)) + r2 * (_F32(1.0 / 24.0) + r * _F32(1.0 / 120.0)) \
         + (r2 * r2) * (_F32(1.0 / 720.0) + r * _F32(1.0 / 5040.0))
     q = r + r * (r * q)
-    scale = _bits_float((np.int32(n) + np.int32(127)) << np.int32(23))  # 2^n, n in [-26, 0]
+    scale = bits_float((np.int32(n) + np.int32(127)) << np.int32(23))  # 2^n, n in [-26, 0]
     em = scale * q + (scale - _F32(1.0))
     return math.copysign(-em / (_F32(2.0) + em), x)
 

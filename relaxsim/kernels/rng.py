@@ -93,8 +93,8 @@ def _bits_as(kind, llvm_kind, width: int):
     return bits_as
 
 
-_bits_float = _bits_as(types.float32, ir.FloatType(), 32)
-_bits_double = _bits_as(types.float64, ir.DoubleType(), 64)
+bits_float = _bits_as(types.float32, ir.FloatType(), 32)
+bits_double = _bits_as(types.float64, ir.DoubleType(), 64)
 
 
 _MANTISSA = np.int32(0x7FFFFF)
@@ -108,7 +108,7 @@ def _log32(x):
     ``s = (m - 1) / (m + 1)``, ``|s| <= 0.172``, to ``s^9``."""
     b = _float_bits(x)
     e = _f((b >> np.int32(23)) - np.int32(127))
-    m = _bits_float((b & _MANTISSA) | _ONE_BITS)  # in [1, 2)
+    m = bits_float((b & _MANTISSA) | _ONE_BITS)  # in [1, 2)
     big = m > _f(_SQRT2)
     m = m * _f(0.5) if big else m
     e += _f(1.0) if big else _f(0.0)
@@ -139,7 +139,7 @@ def _sincos32(f):
 
 
 @_inline
-def _pair32(key, j):
+def pair32(key, j):
     """Two independent standard normals (float32), the pair ``j`` of the stream ``key``."""
     bits = _splitmix(key + np.uint64(j) * _GOLDEN)
     hi = _f(np.int32(bits >> _S33)) + _f(0.5)             # 31 bits, in [0.5, 2^31)
@@ -158,21 +158,21 @@ def _pair32(key, j):
 
 
 @nb.njit(cache=True, inline="always")
-def _blocks(size):
+def blocks(size):
     """Blocks of :data:`BLOCK_PAIRS` pairs covering ``size`` draws (an odd size: a last lone
     draw)."""
     return ((size + 1) // 2 + BLOCK_PAIRS - 1) // BLOCK_PAIRS
 
 
 @nb.njit(cache=True, inline="always")
-def _block_pairs(b, size):
+def block_pairs(b, size):
     """``(j0, j1)``: the pairs of block ``b`` of an array of ``size`` draws."""
     j0 = b * BLOCK_PAIRS
     return j0, min((size + 1) // 2, j0 + BLOCK_PAIRS)
 
 
 @_ejit
-def _fill_block(key, out, scale, j0, j1):
+def fill_block(key, out, scale, j0, j1):
     """Pairs ``j0:j1`` into ``out[2 j0 : 2 j1]``: first draws of the pairs, then the second
     draws (two contiguous stores per pair, so the loop vectorises). An odd-sized array ends
     with a lone first draw: the last pair's second one is dropped."""
@@ -182,26 +182,26 @@ def _fill_block(key, out, scale, j0, j1):
     sc = _f(scale)
     full = second.shape[0]
     for i in range(full):  # views indexed from 0, so the loop vectorises
-        z0, z1 = _pair32(key, j0 + i)
+        z0, z1 = pair32(key, j0 + i)
         first[i] = sc * z0
         second[i] = sc * z1
     for i in range(full, m):
-        z0, z1 = _pair32(key, j0 + i)
+        z0, z1 = pair32(key, j0 + i)
         first[i] = sc * z0
 
 
 @_ejit
 def _fill_ser(key, out, scale):
-    for b in range(_blocks(out.shape[0])):
-        j0, j1 = _block_pairs(b, out.shape[0])
-        _fill_block(key, out, scale, j0, j1)
+    for b in range(blocks(out.shape[0])):
+        j0, j1 = block_pairs(b, out.shape[0])
+        fill_block(key, out, scale, j0, j1)
 
 
 @nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy", parallel=True)
 def _fill_par(key, out, scale):
-    for b in prange(_blocks(out.shape[0])):
-        j0, j1 = _block_pairs(b, out.shape[0])
-        _fill_block(key, out, scale, j0, j1)
+    for b in prange(blocks(out.shape[0])):
+        j0, j1 = block_pairs(b, out.shape[0])
+        fill_block(key, out, scale, j0, j1)
 
 
 def draw_key(rng: np.random.Generator) -> np.uint64:
@@ -263,7 +263,7 @@ def add_normal(rng: np.random.Generator, base: np.ndarray, scale: float) -> np.n
 
 @_ejit
 def _add_block(key, base, out, scale, j0, j1):
-    """``out = base + draws`` for pairs ``j0:j1``, laid out as :func:`_fill_block` lays them
+    """``out = base + draws`` for pairs ``j0:j1``, laid out as :func:`fill_block` lays them
     (an odd-sized array drops the last pair's second draw, as :func:`normal` does)."""
     m = j1 - j0
     b1 = base[2 * j0:2 * j0 + m]
@@ -273,23 +273,23 @@ def _add_block(key, base, out, scale, j0, j1):
     sc = _f(scale)
     full = b2.shape[0]
     for i in range(full):  # views indexed from 0, so the loop vectorises
-        z0, z1 = _pair32(key, j0 + i)
+        z0, z1 = pair32(key, j0 + i)
         f1[i] = b1[i] + sc * z0
         f2[i] = b2[i] + sc * z1
     for i in range(full, m):
-        z0, z1 = _pair32(key, j0 + i)
+        z0, z1 = pair32(key, j0 + i)
         f1[i] = b1[i] + sc * z0
 
 
 @_ejit
 def _add_ser(key, base, out, scale):
-    for b in range(_blocks(base.shape[0])):
-        j0, j1 = _block_pairs(b, base.shape[0])
+    for b in range(blocks(base.shape[0])):
+        j0, j1 = block_pairs(b, base.shape[0])
         _add_block(key, base, out, scale, j0, j1)
 
 
 @nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy", parallel=True)
 def _add_par(key, base, out, scale):
-    for b in prange(_blocks(base.shape[0])):
-        j0, j1 = _block_pairs(b, base.shape[0])
+    for b in prange(blocks(base.shape[0])):
+        j0, j1 = block_pairs(b, base.shape[0])
         _add_block(key, base, out, scale, j0, j1)

@@ -1,0 +1,196 @@
+"""Programming writes and per-batch machine draws, compiled: the weight elements' clip,
+quantisation and programming noise, the switch leak of a step (with timing jitter) and the
+element-wise work of one training batch on the machine (programming, element and detector noise
+in one parallel region).
+
+Every function takes arrays and numbers: the device records (:mod:`relaxsim.devices`) hold the
+numbers and the machine (:mod:`relaxsim.hardware`) hands them here. The random draws follow
+:mod:`relaxsim.kernels.rng`'s counter-based layout, so a write is the same bytes on any thread
+count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from relaxsim.kernels.rng import block_pairs, blocks, fill_block, pair32
+
+
+@nb.njit(cache=True, inline="always")
+def leak(gap, floor, tau):
+    """:meth:`relaxsim.devices.records.Switch.leak` of one gap (NaN stays NaN)."""
+    if gap != gap:
+        return gap
+    if tau > 0:
+        transient = math.exp(-max(gap, 0.0) / tau)
+    else:
+        transient = 1.0 if gap < 0 else 0.0
+    return floor + (1.0 - floor) * transient
+
+
+@nb.njit(cache=True)
+def leaks(gaps, floor, tau, out):
+    for i in range(gaps.shape[0]):
+        out[i] = leak(gaps[i], floor, tau)
+
+
+@nb.njit(cache=True)
+def jittered_leaks(gaps, z, jitter, floor, tau, out):
+    for t in range(z.shape[0]):
+        for w in range(z.shape[1]):
+            out[t, w] = (leak(gaps[t] - jitter * z[t, w], floor, tau)
+                         if math.isfinite(gaps[t]) else 0.0)
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def quantise(x, lo, hi, step):
+    """Round ``x`` (already in ``[lo, hi]``) to the nearest point of the grid ``lo + k step``."""
+    q = lo + np.rint((x - lo) / step) * step
+    return min(max(q, lo), hi)
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def clip_q(x, w_max, step, differential):
+    """One weight clipped to ``[-w_max, w_max]`` and, with ``step > 0``, quantised (bipolar
+    over ``[-w_max, w_max]``, differential: each of the pair over ``[0, w_max]``), in the
+    arithmetic of ``w_max``'s type (:meth:`relaxsim.devices.records.WeightElement.grid`)."""
+    c = x if x != x else min(max(x, -w_max), w_max)  # NaN stays NaN, as np.clip keeps it
+    if step > 0.0:
+        if differential:
+            zero = w_max - w_max
+            c = (quantise(max(c, zero), zero, w_max, step)
+                 - quantise(max(-c, zero), zero, w_max, step))
+        else:
+            c = quantise(c, -w_max, w_max, step)
+    return c
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def clip_quantise_range(w, w_max, step, differential, out, in_range):
+    """Every element (no fast-math; float64: the same bits as the numpy expressions):
+    ``in_range = |w| <= w_max``, ``out = clip_q(w)``."""
+    for i in range(w.shape[0]):
+        in_range[i] = abs(w[i]) <= w_max
+        out[i] = clip_q(w[i], w_max, step, differential)
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1):
+    """Pairs ``j0:j1`` of :func:`relaxsim.kernels.rng.add_normal`'s layout: ``out = clip_q(w)`` (in
+    ``out``'s dtype) plus ``scale`` times the pair's draws, ``in_range = |w| <= w_max`` (in
+    ``in_range``'s dtype): the bytes of a clip, then ``add_normal``, in one pass."""
+    m = j1 - j0
+    e1 = min(2 * j1, w.shape[0])  # one short in the last block of an odd-sized array
+    # clipped and rounded to out's dtype, then the draws added in it, as add_normal adds them
+    clip_quantise_range(w[2 * j0:e1], w_max, step, differential, out[2 * j0:e1],
+                         in_range[2 * j0:e1])
+    o1, o2 = out[2 * j0:2 * j0 + m], out[2 * j0 + m:e1]
+    sc = np.float32(scale)
+    full = o2.shape[0]
+    for i in range(full):  # the block is in cache
+        z0, z1 = pair32(key, j0 + i)
+        o1[i] += sc * z0
+        o2[i] += sc * z1
+    for i in range(full, m):
+        z0, z1 = pair32(key, j0 + i)
+        o1[i] += sc * z0
+
+
+# error_model="numpy": the draws' division needs no zero check, so the loops vectorise
+@nb.njit(cache=True, error_model="numpy")
+def write_ser(w, w_max, step, differential, key, scale, out, in_range):
+    for b in range(blocks(w.shape[0])):
+        j0, j1 = block_pairs(b, w.shape[0])
+        write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1)
+
+
+@nb.njit(cache=True, error_model="numpy", parallel=True)
+def write_par(w, w_max, step, differential, key, scale, out, in_range):
+    for b in nb.prange(blocks(w.shape[0])):
+        j0, j1 = block_pairs(b, w.shape[0])
+        write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1)
+
+
+CLIP_BLOCK = 1 << 13  # elements per parallel task of clip_quantise
+
+
+@nb.njit(cache=True, error_model="numpy")
+def clip_quantise(w, w_max, step, differential, out, in_range):
+    """One pass over the weights, :func:`clip_quantise_range` of all of them."""
+    clip_quantise_range(w, w_max, step, differential, out, in_range)
+
+
+@nb.njit(cache=True, error_model="numpy", parallel=True)
+def clip_quantise_par(w, w_max, step, differential, out, in_range):
+    """:func:`clip_quantise` in parallel over blocks of elements (the same bytes)."""
+    n = w.shape[0]
+    for bi in nb.prange((n + CLIP_BLOCK - 1) // CLIP_BLOCK):
+        i0 = bi * CLIP_BLOCK
+        i1 = min(n, i0 + CLIP_BLOCK)
+        clip_quantise_range(w[i0:i1], w_max, step, differential, out[i0:i1],
+                             in_range[i0:i1])
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale, noise,
+                    d_scale, det):
+    """Block ``bi`` of a batch's element-wise work: the programming's blocks, then the element
+    noise's, then the detector noise's; each block the one the separate call runs (the same
+    bytes, whichever thread runs it)."""
+    nw, nn = blocks(w.shape[0]), blocks(noise.shape[0])
+    if bi < nw:
+        j0, j1 = block_pairs(bi, w.shape[0])
+        if w_sigma > 0:
+            write_block(w, w_max, step, differential, keys[0], w_sigma, w_out, mask, j0, j1)
+        else:
+            e0, e1 = 2 * j0, min(2 * j1, w.shape[0])
+            clip_quantise_range(w[e0:e1], w_max, step, differential, w_out[e0:e1],
+                                 mask[e0:e1])
+    elif bi < nw + nn:
+        j0, j1 = block_pairs(bi - nw, noise.shape[0])
+        fill_block(keys[1], noise, n_scale, j0, j1)
+    else:
+        j0, j1 = block_pairs(bi - nw - nn, det.shape[0])
+        fill_block(keys[2], det, d_scale, j0, j1)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def training_pass(w, z, keys, w_max, step, differential, w_sigma, w_out, mask, gaps, jitter,
+                   floor, tau, eps, n_scale, noise, d_scale, det):
+    """The element-wise work of :class:`relaxsim.hardware.TrainingDraws`, given its draws (``keys``: programming,
+    element noise, detector noise): the switch leaks, then every block of programming and noise
+    (:func:`training_block`), on one thread."""
+    if z.shape[0]:
+        jittered_leaks(gaps, z, jitter, floor, tau, eps)
+    for bi in range(blocks(w.shape[0]) + blocks(noise.shape[0])
+                    + blocks(det.shape[0])):
+        training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale,
+                        noise, d_scale, det)
+
+
+@nb.njit(cache=True, error_model="numpy", parallel=True)
+def training_pass_par(w, z, keys, w_max, step, differential, w_sigma, w_out, mask, gaps, jitter,
+                       floor, tau, eps, n_scale, noise, d_scale, det):
+    """:func:`training_pass` with the blocks shared among the threads: one parallel region for
+    the programming and both noises, so that each thread gets its share of all three."""
+    if z.shape[0]:
+        jittered_leaks(gaps, z, jitter, floor, tau, eps)
+    for bi in nb.prange(blocks(w.shape[0]) + blocks(noise.shape[0])
+                        + blocks(det.shape[0])):
+        training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale,
+                        noise, d_scale, det)
+
+
+def write(w, w_max, step, differential, key, sigma, out, in_range, parallel: bool):
+    """Clip, quantise and (``sigma > 0``) add ``sigma`` times the draws of ``key`` to the flat
+    weights ``w``, into ``out`` and ``in_range`` (``|w| <= w_max``): one compiled pass, on all
+    threads when ``parallel``."""
+    if sigma > 0:
+        (write_par if parallel else write_ser)(w, w_max, step, differential, key, sigma, out,
+                                               in_range)
+    else:
+        (clip_quantise_par if parallel else clip_quantise)(w, w_max, step, differential, out,
+                                                           in_range)
