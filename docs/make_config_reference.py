@@ -39,7 +39,7 @@ Kinds of value:
 | `int` | an integer (`true`/`false` are not integers) |
 | `float` | a number; an integer is accepted |
 | `str` | a string |
-| `schedule` | a schedule name (`"cyclic"`, `"blocked"`) or a list of bank indices, one per step |
+| `schedule` | a registered schedule name (`"cyclic"`, `"blocked"`) or a list of bank indices, one per step |
 | `time` | a time >= 0: a quantity string such as `"10 ps"`, `"1.5 us"`, `"1 day"`, or a number of seconds |
 | `positive_time` | a time > 0 |
 | `clock` | `"auto"` or a time > 0 |
@@ -135,7 +135,7 @@ def _section_table(section: str, keys: Mapping[str, Any], defaults: Mapping[str,
                 meaning += f"; default preset `{default['preset']}`"
             if kind is not None:
                 fields = ", ".join(f"`{k}`" for k in RECORDS[kind].keys())
-                meaning += f"; fields of a {kind} ([table](#{_field_slug(kind)})): {fields}"
+                meaning += f"; [{kind} fields](#{_field_slug(kind)}): {fields}"
         lines.append(f"| `{section}.{key}` | `{spec.kind}` | {_cell(shown)} | {_cell(meaning)} |")
     return lines + [""]
 
