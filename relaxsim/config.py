@@ -495,6 +495,15 @@ def _check_memory(cfg: dict[str, dict[str, Any]], task_kind) -> None:
                           cfg[section][key])
 
 
+def network_kind(banks: int, steps: int) -> str:
+    """What the literature calls a network with these sizes."""
+    if banks == 1 and steps > 1:
+        return "RNN"
+    if banks == steps:
+        return "DNN"
+    return "ReLaX-Net"
+
+
 def load_config(path: str | Path | None = None,
                 overrides: Mapping[str, Any] | None = None) -> Config:
     """Load a config: the default experiment, updated by the TOML file at ``path`` (if given), then

@@ -32,6 +32,8 @@ from relaxsim.timing import Simulation, TimingSpec, simulate
 # (``Hardware.settling_warnings``): the network then runs on a machine far from the one it was
 # designed as, and the accuracy says more about the clock than about the architecture.
 SETTLE_WARNING = 0.1
+# The architectures :meth:`Hardware.figures` compares, by the names its figures use.
+ARCH_NAMES = {"relaxnet": "ReLaX-Net", "reprogram": "reprogrammed bank", "unrolled": "unrolled DNN"}
 
 
 @dataclass(frozen=True)
@@ -431,3 +433,10 @@ def build_hardware(hw_cfg) -> Hardware:
         jitter_draws=hw_cfg["jitter_draws"],
     )
     return hw  # a clock shorter than the propagation is refused when the config is validated
+
+
+def describe_clock(hw) -> str:
+    """``auto clock`` or ``clock 30 ps``: how the machine times its steps."""
+    from relaxsim.devices import format_quantity
+
+    return "auto clock" if hw.clock_s is None else f"clock {format_quantity(hw.clock_s, 'time')}"

@@ -180,3 +180,12 @@ def shape_mismatch(arrays: dict[str, np.ndarray], shapes: dict[str, tuple]):
         if arrays[key].shape != shape:
             return key, arrays[key].shape
     return None
+
+
+def check_output_path(option: str, path: str) -> None:
+    """Refuse, before any work, a path whose directory does not exist or that is a directory."""
+    p = Path(path)
+    if p.is_dir():
+        raise RelaxsimError(f"{option} {path!r}: is a directory; give a file name")
+    if not p.parent.is_dir():
+        raise RelaxsimError(f"{option} {path!r}: directory {str(p.parent)!r} does not exist")

@@ -431,7 +431,7 @@ def test_config_command_reads_a_file(tmp_path, capsys):
 
 
 def test_network_kind():
-    from relaxsim.cli.app import network_kind
+    from relaxsim.config import network_kind
 
     assert network_kind(1, 4) == "RNN"
     assert network_kind(4, 4) == "DNN"

@@ -344,9 +344,9 @@ def test_no_warning_for_a_healthy_store(stored):
     assert Path(store.spec_path).is_file()
 
 
-def test_the_readme_spec_example_expands():
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Scans"):]
+def test_the_documented_spec_example_expands():
+    page = (Path(__file__).parents[1] / "docs" / "scans.md").read_text(encoding="utf-8")
+    section = page[page.index("## The spec"):]
     start = section.index("```toml\n") + len("```toml\n")
     data = tomllib.loads(section[start:section.index("```", start)])
     data.pop("base")  # a file of the reader's

@@ -481,7 +481,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args) -> int:
-    from relaxsim.cli.timing import check_output_path
+    from relaxsim.io import check_output_path
 
     if args.repeats is not None and args.repeats < 1:
         raise BenchError(f"--repeats: must be at least 1 (got {args.repeats})")

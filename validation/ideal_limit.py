@@ -17,7 +17,7 @@ from .common import Check, main as _main
 
 NAME = "ideal_limit"
 TITLE = "Ideal-limit recovery"
-IDEAL_TOL = 1e-12  # the README's promise: with every device ideal, the ideal results to 1e-12
+IDEAL_TOL = 1e-12  # docs/hardware.md's promise: with every device ideal, the ideal results to 1e-12
 IDEAL_DEVICES = {f"hardware.{k}.preset": "ideal" for k in ("switch", "weights", "active")}
 CASES = [  # (label, overrides)
     ("ReLaX-Net L_W = 2, L_T = 4, tanh", {}),
@@ -59,7 +59,7 @@ def check(quick: bool, out: Path) -> Check:
                 "hardware_aware with the ideal switch, weights and active presets; the largest "
                 "difference of the train, validation and test losses, of any trained weight "
                 "(weights.npz) and of the test accuracy"),
-        tolerance=f"<= {IDEAL_TOL:g} absolute (the README's promise)",
+        tolerance=f"<= {IDEAL_TOL:g} absolute (docs/hardware.md's promise)",
         summary=f"largest difference {worst:.1e} over {len(rows)} networks",
         head=["network", "epochs", "test loss ideal", "test loss hardware_aware",
               "max loss difference", "max weight difference", "accuracy difference"],

@@ -28,17 +28,8 @@ def _load(args):
     return load_config(args.config, overrides)
 
 
-def network_kind(banks: int, steps: int) -> str:
-    """What the literature calls a network with these sizes."""
-    if banks == 1 and steps > 1:
-        return "RNN"
-    if banks == steps:
-        return "DNN"
-    return "ReLaX-Net"
-
-
 def cmd_run(args) -> int:
-    from relaxsim.config import Config
+    from relaxsim.config import Config, network_kind
     from relaxsim.runner import resume, run
 
     if args.resume is not None:
@@ -125,7 +116,7 @@ def cmd_evaluate(args) -> int:
     from relaxsim.training.evaluate import evaluate_run
     from relaxsim.io import write_json
 
-    from relaxsim.cli.timing import check_output_path
+    from relaxsim.io import check_output_path
 
     if args.json:  # before the work, not after it
         check_output_path("--json", args.json)

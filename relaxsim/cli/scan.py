@@ -66,7 +66,7 @@ def _cmd_scan(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise RelaxsimError(f"--workers: must be >= 1 (got {args.workers})")
     if args.export:  # before any work
-        from relaxsim.cli.timing import check_output_path
+        from relaxsim.io import check_output_path
 
         check_output_path("--export", args.export)
     if args.workers is not None and args.address:

@@ -18,10 +18,12 @@ from pathlib import Path
 
 from relaxsim.devices import format_quantity
 
+from relaxsim.config import network_kind
 from relaxsim.errors import RelaxsimError
+from relaxsim.hardware import ARCH_NAMES, describe_clock
+from relaxsim.io import check_output_path
 
 IMAGE_FORMATS = ("png", "svg", "pdf")
-ARCH_NAMES = {"relaxnet": "ReLaX-Net", "reprogram": "reprogrammed bank", "unrolled": "unrolled DNN"}
 
 
 def add_timing_command(sub) -> None:
@@ -46,7 +48,7 @@ def cmd_timing(args) -> int:
 
     from relaxsim.schedules import resolve
 
-    from relaxsim.cli.app import _load, network_kind
+    from relaxsim.cli.app import _load
     from relaxsim.errors import HardwareWarning
     from relaxsim.hardware import build_hardware
     from relaxsim.io import write_json
@@ -116,10 +118,6 @@ def ratio(x: float) -> str:
     return f"{x:.3g}x" if 1e-3 <= x < 1e4 else f"{x:.2e}x"
 
 
-def describe_clock(hw) -> str:
-    return "auto clock" if hw.clock_s is None else f"clock {format_quantity(hw.clock_s, 'time')}"
-
-
 def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [(indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))).rstrip()
@@ -131,8 +129,6 @@ def report(cfg, hw, figures: dict, latency_under_load: float | None = None,
     """The figures as the command prints them: devices, the three architectures side by side,
     utilisation and energy, every number with its unit (and, given the ``coupling``, what the
     step timing does to the network)."""
-    from relaxsim.cli.app import network_kind
-
     net, tol = cfg.network, hw.settle_tolerance
     t_mm = hw.propagation_time_s
     t_sw, t_st = hw.switch.settle_time_s(tol), hw.active.settle_time_s(tol)
@@ -228,15 +224,6 @@ def write_trace(path, trace) -> None:
     from relaxsim.io import write_text
 
     write_text(path, trace_csv(trace))
-
-
-def check_output_path(option: str, path: str) -> None:
-    """Refuse, before any work, a path whose directory does not exist or that is a directory."""
-    p = Path(path)
-    if p.is_dir():
-        raise RelaxsimError(f"{option} {path!r}: is a directory; give a file name")
-    if not p.parent.is_dir():
-        raise RelaxsimError(f"{option} {path!r}: directory {str(p.parent)!r} does not exist")
 
 
 def write_output(option: str, path: str, write) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from relaxsim.report import figures
 from relaxsim.errors import RelaxsimError
+from relaxsim.hardware import ARCH_NAMES
 from relaxsim.io import write_text
 from relaxsim.scan.groups import (SIZE_FIELDS, Group, axis_unit, group_points, show_value,
                          varied_fields, x_field)
@@ -194,7 +195,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 # -- a run -------------------------------------------------------------------------------------
 
 def kind_of(net_cfg: dict) -> str:
-    from relaxsim.cli.app import network_kind
+    from relaxsim.config import network_kind
 
     return network_kind(int(net_cfg["banks"]), int(net_cfg["steps"]))
 
@@ -312,7 +313,7 @@ def _hardware_tables(s: Section, hw: dict) -> None:
     archs = {"relaxnet": hw, **hw.get("compare", {})}
     s.table(["architecture", "latency per inference", "throughput (inferences/s)",
              "latency ratio"],
-            [[figures.ARCH_NAMES.get(a, a), fmt_quantity(f["latency_s"], "time"),
+            [[ARCH_NAMES.get(a, a), fmt_quantity(f["latency_s"], "time"),
               fmt_rate(f["throughput_per_s"]), f"{f['latency_s'] / hw['latency_s']:.3g}x"]
              for a, f in archs.items()])
 
@@ -322,7 +323,7 @@ def _resimulate(d: Path, cfg_dict: dict):
 
     from relaxsim.config import load_config, validate
     from relaxsim.hardware import build_hardware
-    from relaxsim.cli.timing import describe_clock
+    from relaxsim.hardware import describe_clock
 
     cfg = load_config(d / "config.toml") if (d / "config.toml").is_file() else validate(cfg_dict)
     net = cfg.network

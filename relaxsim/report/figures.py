@@ -11,8 +11,6 @@ import io
 import numpy as np
 
 DPI = 110
-ARCH_NAMES = {"relaxnet": "ReLaX-Net", "reprogram": "reprogrammed bank",
-              "unrolled": "unrolled DNN"}
 KIND_ORDER = ("RNN", "ReLaX-Net", "DNN")
 
 
@@ -76,6 +74,8 @@ def energy_and_speed_figure(hw: dict):
 
     ax1.set_title(f"total {format_quantity(hw['energy_per_inference_j'], 'energy')}", fontsize=9)
     archs = ["relaxnet", *hw.get("compare", {})]
+    from relaxsim.hardware import ARCH_NAMES
+
     names = [ARCH_NAMES.get(a, a) for a in archs]
     fig_of = {"relaxnet": hw, **hw.get("compare", {})}
     ax2.bar(names, [fig_of[a]["latency_s"] * 1e9 for a in archs], color="C4")

@@ -120,7 +120,7 @@ def _lookup(rec: dict, name: str) -> Any:
 def group_points(done: list[dict], varied: list[str]) -> list[Group]:
     """One :class:`Group` per combination of the ``varied`` fields' values and network size,
     holding the results of its seeds; sorted by budget, the other varied fields, L_T, L_W, N."""
-    from relaxsim.cli.app import network_kind
+    from relaxsim.config import network_kind
 
     groups: dict[tuple, Group] = {}
     for rec in done:

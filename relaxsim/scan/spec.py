@@ -127,7 +127,7 @@ def canonical_config(cfg: Config | Mapping) -> dict[str, dict[str, Any]]:
 
 def network_kind(banks: int, steps: int) -> str:
     """What the literature calls a network with these sizes."""
-    from relaxsim.cli.app import network_kind as kind
+    from relaxsim.config import network_kind as kind
 
     return kind(banks, steps)
 
