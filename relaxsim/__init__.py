@@ -5,6 +5,7 @@ The Python API::
     import relaxsim
     cfg = relaxsim.load_config("exp.toml", overrides={"network.banks": 2})
     net = relaxsim.build(cfg)
+    machine = relaxsim.assemble(cfg)        # network, machine, timing and coupling, built once
     params = net.init_params(seed=0)
     logits = net.forward(params, x)
     loss, grads = net.loss_and_grad(params, x, y)
@@ -14,23 +15,34 @@ The Python API::
 
 __version__ = "0.1.0"
 
-try:
-    from relaxsim.config import Config, load_config  # noqa: E402
-    from relaxsim.errors import ConfigError, DataError, RelaxsimError, UnknownNameError  # noqa: E402
-    from relaxsim.model import Network, build  # noqa: E402
-    from relaxsim.runner import resume, run  # noqa: E402
-    from relaxsim.scan.execute import scan  # noqa: E402
-except KeyboardInterrupt:
-    # Ctrl-C while the `relaxsim` command (or `python -m relaxsim...`) starts, before its main
-    # can catch anything: one line and status 130, as everywhere else in the command. In any
-    # other program that imports relaxsim, the interrupt is that program's.
-    import os as _os
-    import sys as _sys
+# The API, imported when first used: `import relaxsim.config` (validating a config) loads neither
+# the numba kernels nor the datasets, and `relaxsim --help` starts without them.
+_API = {
+    "Config": "relaxsim.config", "load_config": "relaxsim.config",
+    "ConfigError": "relaxsim.errors", "DataError": "relaxsim.errors",
+    "RelaxsimError": "relaxsim.errors", "UnknownNameError": "relaxsim.errors",
+    "Network": "relaxsim.model", "build": "relaxsim.model",
+    "Assembly": "relaxsim.assembly", "assemble": "relaxsim.assembly",
+    "resume": "relaxsim.runner", "run": "relaxsim.runner",
+    "scan": "relaxsim.scans.execute",
+}
 
-    if _os.path.basename(_sys.argv[0]) in ("relaxsim", "-m"):
-        print("relaxsim: interrupted", file=_sys.stderr)
-        raise SystemExit(130) from None
-    raise
 
-__all__ = ["Config", "ConfigError", "DataError", "Network", "RelaxsimError", "UnknownNameError",
-           "build", "load_config", "resume", "run", "scan", "__version__"]
+def __getattr__(name: str):
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'relaxsim' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_API])
+
+
+__all__ = ["Assembly", "Config", "ConfigError", "DataError", "Network", "RelaxsimError",
+           "UnknownNameError", "assemble", "build", "load_config", "resume", "run", "scan",
+           "__version__"]

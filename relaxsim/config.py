@@ -25,7 +25,6 @@ from relaxsim.devices.units import parse_quantity
 
 from relaxsim.errors import ConfigError, RelaxsimError
 from relaxsim.io import read_toml as _read_toml
-from relaxsim.timing import PIPELINING
 from relaxsim.registry import closest
 
 
@@ -58,6 +57,9 @@ def _one_of(*choices):
     return lambda v: (None if v in choices else
                       (f"must be one of {', '.join(choices)}", closest(v, choices)[2:]))
 
+
+# How inferences share the machine: one in flight at a time, or a pipelined stream.
+PIPELINING = ("sequential", "pipelined")
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "network": {
@@ -410,12 +412,12 @@ def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
     from relaxsim.schedules import resolve
 
     from relaxsim.activations import ACTIVATIONS
-    from relaxsim.training.optim import OPTIMIZERS
     from relaxsim.data.tasks import TASKS
+    from relaxsim.registry import OPTIMIZERS
 
     net, train, task = cfg["network"], cfg["training"], cfg["task"]
     ACTIVATIONS.get(net["activation"], field="network.activation")
-    OPTIMIZERS.get(train["optimizer"], field="training.optimizer")
+    OPTIMIZERS.check(train["optimizer"], field="training.optimizer")
     task_kind = TASKS.get(task["name"], field="task.name")
     _check_memory(cfg, task_kind)  # before anything is built at the config's sizes
     resolve(net["schedule"], net["banks"], net["steps"])

@@ -143,9 +143,10 @@ class Hardware:
                  dtype=np.float64, sim: Simulation | None = None) -> Coupling:
         """Per-step coupling arrays of this machine for ``schedule``, from the simulated event
         times of one inference: the switch leak on steps that change bank from the gap between
-        command and signal, the element's carry-over from its dwell."""
+        command and signal, the element's carry-over from its dwell (``sim``: a simulation of
+        the machine whose first inference ran alone, :meth:`MachineTiming.alone`)."""
         T = len(schedule)
-        sim = sim or self.simulate(schedule, int(np.max(schedule)) + 1, pipelining="sequential")
+        sim = sim or MachineTiming(self, schedule, int(np.max(schedule)) + 1).alone()
         gaps, dwells = sim.gaps(), sim.dwells()
         eps = np.where(np.isinf(gaps), 0.0, self.switch.leak(np.where(np.isinf(gaps), 0, gaps)))
         rho = self.active.carry_over(dwells)
@@ -235,17 +236,18 @@ class Hardware:
         per_bank = self.weights.program_time_s
         return per_bank * (banks if self.program_banks == "serial" else 1)
 
-    def figures(self, schedule, banks: int, hidden: int) -> dict:
+    def figures(self, schedule, banks: int, hidden: int,
+                timing: "MachineTiming | None" = None) -> dict:
         """Latency (alone, and under load when pipelined), period, throughput, utilisation and
         energy per inference of this machine running ``schedule``, and the same for a single
         reprogrammed bank and an unrolled DNN.
 
         One period per architecture, from the simulated stream's steady state: throughput is
         ``1 / period_s``, the weights' static energy is paid over ``period_s``, and utilisation
-        is measured over whole periods. Latency is the first inference's (it runs alone)."""
-        stream = self.simulate(schedule, banks, stream=True)
-        one = stream if self.pipelining == "sequential" else self.simulate(
-            schedule, banks, pipelining="sequential", n=1)
+        is measured over whole periods. Latency is the first inference's (it runs alone).
+        The simulations are ``timing``'s (:class:`MachineTiming`; a new one when not given)."""
+        timing = timing or MachineTiming(self, schedule, banks)
+        stream, one = timing.stream(), timing.alone()
         period = stream.period()
         T = len(schedule)
         changes = int(np.sum(np.asarray(schedule[1:]) != np.asarray(schedule[:-1])))
@@ -258,9 +260,7 @@ class Hardware:
         compare = {}
         for arch, n_banks in (("reprogram", 1), ("unrolled", T)):
             # the stream: a reprogrammed bank must rewrite step 0 before each later inference
-            arch_stream = self.simulate(schedule, n_banks, arch, stream=True)
-            alone = arch_stream if self.pipelining == "sequential" else self.simulate(
-                schedule, n_banks, arch, pipelining="sequential", n=1)
+            arch_stream, alone = timing.stream(arch), timing.alone(arch)
             compare[arch] = {"latency_s": alone.latency(), "period_s": arch_stream.period(),
                              "throughput_per_s": arch_stream.throughput()}
         return {
@@ -406,6 +406,59 @@ class TrainingDraws:
 
 
 _NO_DRAWS = np.zeros((0, 1))
+
+
+class MachineTiming:
+    """The timing model's answers for one machine running one schedule: each simulation run
+    once, when first asked for, and kept.
+
+    Per architecture (``relaxnet``, ``reprogram``: one bank rewritten between steps,
+    ``unrolled``: a DNN of ``L_T`` banks) there are at most two runs of the SimPy model: the
+    stream in the machine's pipelining mode, run to its steady state (:meth:`stream`: period,
+    throughput, utilisation), and one inference alone (:meth:`alone`: latency, and the gaps and
+    dwells the coupling is made from). In sequential mode the stream's first inference runs
+    alone, so it is both: one run per architecture. :attr:`runs` counts the runs made.
+    """
+
+    def __init__(self, hw: "Hardware", schedule, banks: int):
+        self.hw = hw
+        self.schedule = tuple(int(k) for k in schedule)
+        self.banks = int(banks)
+        self._sims: dict[tuple[str, str], Simulation] = {}
+        self.runs = 0
+
+    def _banks(self, architecture: str) -> int:
+        return {"relaxnet": self.banks, "reprogram": 1, "unrolled": len(self.schedule)}[
+            architecture]  # the architectures of relaxsim.timing.ARCHITECTURES
+
+    def _run(self, architecture: str, kind: str) -> Simulation:
+        key = (architecture, kind)
+        if key not in self._sims:
+            banks = self._banks(architecture)
+            if kind == "stream":
+                sim = self.hw.simulate(self.schedule, banks, architecture, stream=True)
+            else:
+                sim = self.hw.simulate(self.schedule, banks, architecture,
+                                       pipelining="sequential", n=1)
+            self._sims[key] = sim
+            self.runs += 1
+        return self._sims[key]
+
+    def stream(self, architecture: str = "relaxnet") -> Simulation:
+        """A stream of inferences through ``architecture`` in the machine's pipelining mode,
+        run until its steady state."""
+        return self._run(architecture, "stream")
+
+    def alone(self, architecture: str = "relaxnet") -> Simulation:
+        """``architecture`` running one inference alone (sequentially): the stream itself in
+        sequential mode, whose first inference runs alone."""
+        if self.hw.pipelining == "sequential":
+            return self.stream(architecture)
+        return self._run(architecture, "alone")
+
+    def period(self) -> float:
+        """Time per inference of this machine in the steady state of a stream, s."""
+        return self.stream().period()
 
 
 def build_hardware(hw_cfg) -> Hardware:

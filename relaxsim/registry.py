@@ -22,6 +22,15 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._lazy: dict[str, str] = {}  # name -> "module:attribute", imported when first got
+
+    def register_lazy(self, name: str, target: str) -> None:
+        """Register the object ``target`` (``"package.module:attribute"``) under ``name`` without
+        importing it: the name is known at once (config validation checks it), the module is
+        imported by the first :meth:`get`."""
+        if name in self:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._lazy[name] = target
 
     def register(self, name: str, obj: T | None = None):
         """Register ``obj`` under ``name``; usable as a decorator when ``obj`` is omitted."""
@@ -30,27 +39,55 @@ class Registry(Generic[T]):
                 self.register(name, o)
                 return o
             return decorator
-        if name in self._items:
+        if name in self._items or (name in self._lazy and not self._resolving(name, obj)):
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._items[name] = obj
         return obj
+
+    def _resolving(self, name: str, obj) -> bool:
+        """Whether ``obj`` is what the lazy entry ``name`` names (its module registering it
+        while it is imported)."""
+        module, _, attr = self._lazy[name].partition(":")
+        return getattr(obj, "__module__", None) == module and getattr(obj, "__name__", "") == attr
+
+    def check(self, name: str, field: str | None = None) -> None:
+        """Raise :class:`UnknownNameError` for a name not registered, importing nothing."""
+        if name not in self:
+            self.get(name, field)
 
     def get(self, name: str, field: str | None = None) -> T:
         try:
             return self._items[name]
         except (KeyError, TypeError):
+            if isinstance(name, str) and name in self._lazy:
+                return self._resolve(name)
             where = f"{field}: " if field else ""
             raise UnknownNameError(
-                f"{where}unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}"
-                + closest(name, self._items)
+                f"{where}unknown {self.kind} {name!r}; known: {', '.join(self.names())}"
+                + closest(name, self.names())
             ) from None
 
+    def _resolve(self, name: str) -> T:
+        import importlib
+
+        module, _, attr = self._lazy[name].partition(":")
+        obj = getattr(importlib.import_module(module), attr)
+        self._items.setdefault(name, obj)
+        return self._items[name]
+
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._items))
+        return iter(self.names())
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted({*self._items, *self._lazy})
+
+
+# The optimizers (relaxsim.training.optim), known by name to config validation without importing
+# the training code (and the numba kernels it runs).
+OPTIMIZERS: Registry = Registry("optimizer")
+OPTIMIZERS.register_lazy("sgd", "relaxsim.training.optim:SGD")
+OPTIMIZERS.register_lazy("adam", "relaxsim.training.optim:Adam")
 

@@ -16,11 +16,10 @@ from relaxsim import __version__
 from relaxsim.training import checkpoint
 from relaxsim.training.checkpoint import CHECKPOINT
 from relaxsim.config import Config
-from relaxsim.training.engine import make_engines
-from relaxsim.hardware import build_hardware
+from relaxsim.training.engine import engines_for
 from relaxsim.errors import HardwareWarning, OutputExistsError
 from relaxsim.io import exclusive_lock, remove_stale_temporaries, write_json, write_npz, write_text
-from relaxsim.model import build
+from relaxsim.assembly import assemble
 from relaxsim.data.tasks import load_task
 from relaxsim.training.loop import evaluate, train
 
@@ -104,15 +103,13 @@ def _execute(cfg: Config, out: str | Path | None, quiet: bool, overwrite: bool,
     t0 = time.perf_counter()
     seconds_before = resume_from.seconds if resume_from is not None else 0.0
     replaces = resume_from.replaces if resume_from is not None else overwrite
-    hw = build_hardware(cfg.hardware)
     data = load_task(cfg)
-    net = build(cfg, data.info)
-    coupling = hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype)
-    cautions = hw.cautions(coupling, settling=hw.mode != "ideal")
+    machine = assemble(cfg, data.info)
+    net, hw = machine.network, machine.hardware
+    cautions = machine.cautions(settling=hw.mode != "ideal")
     for message in cautions:  # before the training: the user may stop it
         warnings.warn(message, HardwareWarning, stacklevel=3)
-    net_hw = net.on(coupling)
-    train_engine, test_engine = make_engines(net, net_hw, hw, cfg.training.seed)
+    train_engine, test_engine = engines_for(machine, cfg.training.seed)
     state = resume_from.restore(net, train_engine) if resume_from is not None else None
     after_epoch = None
     every = cfg.training.checkpoint_every
@@ -139,7 +136,7 @@ def _execute(cfg: Config, out: str | Path | None, quiet: bool, overwrite: bool,
         "best_epoch": trained.best_epoch,
         "epochs": len(trained.metrics),
         "params": net.param_counts(),
-        "hardware": _hardware_summary(hw, net, train_engine, coupling, cautions),
+        "hardware": _hardware_summary(machine, train_engine, cautions),
         "task": {"name": data.name, "n_inputs": data.info.n_inputs,
                  "n_classes": data.info.n_classes, "sizes": data.sizes()},
         "seconds": seconds_before + time.perf_counter() - t0,
@@ -176,11 +173,11 @@ def _remove_report(out: Path) -> None:
         figures_dir.unlink(missing_ok=True)
 
 
-def _hardware_summary(hw, net, train_engine, coupling, cautions: list[str]) -> dict:
+def _hardware_summary(machine, train_engine, cautions: list[str]) -> dict:
     """The machine as the run used it: simulated timing and energy of one inference, the
     per-step coupling it gave the network (:meth:`Coupling.summary`), the settling warnings, and
     the simulated hardware time of training (forward passes and programming)."""
-    figures = hw.figures(net.schedule, net.banks, net.hidden)
+    hw, figures = machine.hardware, machine.figures
     train_s = getattr(train_engine, "clock_s", 0.0)
     programming_s = getattr(train_engine, "programming_s", 0.0)
     return {
@@ -191,7 +188,7 @@ def _hardware_summary(hw, net, train_engine, coupling, cautions: list[str]) -> d
         "training_hardware_time_s": train_s,
         "programming_fraction": programming_s / train_s if train_s > 0 else 0.0,
         "programming_events": getattr(train_engine, "writes", 0),
-        "coupling": coupling.summary(),
+        "coupling": machine.coupling.summary(),
         "warnings": list(cautions),
     }
 

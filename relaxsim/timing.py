@@ -27,19 +27,27 @@ first inference at step 0, needs no programming) and ``unrolled`` (L_T physical 
 nothing to switch or program).
 
 ``Simulation.events`` counts the SimPy events processed (timeouts, requests, process steps).
+With ``record=True`` the processes also write ``Simulation.trace``, one :class:`TraceEvent` per
+event in the order SimPy processed them (:func:`trace_csv`, :func:`busy_intervals`); recording is
+off by default, and then costs one test of a flag per event.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import simpy
 
-from relaxsim.errors import ConfigError
+from relaxsim.errors import ConfigError, RelaxsimError
 
 ARCHITECTURES = ("relaxnet", "reprogram", "unrolled")
+# The model's modes; the config offers the same (relaxsim.config.PIPELINING, checked equal by the
+# tests): the timing model imports nothing that could reach the kernels.
 PIPELINING = ("sequential", "pipelined")
 TICK_SLACK = 1e-9  # relative: a time within this share of a period of a tick is on the tick
 
@@ -106,13 +114,135 @@ class Inference:
         return self.done - self.admitted
 
 
+# What each actor records, by the kind of actor (its name without the number): ``action`` takes
+# these values only, and the English text of :meth:`TraceEvent.describe` follows from the fields.
+_DESCRIPTIONS = {
+    ("source", "admit"): "admit {inference} to element {slot}",
+    ("bank", "in"): "step {step} of {inference} in",
+    ("bank", "out"): "step {step} of {inference} out",
+    ("switch", "command"): "to bank {bank} for {inference}",
+    ("switch", "taken_over"): "taken over on the way to bank {bank}",
+    ("switch", "settled"): "settled on bank {bank}",
+    ("element", "settled"): "settled after step {step} of {inference}",
+    ("programmer", "programmed"): "bank {bank} holds step {step} weights",
+    ("readout", "read"): "{inference} read",
+}
+ACTIONS = {kind: tuple(a for k, a in _DESCRIPTIONS if k == kind)
+           for kind in dict.fromkeys(k for k, _ in _DESCRIPTIONS)}
+# the actors of the timeline, in the order of its rows
+TIMELINE_KINDS = ("bank", "programmer", "switch", "element", "readout")
+
+
+def actor_kind(actor: str) -> str:
+    """The kind of an actor: its name without the trailing number (``bank1`` -> ``bank``)."""
+    return actor.rstrip("0123456789")
+
+
+class TraceEvent(NamedTuple):
+    """One event of the timing model (a row of :attr:`Simulation.trace`); ``-1`` where a field
+    does not apply.
+
+    ``actor`` is ``source``, ``bank<k>``, ``switch<s>``, ``element<s>``, ``programmer`` or
+    ``readout``; ``action`` one of :data:`ACTIONS` of its kind:
+
+    - ``source`` ``admit``: inference ``inference`` takes active element ``slot``;
+    - ``bank<k>`` ``in`` / ``out``: the signal of step ``step`` of ``inference`` enters / leaves
+      bank ``bank`` (``= k``; ``out`` is ``T_MM`` after ``in``);
+    - ``switch<s>`` ``command``: the switch starts turning to ``bank`` for ``step``;
+      ``settled``: ``T_switch`` after the command it has; ``taken_over``: a new command came
+      before it had settled (the turn to ``bank`` ends unfinished);
+    - ``element<s>`` ``settled``: ``T_state`` after the signal of ``step`` left its bank;
+    - ``programmer`` ``programmed``: ``T_program`` after it began, ``bank`` holds the weights of
+      ``step`` (``inference`` is -1: a programming serves every inference at that step);
+    - ``readout`` ``read``: ``T_readout`` after the readout began sampling ``inference``.
+
+    ``slot`` is the active element (and switch) the inference holds, ``s`` of ``element<s>``.
+    """
+
+    time_s: float
+    actor: str
+    action: str
+    inference: int
+    step: int
+    bank: int
+    slot: int
+
+    def describe(self) -> str:
+        """The event in words: ``step 1 of 0 in``, ``to bank 1 for 0``, ``0 read``."""
+        return _DESCRIPTIONS[actor_kind(self.actor), self.action].format(**self._asdict())
+
+
+TRACE_COLUMNS = TraceEvent._fields
+
+
+def trace_csv(trace: list[TraceEvent]) -> str:
+    """The rows of a trace as CSV: the header :data:`TRACE_COLUMNS`
+    (``time_s,actor,action,inference,step,bank,slot``), a line per row; times as
+    ``repr(float)``, which reads back to the same float (the last bit kept)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(TRACE_COLUMNS)
+    writer.writerows((repr(float(row.time_s)), row.actor, row.action, row.inference, row.step,
+                      row.bank, row.slot) for row in trace)
+    return buf.getvalue()
+
+
+def busy_intervals(sim: "Simulation") -> dict[str, list[tuple[float, float, int, str]]]:
+    """Per actor (banks, programmer, switches, elements, readout, in that order, then by
+    number), the intervals ``(start_s, end_s, inference, label)`` in which it was busy, read from
+    the rows of ``sim.trace`` in their order.
+
+    A bank is busy from a step's ``in`` to its ``out`` (label ``inference:step``); a switch from
+    its ``command`` to the next row of that switch, ``settled`` or ``taken_over``
+    (``inference>b<bank>``); an active element for ``T_state`` before ``settled``
+    (``inference:step``); the readout for ``T_readout`` before ``read`` (``inference``); the
+    programmer for ``T_program`` before ``programmed`` (``s<step>``, inference -1).
+    """
+    if not sim.trace:
+        raise RelaxsimError("the simulation has no trace: run it with record=True "
+                            "(relaxsim.timing.simulate, Hardware.simulate)")
+    spec = sim.spec
+    rows: dict[str, list] = {}
+    open_bank: dict[str, TraceEvent] = {}
+    open_switch: dict[str, TraceEvent] = {}
+    for row in sim.trace:
+        time, actor, action, i = row.time_s, row.actor, row.action, row.inference
+        kind = actor_kind(actor)
+        if kind == "bank":
+            if action == "in":
+                open_bank[actor] = row
+            elif action == "out" and actor in open_bank:
+                start = open_bank.pop(actor)
+                rows.setdefault(actor, []).append(
+                    (start.time_s, time, start.inference, f"{start.inference}:{start.step}"))
+        elif kind == "switch":
+            if action == "command":
+                open_switch[actor] = row
+            elif actor in open_switch:
+                start = open_switch.pop(actor)
+                rows.setdefault(actor, []).append(
+                    (start.time_s, time, start.inference, f"{start.inference}>b{start.bank}"))
+        elif kind == "element" and action == "settled":
+            rows.setdefault(actor, []).append((time - spec.t_state, time, i, f"{i}:{row.step}"))
+        elif kind == "readout" and action == "read":
+            rows.setdefault(actor, []).append((time - spec.t_readout, time, i, str(i)))
+        elif kind == "programmer" and action == "programmed":
+            rows.setdefault(actor, []).append((time - spec.t_program, time, -1, f"s{row.step}"))
+
+    def order(name: str):
+        kind = actor_kind(name)
+        digits = name[len(kind):]
+        return TIMELINE_KINDS.index(kind), int(digits) if digits else 0
+    return {name: rows[name] for name in sorted(rows, key=order)}
+
+
 @dataclass
 class Simulation:
-    """What one run of the model produced."""
+    """What one run of the model produced; ``trace`` is empty unless it ran with ``record``."""
 
     spec: TimingSpec
     inferences: list[Inference]
-    trace: list[tuple[float, str, str]]
+    trace: list[TraceEvent]
     busy: dict[str, float]           # busy time of each resource
     events: int
     end: float
@@ -137,6 +267,10 @@ class Simulation:
 
     def latency(self) -> float:
         return self.inferences[0].latency
+
+    def busy_intervals(self) -> dict[str, list[tuple[float, float, int, str]]]:
+        """The busy intervals of every actor, from the trace (:func:`busy_intervals`)."""
+        return busy_intervals(self)
 
     def steady_window(self) -> tuple[int, int] | None:
         """Indices ``(a, b)`` into :attr:`completions` spanning one period of the periodic steady
@@ -233,7 +367,7 @@ class Model:
     active element, programmer, bank and readout are processes named after the actor; banks,
     switches and the readout port are resources one inference at a time may hold."""
 
-    def __init__(self, spec: TimingSpec, record: bool = True):
+    def __init__(self, spec: TimingSpec, record: bool = False):
         self.spec = spec
         self.env = Environment()
         n_banks = spec.steps if spec.architecture == "unrolled" else spec.banks
@@ -244,7 +378,7 @@ class Model:
         self.switches = [simpy.Resource(self.env, capacity=1) for _ in range(slots)]
         self.readout_port = simpy.Resource(self.env, capacity=1)
         self.record = record
-        self.trace: list[tuple[float, str, str]] = []
+        self.trace: list[TraceEvent] = []
         self.bank_names = [f"bank{k}" for k in range(n_banks)]
         self.switch_names = [f"switch{s}" for s in range(slots)]
         self.element_names = [f"element{s}" for s in range(slots)]
@@ -265,7 +399,6 @@ class Model:
         self.settling: list[simpy.Process | None] = [None] * slots
         self.turning: list[simpy.Process | None] = [None] * slots  # per switch, its latest turn
         self.completions: list[tuple[float, dict[str, float]]] = []
-        self.actions = 0
 
     def occupy(self, name: str) -> None:
         """The resource ``name`` is busy from now."""
@@ -283,11 +416,11 @@ class Model:
             busy[name] += now - since
         return busy
 
-    def log(self, actor: str, action: str, *args) -> None:
-        """One trace row ``(now, actor, action.format(*args))``; formatted only when recorded."""
-        self.actions += 1
-        if self.record:
-            self.trace.append((self.env.now, actor, action.format(*args)))
+    def note(self, actor: str, action: str, inference: int = -1, step: int = -1,
+             bank: int = -1, slot: int = -1) -> None:
+        """One trace row at the time now (:class:`TraceEvent`); called only when recording."""
+        self.trace.append(TraceEvent(float(self.env.now), actor, action, inference, step, bank,
+                                     slot))
 
     # -- the actors --------------------------------------------------------------------------
 
@@ -307,7 +440,8 @@ class Model:
                     return
             inf = Inference(index=i, slot=slot, admitted=self.env.now)
             out.append(inf)
-            self.log("source", "admit {} to element {}", i, slot)
+            if self.record:
+                self.note("source", "admit", i, slot=slot)
             self.env.process(self.inference(inf))
 
     def inference(self, inf: Inference):
@@ -380,7 +514,8 @@ class Model:
     def active_element(self, inf: Inference, t: int):
         """The element of ``inf`` settles for ``T_state`` after the signal left step ``t``."""
         yield self.env.timeout(self.spec.t_state)
-        self.log(self.element_names[inf.slot], "settled after step {} of {}", t, inf.index)
+        if self.record:
+            self.note(self.element_names[inf.slot], "settled", inf.index, t, slot=inf.slot)
 
     def switch(self, inf: Inference, t: int, bank: int):
         """The switch in front of ``inf``'s element turns to ``bank`` for step ``t`` and settles,
@@ -390,16 +525,19 @@ class Model:
         with self.switches[inf.slot].request() as req:
             yield req  # free: the turn before has settled or has just been taken over
             inf.command[t] = self.env.now
-            self.log(name, "to bank {} for {}", bank, inf.index)
+            if self.record:
+                self.note(name, "command", inf.index, t, bank, inf.slot)
             self.occupy(name)
             try:
                 yield self.env.timeout(self.spec.t_switch)
             except simpy.Interrupt:
                 self.vacate(name)
-                self.log(name, "taken over on the way to bank {}", bank)
+                if self.record:
+                    self.note(name, "taken_over", inf.index, t, bank, inf.slot)
             else:
                 self.vacate(name)
-                self.log(name, "settled on bank {}", bank)
+                if self.record:
+                    self.note(name, "settled", inf.index, t, bank, inf.slot)
 
     def programmer(self, t: int, req):
         """Take the single bank (another inference may be using it) and program it for step
@@ -413,7 +551,8 @@ class Model:
     def programmed(self, t: int) -> None:
         self.loaded = t
         self.vacate("programmer")
-        self.log("programmer", "bank 0 holds step {} weights", t)
+        if self.record:
+            self.note("programmer", "programmed", step=t, bank=0)
 
     def bank(self, inf: Inference, t: int, bank: int, held=None):
         resource, name = self.banks[bank], self.bank_names[bank]
@@ -431,12 +570,14 @@ class Model:
             if tick is not None:
                 yield tick
         inf.arrive.append(self.env.now)
-        self.log(name, "step {} of {} in", t, inf.index)
+        if self.record:
+            self.note(name, "in", inf.index, t, bank, inf.slot)
         self.occupy(name)
         yield self.env.timeout(self.spec.t_mm)
         inf.leave.append(self.env.now)
         self.vacate(name)
-        self.log(name, "step {} of {} out", t, inf.index)
+        if self.record:
+            self.note(name, "out", inf.index, t, bank, inf.slot)
         resource.release(req)
 
     def next_tick(self, last: float) -> simpy.Timeout | None:
@@ -454,7 +595,8 @@ class Model:
             self.occupy("readout")
             yield self.env.timeout(self.spec.t_readout)
             self.vacate("readout")
-            self.log("readout", "{} read", inf.index)
+            if self.record:
+                self.note("readout", "read", inf.index, slot=inf.slot)
 
     def run(self, n: int, until_steady: bool = False) -> Simulation:
         inferences: list[Inference] = []
@@ -467,7 +609,7 @@ class Model:
 STREAM_MAX = 1024  # inferences: the longest stream simulate() runs to reach a steady state
 
 
-def simulate(spec: TimingSpec, n: int | None = None, record: bool = True,
+def simulate(spec: TimingSpec, n: int | None = None, record: bool = False,
              stream: bool | None = None) -> Simulation:
     """Run ``n`` inferences, or a stream that stops once it has reached its periodic steady
     state (at most ``STREAM_MAX``). Default: one inference when sequential, a stream when
@@ -477,7 +619,8 @@ def simulate(spec: TimingSpec, n: int | None = None, record: bool = True,
     latency and its coupling are those of one inference; the stream's steady state gives the
     period, hence throughput and utilisation. Sequentially, the next inference is admitted once
     the active element is free: with a fixed clock that may be after the readout (the element
-    still settles), so the period can be longer than the latency."""
+    still settles), so the period can be longer than the latency. ``record``: keep the event
+    trace (:attr:`Simulation.trace`); the events and times are the same either way."""
     if n is not None:
         return Model(spec, record=record).run(n)
     if stream is None:

@@ -68,7 +68,7 @@ CLUSTER_TIMEOUT_S = 120  # no test waits longer than this for a cluster
 def client():
     """One Dask LocalCluster per test module, started as scans start theirs (2 processes)."""
     distributed = pytest.importorskip("distributed")
-    from relaxsim.scan.execute import local_cluster
+    from relaxsim.scans.execute import local_cluster
 
     with local_cluster(2) as cluster, \
             distributed.Client(cluster, timeout=CLUSTER_TIMEOUT_S) as c:

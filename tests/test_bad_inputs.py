@@ -88,8 +88,8 @@ def good_images(n: int = 10):
 
 def scan_store(tmp: Path, name: str = "store", spec: str | None = None):
     """A scan store made the way `relaxsim scan` makes it (the spec kept, no point run)."""
-    from relaxsim.scan.spec import expand, load_spec
-    from relaxsim.scan.store import Store
+    from relaxsim.scans.spec import expand, load_spec
+    from relaxsim.scans.store import Store
 
     spec_path = tmp / "a.toml"
     spec_path.write_text(spec or SCAN_A, encoding="utf-8")

@@ -16,8 +16,8 @@ distributed = pytest.importorskip("distributed")
 
 import relaxsim  # noqa: E402
 from relaxsim.cli.app import main  # noqa: E402
-from relaxsim.scan.execute import scan  # noqa: E402
-from relaxsim.scan.spec import load_spec  # noqa: E402
+from relaxsim.scans.execute import scan  # noqa: E402
+from relaxsim.scans.spec import load_spec  # noqa: E402
 
 BASE = {"network": {"hidden": 8}, "training": {"epochs": 2, "batch_size": 16}}
 SPEC = {"base": BASE, "grid": {"hardware.mode": ["ideal", "hardware_aware"]}, "seeds": [0, 3]}

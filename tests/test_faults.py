@@ -22,9 +22,9 @@ psutil = pytest.importorskip("psutil")
 
 from relaxsim.cli.app import main  # noqa: E402
 from relaxsim.errors import RelaxsimError  # noqa: E402
-from relaxsim.scan.execute import local_cluster, scan  # noqa: E402
-from relaxsim.scan.spec import load_spec  # noqa: E402
-from relaxsim.scan.store import ScanWarning, Store  # noqa: E402
+from relaxsim.scans.execute import local_cluster, scan  # noqa: E402
+from relaxsim.scans.spec import load_spec  # noqa: E402
+from relaxsim.scans.store import ScanWarning, Store  # noqa: E402
 from relaxsim.validation.scan_faults import FILE_FAULTS, Faults, Reference  # noqa: E402
 
 TIMEOUT_S = 120

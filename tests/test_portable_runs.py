@@ -20,7 +20,7 @@ from relaxsim.config import load_config, validate
 from relaxsim.devices import load_device
 from relaxsim.errors import ConfigError
 from relaxsim.runner import run
-from relaxsim.scan.spec import load_spec
+from relaxsim.scans.spec import load_spec
 from tests.conftest import interrupt_at
 
 SWITCH = """\

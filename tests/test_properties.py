@@ -22,7 +22,7 @@ from relaxsim.devices import presets
 from relaxsim.hardware import build_hardware
 from relaxsim.schedules import resolve
 from relaxsim.timing import TimingSpec, simulate
-from relaxsim.cli.timing import busy_intervals
+from relaxsim.timing import busy_intervals
 from relaxsim.validation.kernels import device_params, max_rel, random_problem, run_both
 
 # Kernels and twins do the same float64 arithmetic in a different order; as tests/test_kernels.py.
@@ -309,7 +309,7 @@ def test_timing_invariants(spec, n):
     sim = simulate(spec, n=n, record=True)
     tol = TIME_RTOL * max(sim.end, 1e-300)
     assert len(sim.inferences) == n
-    times = [time for time, _, _ in sim.trace]
+    times = [row.time_s for row in sim.trace]
     assert all(b >= a for a, b in zip(times, times[1:])), "events out of time order"
     assert times[-1] == sim.end
     rows = busy_intervals(sim)

@@ -12,7 +12,7 @@ import pytest
 import relaxsim
 from relaxsim.cli.app import main
 from relaxsim.report.document import write_report
-from relaxsim.scan.spec import load_spec
+from relaxsim.scans.spec import load_spec
 
 TINY = {"network.hidden": 8, "training.epochs": 2}
 

@@ -14,7 +14,7 @@ import pytest
 
 from relaxsim.report import figures
 from relaxsim.report.document import scan_report
-from relaxsim.scan.spec import load_spec
+from relaxsim.scans.spec import load_spec
 
 BASE = {"network": {"hidden": 6}, "training": {"epochs": 1}, "hardware": {"mode": "ideal"}}
 

@@ -22,9 +22,9 @@ distributed = pytest.importorskip("distributed")
 import relaxsim  # noqa: E402
 from relaxsim.cli.app import main  # noqa: E402
 from relaxsim.errors import RelaxsimError  # noqa: E402
-from relaxsim.scan.execute import scan  # noqa: E402
-from relaxsim.scan.spec import load_spec  # noqa: E402
-from relaxsim.scan.store import ScanWarning, Store  # noqa: E402
+from relaxsim.scans.execute import scan  # noqa: E402
+from relaxsim.scans.spec import load_spec  # noqa: E402
+from relaxsim.scans.store import ScanWarning, Store  # noqa: E402
 
 TIMEOUT_S = 120  # no test waits longer than this for a cluster, a scan or a subprocess
 TINY = {"network": {"hidden": 8}, "training": {"epochs": 1}, "hardware": {"mode": "ideal"}}

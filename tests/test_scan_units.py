@@ -17,8 +17,8 @@ import pytest
 from relaxsim.cli.app import main
 from relaxsim.io import write_json, write_npz
 from relaxsim.errors import RelaxsimError
-from relaxsim.scan.spec import config_id, expand, legacy_config_id, load_spec
-from relaxsim.scan.store import ScanNotice, Store, csv_text, sha256_file
+from relaxsim.scans.spec import config_id, expand, legacy_config_id, load_spec
+from relaxsim.scans.store import ScanNotice, Store, csv_text, sha256_file
 
 TINY = {"network": {"hidden": 8}, "training": {"epochs": 1}, "hardware": {"mode": "ideal"}}
 SPELLINGS = ["3.5 ps", 3.5e-12, "3500 fs"]  # one rise time, three ways
@@ -289,10 +289,10 @@ SIGINT_ON_IMPORT = '''
 import os, signal, sys
 
 class CtrlC:
-    """Ctrl-C, a real SIGINT, while relaxsim's modules are being imported."""
+    """Ctrl-C, a real SIGINT, while relaxsim's module MODULE is being imported."""
 
     def find_spec(self, name, path=None, target=None):
-        if name == "relaxsim.runner":
+        if name == "MODULE":
             os.kill(os.getpid(), signal.SIGINT)
         return None
 
@@ -300,13 +300,16 @@ sys.meta_path.insert(0, CtrlC())
 '''
 
 
+# the command's own module (imported before its main runs), and the config (imported by main)
+@pytest.mark.parametrize("module", ["relaxsim.cli.app", "relaxsim.config"])
 @pytest.mark.parametrize("how", ["console-script", "python-m"])
-def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, how):
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, how, module):
     import os
     import subprocess
     import sys
 
-    (tmp_path / "sitecustomize.py").write_text(SIGINT_ON_IMPORT, encoding="utf-8")
+    (tmp_path / "sitecustomize.py").write_text(SIGINT_ON_IMPORT.replace("MODULE", module),
+                                               encoding="utf-8")
     script = Path(sys.executable).parent / "relaxsim"
     if how == "console-script" and not script.is_file():
         pytest.skip("the relaxsim console script is not installed beside this python")
@@ -322,9 +325,10 @@ def test_ctrl_c_while_another_program_imports_relaxsim_is_its_own(tmp_path):
     import subprocess
     import sys
 
-    (tmp_path / "sitecustomize.py").write_text(SIGINT_ON_IMPORT, encoding="utf-8")
+    (tmp_path / "sitecustomize.py").write_text(SIGINT_ON_IMPORT.replace("MODULE", "relaxsim.runner"),
+                                               encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", "import relaxsim"], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", "import relaxsim; relaxsim.run"], capture_output=True,
                           text=True, env=env, timeout=TIMEOUT_S)
     assert done.returncode != 0 and done.stderr.rstrip().endswith("KeyboardInterrupt")
 

@@ -17,8 +17,8 @@ import relaxsim
 from relaxsim.cli.app import main
 from relaxsim.config import load_config
 from relaxsim.errors import RelaxsimError
-from relaxsim.scan.spec import budget_family, config_id, expand, hidden_for, load_spec
-from relaxsim.scan.store import ScanWarning, Store, csv_text, flatten_metrics
+from relaxsim.scans.spec import budget_family, config_id, expand, hidden_for, load_spec
+from relaxsim.scans.store import ScanWarning, Store, csv_text, flatten_metrics
 
 TINY = {"network": {"hidden": 8}, "training": {"epochs": 1}, "hardware": {"mode": "ideal"}}
 
@@ -94,7 +94,7 @@ def test_base_file_is_read_relative_to_the_spec(tmp_path):
 
 
 def test_config_id_is_sha256_of_canonical_json():
-    from relaxsim.scan.spec import canonical_config, legacy_config_id
+    from relaxsim.scans.spec import canonical_config, legacy_config_id
 
     cfg = load_config()
     text = json.dumps(canonical_config(cfg), sort_keys=True, separators=(",", ":"))

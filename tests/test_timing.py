@@ -23,8 +23,7 @@ from relaxsim.devices import format_quantity, load_device
 from relaxsim.training.evaluate import evaluate_run
 from relaxsim.hardware import Coupling, build_hardware
 from relaxsim.schedules import resolve
-from relaxsim.timing import STREAM_MAX, TimingSpec, closed_form_step, simulate
-from relaxsim.cli.timing import busy_intervals, trace_csv
+from relaxsim.timing import STREAM_MAX, TimingSpec, closed_form_step, simulate, trace_csv
 
 CLOSED_FORM_RTOL = 1e-12  # sums of a few float64 times: a few ulp
 THROUGHPUT_RTOL = 1e-9    # steady-state figures from differences of event times (ISSUE 4)
@@ -93,6 +92,7 @@ def test_no_bank_change_no_switching():
 
 
 # -- exact traces ---------------------------------------------------------------------------
+# Each row as (time, actor, TraceEvent.describe()): the words follow from the row's fields.
 
 SEQUENTIAL_TRACE = [  # 2 banks, 3 steps: T_MM 10, T_switch 4, T_state 3, readout 2
     (0, "source", "admit 0 to element 0"),
@@ -208,10 +208,12 @@ REPROGRAM_TRACE = [  # one bank reprogrammed (T_program 50), 2 in flight share e
       "pipelining": "pipelined", "in_flight": 2}, 2, REPROGRAM_TRACE),
 ], ids=["sequential", "clocked", "taken_over", "pipelined", "reprogram"])
 def test_exact_trace(kw, n, expected):
-    sim = simulate(spec(**kw), n=n)
-    assert sim.trace == [(float(t), actor, action) for t, actor, action in expected]
+    sim = simulate(spec(**kw), n=n, record=True)
+    assert [(row.time_s, row.actor, row.describe()) for row in sim.trace] == [
+        (float(t), actor, action) for t, actor, action in expected]
     # recording the trace does not change the simulation: the same SimPy events are processed
-    assert simulate(spec(**kw), n=n, record=False).events == sim.events > len(expected)
+    plain = simulate(spec(**kw), n=n)
+    assert plain.trace == [] and plain.events == sim.events > len(expected)
 
 
 def test_gaps_and_dwells_of_the_hand_worked_cases():
@@ -245,7 +247,7 @@ def test_utilisation_counts_the_busy_time_inside_the_window():
 
 
 def test_busy_intervals_of_the_timeline():
-    rows = busy_intervals(simulate(spec()))
+    rows = simulate(spec(), record=True).busy_intervals()
     assert list(rows) == ["bank0", "bank1", "switch0", "element0", "readout"]
     assert rows["bank0"] == [(0.0, 10.0, 0, "0:0"), (28.0, 38.0, 0, "0:2")]
     assert rows["switch0"] == [(10.0, 14.0, 0, "0>b1"), (24.0, 28.0, 0, "0>b0")]
@@ -336,13 +338,14 @@ def test_reprogrammed_bank_is_never_used_with_the_wrong_weights():
                  pipelining=rng.choice(["sequential", "pipelined"]), in_flight=rng.randint(1, 4),
                  clock=rng.choice([None, 12.0, 25.0]))
         loaded, programming_until = 0, -1.0
-        for time, actor, action in simulate(s, n=rng.randint(1, 12)).trace:
-            if actor == "programmer":
-                loaded = int(action.split()[-2])
-                programming_until = time
-            elif actor == "bank0" and action.endswith(" in"):
-                assert int(action.split()[1]) == loaded, (s, time, action)
-                assert time >= programming_until
+        for row in simulate(s, n=rng.randint(1, 12), record=True).trace:
+            if row.actor == "programmer":
+                assert row.action == "programmed" and row.bank == 0
+                loaded = row.step
+                programming_until = row.time_s
+            elif row.actor == "bank0" and row.action == "in":
+                assert row.step == loaded, (s, row)
+                assert row.time_s >= programming_until
 
 
 def test_sequential_stream_reprograms_the_first_step_for_the_next_inference():
@@ -517,10 +520,12 @@ def test_timing_trace_csv_plot_and_json(tmp_path, capsys):
         "hardware.pipelining": "pipelined", "hardware.in_flight": 3}).hardware)
     expected = hw.simulate(resolve("cyclic", 2, 4), 2, n=7, record=True).trace
     rows = list(csv.reader(io.StringIO(trace.read_text())))
-    assert rows[0] == ["time_s", "actor", "action"]
-    assert [(float(t), a, b) for t, a, b in rows[1:]] == expected
+    assert rows[0] == ["time_s", "actor", "action", "inference", "step", "bank", "slot"]
+    assert [(float(t), actor, action, *map(int, ints)) for t, actor, action, *ints
+            in rows[1:]] == expected
     assert trace.read_text() == trace_csv(expected)
-    assert "admit 6 to element" in trace.read_text()  # a short stream: 2 x 3 + 1 inferences
+    admits = [row.inference for row in expected if row.action == "admit"]
+    assert admits == list(range(7))  # a short stream: 2 x 3 + 1 inferences
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figures = json.loads(js.read_text())
     # every element always busy in the steady state: Little's law gives the latency under load

@@ -315,28 +315,25 @@ def timing_share_of_epoch(repeats: int) -> dict:
     ``Hardware.figures``) against one epoch of training the default experiment (its second
     epoch: the first compiles), sequential and pipelined (4 in flight)."""
     import relaxsim
-    from relaxsim.training.engine import make_engines
-    from relaxsim.hardware import build_hardware
     from relaxsim.data.tasks import load_task
+    from relaxsim.training.engine import engines_for
     from relaxsim.training.loop import train
 
     cfg = relaxsim.load_config(overrides={"training.epochs": 2})
     data = load_task(cfg)
-    net = relaxsim.build(cfg, data.info)
     out = {}
     for label, overrides in (("sequential", {}), ("pipelined", {
             "hardware.pipelining": "pipelined", "hardware.in_flight": 4})):
-        hw = build_hardware(cfg.replace(overrides).hardware)
+        variant = cfg.replace(overrides)
         samples = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype)
-            hw.figures(net.schedule, net.banks, net.hidden)
+            machine = relaxsim.assemble(variant, data.info)
+            machine.coupling, machine.figures  # every simulation a run makes
             samples.append(time.perf_counter() - t0)
         out[f"timing_{label}_s"] = statistics.median(samples)
-    hw = build_hardware(cfg.hardware)
-    net_hw = net.on(hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype))
-    engines = make_engines(net, net_hw, hw, cfg.training.seed)
+    machine = relaxsim.assemble(cfg, data.info)
+    net, engines = machine.network, engines_for(machine, cfg.training.seed)
     trained = train(cfg, net, data, quiet=True, engines=(engines[0], engines[0]))
     out["epoch_s"] = trained.metrics[-1]["seconds"]
     for label in ("sequential", "pipelined"):

@@ -13,7 +13,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from relaxsim.scan.spec import hidden_for
+from relaxsim.scans.spec import hidden_for
 
 from .common import Check, main as _main
 

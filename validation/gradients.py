@@ -46,11 +46,13 @@ def make_net(schedule, activation, injection, alpha, banks, steps, coupled) -> N
                   n_inputs=3, n_classes=3, dtype=np.dtype("float64"))
     if coupled:  # the default photonic machine on a 30 ps clock: switch leak and carry-over
         import relaxsim
-        from relaxsim.hardware import build_hardware
+        from relaxsim.data.tasks import TaskInfo
 
-        cfg = relaxsim.load_config(overrides={"hardware.clock": "30 ps"})
-        hw = build_hardware(cfg.hardware)
-        net = net.on(hw.coupling(net.schedule, alpha, activation, net.dtype))
+        cfg = relaxsim.load_config(overrides={
+            "hardware.clock": "30 ps", "network.hidden": 4, "network.banks": banks,
+            "network.steps": steps, "network.schedule": schedule, "network.alpha": alpha,
+            "network.activation": activation})
+        net = net.on(relaxsim.assemble(cfg, TaskInfo(n_inputs=3, n_classes=3)).coupling)
     return net
 
 

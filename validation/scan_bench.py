@@ -33,14 +33,14 @@ def spec(points: int, epochs: int) -> dict:
 
 def _warm_up() -> None:
     from relaxsim.config import validate
-    from relaxsim.scan.execute import run_point
+    from relaxsim.scans.execute import run_point
 
     run_point(validate(WARM))
 
 
 def time_scan(client, points: int, epochs: int) -> float:
     """Wall time of the scan on ``client``, into a fresh store."""
-    from relaxsim.scan.execute import scan
+    from relaxsim.scans.execute import scan
 
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
@@ -56,7 +56,7 @@ def main(points: int = 8, epochs: int = 20, repeats: int = 3,
          json_path: str | None = None) -> int:
     from distributed import Client
 
-    from relaxsim.scan.execute import local_cluster
+    from relaxsim.scans.execute import local_cluster
 
     logging.getLogger("distributed").setLevel(logging.ERROR)  # closing a cluster talks a lot
     print(f"scan of {points} equal points (N = {HIDDEN}, {epochs} epochs, ideal hardware, "

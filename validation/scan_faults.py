@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import tomli_w
 
-from relaxsim.scan.spec import load_spec
+from relaxsim.scans.spec import load_spec
 
 FAULTS = ("driver", "worker", "file")
 FILE_FAULTS = ("truncate", "zero_block", "temp_file", "truncate_weights")

@@ -51,17 +51,15 @@ class OursStep:
     """relaxsim's training step: ``engine.loss_and_grad`` then ``Adam.step``."""
 
     def __init__(self, N: int, B: int, dtype: str, physics: bool, seed: int = 0):
-        from relaxsim.training.engine import make_engines
-        from relaxsim.hardware import build_hardware
-        from relaxsim.model import build
-        from relaxsim.training.optim import OPTIMIZERS
+        from relaxsim.assembly import assemble
         from relaxsim.data.tasks import TaskInfo
+        from relaxsim.training.engine import engines_for
+        from relaxsim.training.optim import OPTIMIZERS
 
         cfg = config(N, B, dtype, physics)
-        net = build(cfg, TaskInfo(n_inputs=INPUTS, n_classes=CLASSES))
-        hw = build_hardware(cfg.hardware)
-        net_hw = net.on(hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype))
-        self.engine = make_engines(net, net_hw, hw, seed)[0]
+        machine = assemble(cfg, TaskInfo(n_inputs=INPUTS, n_classes=CLASSES))
+        net = machine.network
+        self.engine = engines_for(machine, seed)[0]
         self.params = net.init_params(seed)
         self.opt = OPTIMIZERS.get("adam")(self.params, lr=1e-3)
         self.x, self.y = data(B, dtype, seed)
@@ -78,14 +76,14 @@ class TorchStep:
     def __init__(self, N: int, B: int, dtype: str, physics: bool, seed: int = 0):
         import torch
 
-        from relaxsim.hardware import build_hardware
-        from relaxsim.model import build
+        from relaxsim.assembly import assemble
         from relaxsim.data.tasks import TaskInfo
 
         self.torch = torch
         self.td = {"float64": torch.float64, "float32": torch.float32}[dtype]
         cfg = config(N, B, dtype, physics)
-        net = build(cfg, TaskInfo(n_inputs=INPUTS, n_classes=CLASSES))
+        machine = assemble(cfg, TaskInfo(n_inputs=INPUTS, n_classes=CLASSES))
+        net = machine.network
         params = net.init_params(seed)
         self.P = {k: torch.tensor(v, dtype=self.td, requires_grad=True)
                   for k, v in params.items()}
@@ -98,8 +96,7 @@ class TorchStep:
         self.physics = physics
         self.gen = torch.Generator().manual_seed(seed)
         if physics:
-            hw = build_hardware(cfg.hardware)
-            cp = hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype)
+            hw, cp = machine.hardware, machine.coupling
             self.hw, self.cp = hw, cp
             self.a = [float(v) for v in cp.a]
             self.c = [float(v) for v in cp.c]

@@ -1,5 +1,5 @@
 import sys
 
-from relaxsim.cli.app import main
+from relaxsim.cli import main
 
 sys.exit(main())

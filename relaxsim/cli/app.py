@@ -9,23 +9,10 @@ import argparse
 import sys
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
+from relaxsim.cli.common import add_config_args, load_config_args, one_line_warnings
 from relaxsim.errors import RelaxsimError
-
-
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", help="TOML config file (default: the built-in experiment)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set network.banks=1 (repeatable)")
-
-
-def _load(args):
-    from relaxsim.config import load_config, parse_assignment
-
-    overrides = dict(parse_assignment(text) for text in args.overrides)
-    return load_config(args.config, overrides)
 
 
 def cmd_run(args) -> int:
@@ -39,11 +26,11 @@ def cmd_run(args) -> int:
                                 "(--resume continues the run in its own directory)")
         out = Path(args.resume)
         given = args.config is not None or bool(args.overrides)
-        cfg = _load(args) if given else None  # when given, it must be the checkpoint's config
+        cfg = load_config_args(args) if given else None  # when given, it must be the checkpoint's config
         result = _interruptible(lambda: resume(out, quiet=args.quiet, cfg=cfg), out)
         cfg = Config(result["config"])  # the checkpoint's, validated when it was read
     else:
-        cfg = _load(args)
+        cfg = load_config_args(args)
         out = Path(args.out) if args.out else _fresh_run_dir()
         result = _interruptible(  # run() holds out, then checks it, before loading anything
             lambda: run(cfg, out=out, quiet=args.quiet, overwrite=args.overwrite), out)
@@ -148,7 +135,7 @@ def _overrides_text(overrides: dict) -> str:
 
 
 def cmd_config(args) -> int:
-    print(_load(args).to_toml(), end="")
+    print(load_config_args(args).to_toml(), end="")
     return 0
 
 
@@ -167,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="train and evaluate one experiment")
-    _add_config_args(p)
+    add_config_args(p)
     p.add_argument("--out", help="result directory (default: runs/<date>-<time>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
@@ -188,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("config", help="print the resolved config as TOML")
-    _add_config_args(p)
+    add_config_args(p)
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("bench", help="benchmark the training step against PyTorch and the BLAS "
@@ -206,27 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
                         add_data_command, add_report_command, add_validate_command):
         add_command(sub)
     return parser
-
-
-@contextmanager
-def one_line_warnings(category: type[Warning] | None = None):
-    """Warnings of ``category`` (default: :class:`relaxsim.errors.RelaxsimWarning`) printed as
-    ``relaxsim: warning: message`` on stderr, every time; others as Python prints them."""
-    from relaxsim.errors import RelaxsimWarning
-
-    category = category or RelaxsimWarning
-    shown = warnings.showwarning
-
-    def show(message, cat, filename, lineno, file=None, line=None):
-        if issubclass(cat, category):
-            print(f"relaxsim: {getattr(cat, 'LABEL', 'warning: ')}{message}", file=sys.stderr)
-        else:
-            shown(message, cat, filename, lineno, file, line)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", category)
-        warnings.showwarning = show
-        yield
 
 
 def main(argv: list[str] | None = None) -> int:

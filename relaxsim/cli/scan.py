@@ -43,15 +43,15 @@ def add_scan_command(sub) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from relaxsim.cli.app import one_line_warnings
+    from relaxsim.cli.common import one_line_warnings
 
     with one_line_warnings(Warning):  # a scan's (e.g. a corrupt result file), Dask's too
         return _cmd_scan(args)
 
 
 def _cmd_scan(args) -> int:
-    from relaxsim.scan.spec import expand, load_spec
-    from relaxsim.scan.store import Store
+    from relaxsim.scans.spec import expand, load_spec
+    from relaxsim.scans.store import Store
 
     target = Path(args.target)
     if target.is_dir():
@@ -88,7 +88,7 @@ def _cmd_scan(args) -> int:
 
 
 def _run(args, spec, points, store) -> int:
-    from relaxsim.scan.execute import default_workers, scan
+    from relaxsim.scans.execute import default_workers, scan
 
     n = args.workers or default_workers()
     where = (f"the scheduler at {args.address}" if args.address else
@@ -148,7 +148,7 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def dry_run_table(spec, points, duplicates: int, store) -> str:
-    from relaxsim.scan.spec import _toml_value
+    from relaxsim.scans.spec import toml_value
 
     varied = list(dict.fromkeys(k for p in points for k in [*p.labels, *p.fields]))
     state = store.status(points, weights=spec.save_weights) if store.exists() else {}
@@ -160,7 +160,7 @@ def dry_run_table(spec, points, duplicates: int, store) -> str:
     rows = [["#", "id", *varied] + (["stored"] if state else [])]
     for p in points:
         values = {**{k: str(v) for k, v in p.labels.items()},  # labels as they are
-                  **{k: _toml_value(v) for k, v in p.fields.items()}}  # fields as in TOML
+                  **{k: toml_value(v) for k, v in p.fields.items()}}  # fields as in TOML
         rows.append([str(p.index + 1), p.id, *[values.get(k, "") for k in varied]]
                     + ([status_of.get(p.id, "missing")] if state else []))
     return "\n".join(head + ["  " + line for line in _table(rows)])
@@ -183,7 +183,7 @@ def status_report(store, points, weights: bool = False) -> str:
 
 
 def export(store, points, path) -> int:
-    from relaxsim.scan.store import export_csv
+    from relaxsim.scans.store import export_csv
 
     state = store.status(points, then="exported as missing")
     by_id = {p.id: rec for pairs in state.values() for p, rec in pairs}

@@ -6,14 +6,13 @@
 Latency per inference, throughput, utilisation of every bank, switch and the readout, energy per
 inference by device kind, and the same machine's figures against a single bank reprogrammed
 between steps and a fully unrolled DNN (:meth:`relaxsim.hardware.Hardware.figures`). The event
-trace of one inference (a short stream when pipelined) goes to a CSV file and to a timeline plot.
+trace of one inference (a short stream when pipelined) goes to a CSV file
+(:func:`relaxsim.timing.trace_csv`) and to a timeline plot
+(:func:`relaxsim.report.figures.plot_timeline`); this module only writes the files.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from pathlib import Path
 
 from relaxsim.devices import format_quantity
@@ -22,18 +21,19 @@ from relaxsim.config import network_kind
 from relaxsim.errors import RelaxsimError
 from relaxsim.hardware import ARCH_NAMES, describe_clock
 from relaxsim.io import check_output_path
-
-IMAGE_FORMATS = ("png", "svg", "pdf")
+from relaxsim.report.figures import plot_timeline, timeline_format
+from relaxsim.timing import trace_csv
 
 
 def add_timing_command(sub) -> None:
     """Register ``relaxsim timing`` on the subcommand parsers ``sub`` of the main parser."""
-    from relaxsim.cli.app import _add_config_args
+    from relaxsim.cli.common import add_config_args
 
     p = sub.add_parser("timing", help="latency, throughput, utilisation and energy of the machine "
                                       "(SimPy model), against a reprogrammed bank and a DNN")
-    _add_config_args(p)
-    p.add_argument("--trace", metavar="CSV", help="write the event trace (time_s, actor, action)")
+    add_config_args(p)
+    p.add_argument("--trace", metavar="CSV", help="write the event trace (time_s, actor, action, "
+                                                  "inference, step, bank, slot)")
     p.add_argument("--plot", metavar="IMAGE",
                    help="draw the trace as a timeline (.png, .svg or .pdf)")
     p.add_argument("--inferences", type=int, metavar="N",
@@ -48,7 +48,7 @@ def cmd_timing(args) -> int:
 
     from relaxsim.schedules import resolve
 
-    from relaxsim.cli.app import _load
+    from relaxsim.cli.common import load_config_args
     from relaxsim.errors import HardwareWarning
     from relaxsim.hardware import build_hardware
     from relaxsim.io import write_json
@@ -67,8 +67,13 @@ def cmd_timing(args) -> int:
                                     "each output its own file")
     if args.plot is not None:
         image_format(args.plot)
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise RelaxsimError("--plot: needs matplotlib (pip install 'matplotlib>=3.7')"
+                                ) from None
     args.config = run_config(args.config)
-    cfg = _load(args)
+    cfg = load_config_args(args)
     net = cfg.network
     hw = build_hardware(cfg.hardware)
     schedule = resolve(net.schedule, net.banks, net.steps)
@@ -211,16 +216,8 @@ def utilisation_rows(utilisation: dict[str, float]) -> list[list[str]]:
 
 # -- the trace -------------------------------------------------------------------------------
 
-def trace_csv(trace) -> str:
-    """The trace as CSV: a header ``time_s,actor,action``, times to the last bit."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["time_s", "actor", "action"])
-    writer.writerows((repr(float(t)), actor, action) for t, actor, action in trace)
-    return buf.getvalue()
-
-
 def write_trace(path, trace) -> None:
+    """Write the rows of ``trace`` as CSV (:func:`relaxsim.timing.trace_csv`), atomically."""
     from relaxsim.io import write_text
 
     write_text(path, trace_csv(trace))
@@ -235,82 +232,9 @@ def write_output(option: str, path: str, write) -> None:
 
 # -- the timeline ----------------------------------------------------------------------------
 
-_PATTERNS = {
-    "bank_in": re.compile(r"step (\d+) of (\d+) in"),
-    "bank_out": re.compile(r"step (\d+) of (\d+) out"),
-    "switch_to": re.compile(r"to bank (\d+) for (\d+)"),
-    "element": re.compile(r"settled after step (\d+) of (\d+)"),
-    "readout": re.compile(r"(\d+) read"),
-    "programmer": re.compile(r"bank 0 holds step (\d+) weights"),
-}
-
-
-def busy_intervals(sim) -> dict[str, list[tuple[float, float, int, str]]]:
-    """Per actor (banks, programmer, switches, elements, readout, in that order), the intervals
-    ``(start_s, end_s, inference, label)`` in which it was busy, read from ``sim.trace``.
-
-    A bank is busy from a step's ``in`` to its ``out``; a switch from its command to
-    ``settled``; an active element for ``T_state`` before ``settled``; the readout for
-    ``T_readout`` before ``read``; the programmer for ``T_program`` before the bank holds the
-    new weights.
-    """
-    spec = sim.spec
-    rows: dict[str, list] = {}
-    open_bank: dict[str, tuple[float, int, int]] = {}
-    open_switch: dict[str, tuple[float, int, int]] = {}
-    for time, actor, action in sim.trace:
-        if actor.startswith("bank"):
-            if m := _PATTERNS["bank_in"].fullmatch(action):
-                open_bank[actor] = (time, int(m[1]), int(m[2]))
-            elif _PATTERNS["bank_out"].fullmatch(action) and actor in open_bank:
-                start, t, i = open_bank.pop(actor)
-                rows.setdefault(actor, []).append((start, time, i, f"{i}:{t}"))
-        elif actor.startswith("switch"):
-            if m := _PATTERNS["switch_to"].fullmatch(action):
-                open_switch[actor] = (time, int(m[1]), int(m[2]))
-            elif actor in open_switch:
-                start, bank, i = open_switch.pop(actor)
-                rows.setdefault(actor, []).append((start, time, i, f"{i}>b{bank}"))
-        elif actor.startswith("element"):
-            if m := _PATTERNS["element"].fullmatch(action):
-                rows.setdefault(actor, []).append(
-                    (time - spec.t_state, time, int(m[2]), f"{m[2]}:{m[1]}"))
-        elif actor == "readout":
-            if m := _PATTERNS["readout"].fullmatch(action):
-                rows.setdefault(actor, []).append(
-                    (time - spec.t_readout, time, int(m[1]), m[1]))
-        elif actor == "programmer":
-            if m := _PATTERNS["programmer"].fullmatch(action):
-                rows.setdefault(actor, []).append((time - spec.t_program, time, -1, f"s{m[1]}"))
-
-    def order(name: str):
-        kinds = ("bank", "programmer", "switch", "element", "readout")
-        kind = next(k for k in kinds if name.startswith(k))
-        digits = name[len(kind):]
-        return kinds.index(kind), int(digits) if digits else 0
-    return {name: rows[name] for name in sorted(rows, key=order)}
-
-
 def image_format(path: str) -> str:
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in IMAGE_FORMATS:
-        raise RelaxsimError(f"--plot {path!r}: unknown image format "
-                            f"{('.' + suffix) if suffix else '(no suffix)'}; use "
-                            + ", ".join("." + f for f in IMAGE_FORMATS))
-    return suffix
-
-
-def plot_timeline(sim, path: str, title: str = "") -> None:
-    """Draw the busy intervals of ``sim`` as a timeline (:func:`relaxsim.report.figures.timeline_figure`:
-    a row per bank, switch, active element, programmer and readout, a bar per busy interval, a
-    colour per inference, short intervals kept visible beside long ones); atomically."""
+    """The format of ``--plot path`` (:func:`relaxsim.report.figures.timeline_format`)."""
     try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise RelaxsimError("--plot: needs matplotlib (pip install 'matplotlib>=3.7')") from None
-    from relaxsim.report.figures import timeline_figure
-    from relaxsim.io import atomic_open
-
-    fig = timeline_figure(sim, title)
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format=image_format(path), dpi=130)
+        return timeline_format(path)
+    except RelaxsimError as exc:
+        raise RelaxsimError(f"--plot {exc}") from None

@@ -11,8 +11,8 @@ A task is a class registered in :data:`TASKS` with
 - optionally ``min_sizes(task_cfg) -> (n_inputs, n_classes, n_train)``: lower bounds known without
   reading the data, for config validation's memory estimate (without it: 1, 1, 1).
 
-The digits live here; SVHN (:mod:`relaxsim.data.svhn`) and Shakespeare (:mod:`relaxsim.data.text`) register
-themselves when this module is imported.
+The digits live here; SVHN (:mod:`relaxsim.data.svhn`) and Shakespeare (:mod:`relaxsim.data.text`) are
+registered by name and imported when first used (config validation does not read them).
 """
 
 from __future__ import annotations
@@ -178,6 +178,7 @@ class Digits:
         return ArrayDataset("digits", cls.info_, x_tr, y[tr], x_va, y[va], x_te, y[te])
 
 
-# The file-based tasks register themselves (imported last: they import the names above).
-from relaxsim.data import svhn
-from relaxsim.data import text  # noqa: E402,F401
+# The file-based tasks, known by name at once; their modules (readers, downloads, features) are
+# imported when a config names them.
+TASKS.register_lazy("svhn", "relaxsim.data.svhn:SVHN")
+TASKS.register_lazy("shakespeare", "relaxsim.data.text:Shakespeare")

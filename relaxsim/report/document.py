@@ -25,7 +25,7 @@ from relaxsim.report import figures
 from relaxsim.errors import RelaxsimError
 from relaxsim.hardware import ARCH_NAMES
 from relaxsim.io import write_text
-from relaxsim.scan.groups import (SIZE_FIELDS, Group, axis_unit, group_points, show_value,
+from relaxsim.scans.groups import (SIZE_FIELDS, Group, axis_unit, group_points, show_value,
                          varied_fields, x_field)
 
 CSS = """body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}
@@ -499,7 +499,7 @@ def _describe(rec: dict) -> str:
 def _missing(d: Path) -> int | None:
     """Points of the spec with no result file in the store (None: the spec cannot be expanded)."""
     try:
-        from relaxsim.scan.store import Store
+        from relaxsim.scans.store import Store
 
         store = Store(d)
         points = store.spec().expand()

@@ -1,14 +1,19 @@
 """The report's figures: matplotlib (Agg) drawings of runs and scans, returned as PNG bytes.
 
 Each function takes plain data (lists, dicts as stored in ``result.json``, ``metrics.csv`` and the
-scan store) and knows nothing of files; :mod:`relaxsim.report.document` decides what to draw.
+scan store, a :class:`relaxsim.timing.Simulation`) and draws in memory: no file is written or read
+on the way; :mod:`relaxsim.report.document` decides what to draw. :func:`plot_timeline` alone
+writes a file, the one it is given (``relaxsim timing --plot``).
 """
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
+
+from relaxsim.errors import RelaxsimError
 
 DPI = 110
 KIND_ORDER = ("RNN", "ReLaX-Net", "DNN")
@@ -24,8 +29,13 @@ def _figure(width: float = 6.4, height: float = 3.6):
 
 
 def _png(fig, dpi: int = DPI) -> bytes:
+    return _image(fig, "png", dpi)
+
+
+def _image(fig, fmt: str, dpi: int = DPI) -> bytes:
+    """The figure drawn as an image of format ``fmt``, in memory."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format=fmt, dpi=dpi)
     return buf.getvalue()
 
 
@@ -90,9 +100,37 @@ def energy_and_speed_figure(hw: dict):
     return fig
 
 
+TIMELINE_DPI = 130
+TIMELINE_FORMATS = ("png", "svg", "pdf")
+
+
 def timeline(sim, title: str = "") -> bytes:
     """The event trace of ``sim`` as a timeline (:func:`timeline_figure`), as PNG bytes."""
-    return _png(timeline_figure(sim, title), dpi=130)
+    return _png(timeline_figure(sim, title), dpi=TIMELINE_DPI)
+
+
+def timeline_format(path) -> str:
+    """The image format of ``path`` from its suffix, one of :data:`TIMELINE_FORMATS`."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in TIMELINE_FORMATS:
+        raise RelaxsimError(f"{str(path)!r}: unknown image format "
+                            f"{('.' + suffix) if suffix else '(no suffix)'}; use "
+                            + ", ".join("." + f for f in TIMELINE_FORMATS))
+    return suffix
+
+
+def plot_timeline(sim, path, title: str = "") -> None:
+    """Draw the busy intervals of ``sim`` as a timeline (:func:`timeline_figure`: a row per bank,
+    switch, active element, programmer and readout, a bar per busy interval, a colour per
+    inference, short intervals kept visible beside long ones) into the file ``path``, in the
+    format of its suffix (:func:`timeline_format`). The image is drawn in memory, then written
+    atomically."""
+    fmt = timeline_format(path)
+    from relaxsim.io import atomic_open
+
+    data = _image(timeline_figure(sim, title), fmt, dpi=TIMELINE_DPI)
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
 
 
 SLIVER = 0.005       # a bar narrower than this share of the axis would vanish: drawn this wide
@@ -102,9 +140,10 @@ LEGEND_MAX = 40      # more inferences than this: a colour bar instead of a lege
 
 
 def timeline_figure(sim, title: str = ""):
-    """The busy intervals of ``sim`` as a timeline: one row per bank, switch, active element (and
-    programmer, readout), a bar per busy interval coloured by inference (one colour each, named in
-    a legend; grey: the programmer).
+    """The busy intervals of ``sim`` (:meth:`relaxsim.timing.Simulation.busy_intervals`, from the
+    rows of its trace: ``sim`` ran with ``record=True``) as a timeline: one row per bank, switch,
+    active element (and programmer, readout), a bar per busy interval coloured by inference (one
+    colour each, named in a legend; grey: the programmer).
 
     Short intervals stay visible beside long ones (a microsecond switch beside picosecond steps):
     when some bar would be thinner than :data:`SLIVER` of the axis, every stretch longer than
@@ -117,9 +156,7 @@ def timeline_figure(sim, title: str = ""):
 
     from relaxsim.devices.units import display_unit
 
-    from relaxsim.cli.timing import busy_intervals
-
-    rows = busy_intervals(sim)
+    rows = sim.busy_intervals()
     names = list(rows)
     every = [(a, b) for ivs in rows.values() for a, b, _, _ in ivs]
     end = max((b for _, b in every), default=sim.end) or 1.0

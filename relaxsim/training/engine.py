@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from relaxsim.hardware import Hardware, Programmed
+from relaxsim.hardware import Hardware, MachineTiming, Programmed
 from relaxsim.kernels.passes import Workspace
 from relaxsim.model import Network
 
@@ -45,7 +45,8 @@ class Engine:
 class HardwareEngine(Engine):
     """The network on ``hw``: programmed banks, drift, noise; deterministic given ``rng``."""
 
-    def __init__(self, net: Network, hw: Hardware, rng: np.random.Generator):
+    def __init__(self, net: Network, hw: Hardware, rng: np.random.Generator,
+                 inference_time_s: float | None = None):
         super().__init__(net)
         self.hw = hw
         self.rng = rng
@@ -54,8 +55,10 @@ class HardwareEngine(Engine):
         self._prepared = {}  # batch size -> TrainingDraws
         self.writes = 0  # programming events (each writes every bank weight once)
         self.batches_since_program = 0
-        # The slow time scale, simulated: hardware time of forward passes and programming.
-        self.inference_time_s = hw.simulate(net.schedule, net.banks, stream=True).period()
+        # The slow time scale, simulated: hardware time of forward passes (one period of the
+        # machine's stream each, :meth:`MachineTiming.period`) and programming.
+        self.inference_time_s = (MachineTiming(hw, net.schedule, net.banks).period()
+                                 if inference_time_s is None else float(inference_time_s))
         self.clock_s = 0.0
         self.programming_s = 0.0
         self.programmed_at = 0.0
@@ -154,8 +157,10 @@ class HardwareEngine(Engine):
         return net.forward({**params, "W": W_hw}, x, noise=noise, det=det, eps=eps)
 
 
-def make_engines(net_ideal: Network, net_hw: Network | None, hw: Hardware | None, seed: int):
-    """The engines for training and for testing, as the hardware mode asks.
+def make_engines(net_ideal: Network, net_hw: Network | None, hw: Hardware | None, seed: int,
+                 inference_time_s: float | None = None):
+    """The engines for training and for testing, as the hardware mode asks (``inference_time_s``:
+    the machine's period, simulated here when not given).
 
     - ``ideal``: both ideal;
     - ``hardware_aware``: both on hardware (validation too, so model selection sees the machine);
@@ -167,7 +172,17 @@ def make_engines(net_ideal: Network, net_hw: Network | None, hw: Hardware | None
     # The hardware's draws come from their own stream, so the ideal part of a run (initial
     # weights, shuffling) consumes exactly the same numbers in every mode.
     rng = np.random.default_rng([seed, 0x4857])
-    on_hw = HardwareEngine(net_hw, hw, rng)
+    on_hw = HardwareEngine(net_hw, hw, rng, inference_time_s)
     if hw.mode == "hardware_aware":
         return on_hw, on_hw
     return Engine(net_ideal), on_hw
+
+
+def engines_for(machine, seed: int):
+    """:func:`make_engines` for an :class:`~relaxsim.assembly.Assembly`: its network, on its
+    machine, with the machine's simulated period (not simulated again)."""
+    hw = machine.hardware
+    if hw.mode == "ideal":
+        return make_engines(machine.network, None, hw, seed)
+    return make_engines(machine.network, machine.network_on_hardware, hw, seed,
+                        machine.inference_time_s)

@@ -22,9 +22,8 @@ import numpy as np
 from relaxsim.config import apply_overrides, read_toml, validate
 from relaxsim.training.engine import Engine, HardwareEngine
 from relaxsim.errors import HardwareWarning, RelaxsimError
-from relaxsim.hardware import build_hardware
 from relaxsim.io import shape_mismatch
-from relaxsim.model import build
+from relaxsim.assembly import assemble
 from relaxsim.data.tasks import load_task
 from relaxsim.training.loop import evaluate
 
@@ -73,7 +72,8 @@ def evaluate_run(run_dir: str | Path, overrides: dict | None = None, repeats: in
     saved = read_toml(run_dir / "config.toml")
     cfg = validate(apply_overrides(copy.deepcopy(saved), overrides))
     data = load_task(cfg)
-    net = build(cfg, data.info)
+    machine = assemble(cfg, data.info)
+    net, hw = machine.network, machine.hardware
     try:
         params = load_weights(run_dir / "weights.npz", net.param_shapes())
     except WeightShapeError as exc:
@@ -87,13 +87,11 @@ def evaluate_run(run_dir: str | Path, overrides: dict | None = None, repeats: in
         raise RelaxsimError(f"--set {', '.join(keys)}: gives the trained weights other shapes "
                             f"({exc}); {ACCEPTS}") from None
     params = {k: v.astype(net.dtype) for k, v in params.items()}
-    hw = build_hardware(cfg.hardware)
-    coupling = hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype)
-    cautions = hw.cautions(coupling)
+    cautions = machine.cautions()
     for message in cautions:
         warnings.warn(message, HardwareWarning, stacklevel=2)
-    net_hw = net.on(coupling)
-    engine = HardwareEngine(net_hw, hw, np.random.default_rng([seed, 0x4557]))
+    engine = HardwareEngine(machine.network_on_hardware, hw, np.random.default_rng([seed, 0x4557]),
+                            machine.inference_time_s)
     accuracies = [evaluate(engine, params, data, split)[1] for _ in range(repeats)]
     return {
         "run": str(run_dir),
@@ -105,9 +103,8 @@ def evaluate_run(run_dir: str | Path, overrides: dict | None = None, repeats: in
         "accuracy_ideal": evaluate(Engine(net), params, data, split)[1],
         "hardware": {"switch": hw.switch.name, "weights": hw.weights.name,
                      "active": hw.active.name,
-                     "latency_s": hw.simulate(net.schedule, net.banks,
-                                              pipelining="sequential").latency(),
-                     "coupling": coupling.summary(), "warnings": cautions},
+                     "latency_s": machine.timing.alone().latency(),
+                     "coupling": machine.coupling.summary(), "warnings": cautions},
         "overrides": overrides,
     }
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from relaxsim.kernels.passes import adam_update
-from relaxsim.registry import Registry
-
-OPTIMIZERS: Registry = Registry("optimizer")
+from relaxsim.registry import OPTIMIZERS  # noqa: F401  (registered there by name)
 
 
-@OPTIMIZERS.register("sgd")
 class SGD:
     """Gradient descent with optional heavy-ball momentum: ``v = m v + g``, ``p -= lr v``."""
 
@@ -34,7 +31,6 @@ class SGD:
         self.velocity = {k: arrays[f"velocity/{k}"].copy() for k in self.velocity}
 
 
-@OPTIMIZERS.register("adam")
 class Adam:
     """Adam (Kingma and Ba, 2015) with bias correction."""
 

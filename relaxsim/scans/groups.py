@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from relaxsim.scan.spec import field_dimension, si_value
+from relaxsim.scans.spec import field_dimension, si_value
 
 SEED_FIELD = "training.seed"
 SIZE_FIELDS = ("network.hidden", "network.banks", "network.steps")
@@ -47,7 +47,7 @@ def config_of(rec: dict) -> dict:
 def varied_fields(spec: Mapping, recs: list[dict]) -> list[str]:
     """The fields a scan varies, in the spec's order (grid, zip, points, budget), then any other
     field a stored point names; ``training.seed`` (the seeds) is not one of them."""
-    from relaxsim.scan.spec import flatten_fields
+    from relaxsim.scans.spec import flatten_fields
 
     names: list[str] = []
     for block in ("grid", "zip"):
@@ -66,7 +66,7 @@ def varied_fields(spec: Mapping, recs: list[dict]) -> list[str]:
 
 def canonical_value(name: str, value: Any) -> Any:
     """A hashable value for grouping: quantities in SI (``"3.5 ps"`` -> 3.5e-12, as the point ids
-    read them: :func:`relaxsim.scan.spec.si_value`), tables and lists as their canonical JSON,
+    read them: :func:`relaxsim.scans.spec.si_value`), tables and lists as their canonical JSON,
     anything else as given."""
     value = si_value(name, value)
     if isinstance(value, (list, dict)):

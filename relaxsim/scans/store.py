@@ -7,8 +7,8 @@
                                result dict of relaxsim.run (done) or config, error and traceback
     DIR/points/<id>.weights.npz   the point's best weights, when the spec has save_weights
 
-``<id>`` is :func:`relaxsim.scan.spec.config_id` of the point's resolved config (quantities in SI
-units); a store written before that names its points by :func:`~relaxsim.scan.spec.legacy_config_id`:
+``<id>`` is :func:`relaxsim.scans.spec.config_id` of the point's resolved config (quantities in SI
+units); a store written before that names its points by :func:`~relaxsim.scans.spec.legacy_config_id`:
 reading falls back to those names, and a scan resumed in it renames them (:meth:`Store.migrate`).
 The export (:func:`csv_text`) writes quantities as SI floats under names that end in their unit
 (``hardware.switch.rise_time_s``). Files are written
@@ -37,7 +37,7 @@ from relaxsim.devices.fields import UNIT_SUFFIXES
 from relaxsim.config import DEVICE_KINDS, validate
 from relaxsim.errors import RelaxsimError, RelaxsimWarning
 from relaxsim.io import exclusive_lock, write_json, write_npz, write_text
-from relaxsim.scan.spec import (Point, ScanSpec, config_id, field_dimension,
+from relaxsim.scans.spec import (Point, ScanSpec, config_id, field_dimension,
                        legacy_config_id, load_spec, si_value)
 
 SPEC_FILE = "scan.toml"

@@ -69,7 +69,7 @@ def config_id(cfg: Config) -> str:
 
 def legacy_config_id(cfg: Config) -> str:
     """The id of earlier versions: the hash of ``cfg.to_dict()``, quantities as written. Stores
-    written by them name their points so (:meth:`relaxsim.scan.store.Store.migrate` renames them)."""
+    written by them name their points so (:meth:`relaxsim.scans.store.Store.migrate` renames them)."""
     return _digest(cfg.to_dict())
 
 
@@ -149,7 +149,7 @@ class Point:
 
 def describe(labels: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
     items = {**labels, **fields}
-    return ", ".join(f"{k} = {_toml_value(v)}" for k, v in items.items()) or "the base config"
+    return ", ".join(f"{k} = {toml_value(v)}" for k, v in items.items()) or "the base config"
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,7 +213,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
 
     save_weights = data.get("save_weights", False)
     if not isinstance(save_weights, bool):
-        fail(f"save_weights: must be true or false (got {_toml_value(save_weights)})")
+        fail(f"save_weights: must be true or false (got {toml_value(save_weights)})")
 
     base = data.get("base", {})
     if isinstance(base, str):
@@ -244,7 +244,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
         seeds = [seeds]
     if not isinstance(seeds, list) or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        fail(f"seeds: must be a list of integers >= 0 (got {_toml_value(seeds)})")
+        fail(f"seeds: must be a list of integers >= 0 (got {toml_value(seeds)})")
     if "seeds" in data and not seeds:
         fail("seeds: empty list; give at least one seed or leave seeds out")
 
@@ -296,7 +296,7 @@ def _axes(data: Mapping[str, Any], block: str, fail) -> dict[str, list]:
              f"or leave [{block}] out")
     for name, values in axes.items():
         if not isinstance(values, list):
-            fail(f"{block}: {name}: must be a list of values (got {_toml_value(values)})")
+            fail(f"{block}: {name}: must be a list of values (got {toml_value(values)})")
         if not values:
             fail(f"{block}: {name}: empty list; an axis needs at least one value")
     return axes
@@ -339,11 +339,11 @@ def _budget(table: Any, fail) -> dict[str, Any]:
         if (not isinstance(values, list) or not values or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)):
             fail(f"budget.{key}: must be a non-empty list of integers >= 1 "
-                 f"(got {_toml_value(table[key])})")
+                 f"(got {toml_value(table[key])})")
         out[key] = values
     tol = table.get("tolerance", DEFAULT_TOLERANCE)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
-        fail(f"budget.tolerance: must be a number in [0, 1) (got {_toml_value(tol)})")
+        fail(f"budget.tolerance: must be a number in [0, 1) (got {toml_value(tol)})")
     out["tolerance"] = float(tol)
     return out
 
@@ -428,14 +428,14 @@ def expand(spec: ScanSpec) -> tuple[list[Point], int]:
     return points, duplicates
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     """A value as written in TOML (strings quoted, booleans lower case)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
     return str(value)

@@ -34,8 +34,8 @@ import numpy as np
 
 from relaxsim.config import Config
 from relaxsim.errors import RelaxsimError
-from relaxsim.scan.spec import Point, ScanSpec, expand, load_spec
-from relaxsim.scan.store import Store, export_csv
+from relaxsim.scans.spec import Point, ScanSpec, expand, load_spec
+from relaxsim.scans.store import Store, export_csv
 
 CONNECT_TIMEOUT_S = 5.0  # an unreachable scheduler is reported after this long
 WORKER_WAIT_S = 10.0  # a scheduler without workers is reported (and waited for) after this long
@@ -151,7 +151,7 @@ def local_cluster(workers: int | None = None):
             problem = exc
     raise RelaxsimError(
         f"could not start {n} local worker processes in {CLUSTER_ATTEMPTS} attempts "
-        f"({problem}); a script that calls relaxsim.scan.execute must do so under "
+        f"({problem}); a script that calls relaxsim.scans.execute must do so under "
         "`if __name__ == \"__main__\":`") from None
 
 
@@ -302,7 +302,7 @@ def _compute(todo: list[Point], store: Store | None, client, workers, address,
 def _warn_no_workers(client, address: str) -> None:
     import warnings
 
-    from relaxsim.scan.store import ScanWarning
+    from relaxsim.scans.store import ScanWarning
 
     try:
         client.wait_for_workers(1, timeout=WORKER_WAIT_S)

@@ -1,0 +1,85 @@
+"""One assembly step: a resolved config turned into the things that run.
+
+    a = relaxsim.assemble(cfg)          # or assemble(cfg, info) with a loaded task's TaskInfo
+    a.network                           # the ideal network, sized for the task
+    a.hardware                          # the machine (devices, clock, modes)
+    a.timing                            # its SimPy simulations, each run once (MachineTiming)
+    a.coupling                          # per-step coupling of timing into the physics
+    a.network_on_hardware               # the network on that coupling
+    a.figures                           # latency, period, throughput, utilisation, energy
+    a.cautions(settling=True)           # the machine's warnings, one line each
+
+Every caller that needs a network on its machine (a run, the evaluation of saved weights, the
+timing command, the report, the validation studies, the benchmark) builds it here, so that a new
+device effect is wired in one place. The timing model runs once per (architecture, pipelining
+mode) the caller asks for and never again for the same answer (:class:`MachineTiming`): a default
+run simulates the ReLaX-Net machine, a reprogrammed bank and an unrolled DNN, one stream each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from relaxsim.config import Config
+from relaxsim.data.tasks import TASKS, TaskInfo
+from relaxsim.hardware import Coupling, Hardware, MachineTiming, build_hardware
+from relaxsim.model import Network, build
+
+
+@dataclass(frozen=True, eq=False)
+class Assembly:
+    """A network on its machine, as one config describes them (built by :func:`assemble`)."""
+
+    config: Config
+    info: TaskInfo
+    network: Network
+    hardware: Hardware
+    timing: MachineTiming
+
+    @cached_property
+    def coupling(self) -> Coupling:
+        """Per-step coupling arrays of the machine for the network's schedule, from the timing
+        model's inference alone (:meth:`Hardware.coupling`)."""
+        net = self.network
+        return self.hardware.coupling(net.schedule, net.alpha, self.config.network.activation,
+                                      net.dtype, sim=self.timing.alone())
+
+    @cached_property
+    def network_on_hardware(self) -> Network:
+        """The network with the machine's coupling (what hardware modes train and test)."""
+        return self.network.on(self.coupling)
+
+    @cached_property
+    def figures(self) -> dict:
+        """Latency, period, throughput, utilisation and energy of the machine, against a
+        reprogrammed bank and an unrolled DNN (:meth:`Hardware.figures`)."""
+        net = self.network
+        return self.hardware.figures(net.schedule, net.banks, net.hidden, timing=self.timing)
+
+    @property
+    def inference_time_s(self) -> float:
+        """Hardware time per inference in a stream (the steady-state period), s."""
+        return self.timing.period()
+
+    def cautions(self, settling: bool = True) -> list[str]:
+        """The machine's warnings for this network (:meth:`Hardware.cautions`)."""
+        return self.hardware.cautions(self.coupling, settling=settling)
+
+
+def task_info(cfg: Config) -> TaskInfo:
+    """What the network needs to know of ``cfg``'s task, without reading its data."""
+    return TASKS.get(cfg.task.name, field="task.name").info(cfg.task)
+
+
+def assemble(cfg: Config, info: TaskInfo | None = None) -> Assembly:
+    """The network, the machine, its timing and coupling that ``cfg`` describes, sized for its
+    task (or for ``info``, the :class:`~relaxsim.data.tasks.TaskInfo` of data already loaded).
+
+    Nothing is simulated until it is asked for: the coupling runs the timing model's inference
+    alone, :attr:`Assembly.figures` the three architectures' streams; each run at most once."""
+    info = task_info(cfg) if info is None else info
+    network = build(cfg, info)
+    hardware = build_hardware(cfg.hardware)
+    return Assembly(config=cfg, info=info, network=network, hardware=hardware,
+                    timing=MachineTiming(hardware, network.schedule, network.banks))
