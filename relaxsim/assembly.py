@@ -21,29 +21,47 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
+
 from relaxsim.config import Config
 from relaxsim.data.tasks import TASKS, TaskInfo
 from relaxsim.hardware import Coupling, Hardware, MachineTiming, build_hardware
 from relaxsim.model import Network, build
+from relaxsim.schedules import resolve
 
 
 @dataclass(frozen=True, eq=False)
 class Assembly:
-    """A network on its machine, as one config describes them (built by :func:`assemble`)."""
+    """A network on its machine, as one config describes them (built by :func:`assemble`).
+
+    The machine's answers (:attr:`timing`, :attr:`coupling`, :attr:`figures`) need the config
+    only; the network (:attr:`network`) also the task's sizes, read when first asked for (the
+    timing command never reads a task's data)."""
 
     config: Config
-    info: TaskInfo
-    network: Network
     hardware: Hardware
+    schedule: np.ndarray
     timing: MachineTiming
+    task: TaskInfo | None = None
+
+    @cached_property
+    def info(self) -> TaskInfo:
+        """The task's sizes: the :class:`TaskInfo` given to :func:`assemble`, else the task's
+        own (cheap for the built-in tasks but Shakespeare, whose alphabet is read)."""
+        return task_info(self.config) if self.task is None else self.task
+
+    @cached_property
+    def network(self) -> Network:
+        """The ideal network, sized for the task (:func:`relaxsim.model.build`)."""
+        return build(self.config, self.info)
 
     @cached_property
     def coupling(self) -> Coupling:
         """Per-step coupling arrays of the machine for the network's schedule, from the timing
         model's inference alone (:meth:`Hardware.coupling`)."""
-        net = self.network
-        return self.hardware.coupling(net.schedule, net.alpha, self.config.network.activation,
-                                      net.dtype, sim=self.timing.alone())
+        net = self.config.network
+        return self.hardware.coupling(self.schedule, net.alpha, net.activation,
+                                      np.dtype(net.dtype), sim=self.timing.alone())
 
     @cached_property
     def network_on_hardware(self) -> Network:
@@ -54,8 +72,8 @@ class Assembly:
     def figures(self) -> dict:
         """Latency, period, throughput, utilisation and energy of the machine, against a
         reprogrammed bank and an unrolled DNN (:meth:`Hardware.figures`)."""
-        net = self.network
-        return self.hardware.figures(net.schedule, net.banks, net.hidden, timing=self.timing)
+        net = self.config.network
+        return self.hardware.figures(self.schedule, net.banks, net.hidden, timing=self.timing)
 
     @property
     def inference_time_s(self) -> float:
@@ -76,10 +94,11 @@ def assemble(cfg: Config, info: TaskInfo | None = None) -> Assembly:
     """The network, the machine, its timing and coupling that ``cfg`` describes, sized for its
     task (or for ``info``, the :class:`~relaxsim.data.tasks.TaskInfo` of data already loaded).
 
-    Nothing is simulated until it is asked for: the coupling runs the timing model's inference
-    alone, :attr:`Assembly.figures` the three architectures' streams; each run at most once."""
-    info = task_info(cfg) if info is None else info
-    network = build(cfg, info)
+    Nothing is simulated or built until it is asked for: the coupling runs the timing model's
+    inference alone, :attr:`Assembly.figures` the three architectures' streams; each at most
+    once."""
+    net = cfg.network
+    schedule = resolve(net.schedule, net.banks, net.steps)
     hardware = build_hardware(cfg.hardware)
-    return Assembly(config=cfg, info=info, network=network, hardware=hardware,
-                    timing=MachineTiming(hardware, network.schedule, network.banks))
+    return Assembly(config=cfg, hardware=hardware, schedule=schedule,
+                    timing=MachineTiming(hardware, schedule, net.banks), task=info)

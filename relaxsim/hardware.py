@@ -460,6 +460,16 @@ class MachineTiming:
         """Time per inference of this machine in the steady state of a stream, s."""
         return self.stream().period()
 
+    def trace(self, n: int | None = None, pipelining: str | None = None) -> Simulation:
+        """``n`` inferences (default: one sequential, a short stream of ``2 in_flight + 1``
+        pipelined) with every event recorded (:attr:`Simulation.trace`): what the timeline and
+        the trace file show. Run anew at each call (the trace is not kept)."""
+        pipelining = pipelining or self.hw.pipelining
+        if n is None:
+            n = 1 if pipelining == "sequential" else 2 * self.hw.in_flight + 1
+        return self.hw.simulate(self.schedule, self.banks, pipelining=pipelining, n=n,
+                                record=True)
+
 
 def build_hardware(hw_cfg) -> Hardware:
     """Build the machine described by a validated ``hardware`` config section."""

@@ -18,6 +18,7 @@ import pytest
 
 import relaxsim
 import relaxsim.cli.timing as timingcli
+from relaxsim.report import figures
 from relaxsim.cli.app import main
 from relaxsim.errors import HardwareWarning
 from relaxsim.hardware import SETTLE_WARNING, build_hardware
@@ -86,7 +87,7 @@ def test_energy_and_utilisation_use_the_period():
 
 def test_timing_json_trace_energy_and_title_agree(tmp_path, capsys, monkeypatch):
     titles = []
-    monkeypatch.setattr(timingcli, "plot_timeline", lambda sim, path, title="": titles.append(
+    monkeypatch.setattr(figures, "plot_timeline", lambda sim, path, title="": titles.append(
         title))
     js, trace = tmp_path / "t.json", tmp_path / "t.csv"
     status, out, err = invoke(["timing", "--set", "hardware.clock=30 ps", "--inferences", 3,

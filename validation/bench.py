@@ -35,9 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from relaxsim.kernels import passes as kernels
 
-from relaxsim.kernels import reference
 from relaxsim.errors import RelaxsimError
 from relaxsim.io import write_json
 
@@ -254,6 +252,8 @@ def problem(N: int, B: int = 256, T: int = STEPS, L: int = BANKS, seed: int = 0)
 
 
 def numba_step(p):
+    from relaxsim.kernels import passes as kernels
+
     Z, tape = kernels.forward(p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"],
                               p["c"], p["eps"], 0)
     _, gZ = kernels.loss(Z, p["y"])
@@ -262,6 +262,8 @@ def numba_step(p):
 
 def numpy_step(p):
     args = (p["params"], p["X"], p["slot"], p["sched"], p["prev"], p["a"], p["c"], p["eps"], 0)
+    from relaxsim.kernels import reference
+
     Z, H, U = reference.forward(*args)
     _, gZ = reference.loss(Z, p["y"])
     return reference.backward(*args, H, U, gZ)

@@ -19,10 +19,7 @@ from relaxsim.devices import format_quantity
 
 from relaxsim.config import network_kind
 from relaxsim.errors import RelaxsimError
-from relaxsim.hardware import ARCH_NAMES, describe_clock
 from relaxsim.io import check_output_path
-from relaxsim.report.figures import plot_timeline, timeline_format
-from relaxsim.timing import trace_csv
 
 
 def add_timing_command(sub) -> None:
@@ -46,11 +43,11 @@ def add_timing_command(sub) -> None:
 def cmd_timing(args) -> int:
     import warnings
 
-    from relaxsim.schedules import resolve
-
+    from relaxsim.assembly import assemble
     from relaxsim.cli.common import load_config_args
+    from relaxsim.hardware import describe_clock
+    from relaxsim.report.figures import plot_timeline
     from relaxsim.errors import HardwareWarning
-    from relaxsim.hardware import build_hardware
     from relaxsim.io import write_json
 
     if args.inferences is not None and args.inferences < 1:
@@ -75,11 +72,9 @@ def cmd_timing(args) -> int:
     args.config = run_config(args.config)
     cfg = load_config_args(args)
     net = cfg.network
-    hw = build_hardware(cfg.hardware)
-    schedule = resolve(net.schedule, net.banks, net.steps)
-    figures = hw.figures(schedule, net.banks, net.hidden)
-    coupling = hw.coupling(schedule, net.alpha, net.activation)
-    cautions = hw.cautions(coupling)
+    machine = assemble(cfg)
+    hw, figures, coupling = machine.hardware, machine.figures, machine.coupling
+    cautions = machine.cautions()
     for message in cautions:
         warnings.warn(message, HardwareWarning, stacklevel=2)
     print(report(cfg, hw, figures, figures["latency_under_load_s"], coupling))
@@ -88,8 +83,7 @@ def cmd_timing(args) -> int:
             **figures, "coupling": coupling.summary(),
             "warnings": cautions, "config": cfg.to_dict()}))
     if args.trace or args.plot:
-        n = args.inferences or (1 if hw.pipelining == "sequential" else 2 * hw.in_flight + 1)
-        sim = hw.simulate(schedule, net.banks, n=n, record=True)
+        sim = machine.timing.trace(args.inferences)
         if args.trace:
             write_output("--trace", args.trace, lambda p: write_trace(p, sim.trace))
         if args.plot:
@@ -134,6 +128,8 @@ def report(cfg, hw, figures: dict, latency_under_load: float | None = None,
     """The figures as the command prints them: devices, the three architectures side by side,
     utilisation and energy, every number with its unit (and, given the ``coupling``, what the
     step timing does to the network)."""
+    from relaxsim.hardware import ARCH_NAMES, describe_clock
+
     net, tol = cfg.network, hw.settle_tolerance
     t_mm = hw.propagation_time_s
     t_sw, t_st = hw.switch.settle_time_s(tol), hw.active.settle_time_s(tol)
@@ -218,6 +214,7 @@ def utilisation_rows(utilisation: dict[str, float]) -> list[list[str]]:
 
 def write_trace(path, trace) -> None:
     """Write the rows of ``trace`` as CSV (:func:`relaxsim.timing.trace_csv`), atomically."""
+    from relaxsim.timing import trace_csv
     from relaxsim.io import write_text
 
     write_text(path, trace_csv(trace))
@@ -234,6 +231,8 @@ def write_output(option: str, path: str, write) -> None:
 
 def image_format(path: str) -> str:
     """The format of ``--plot path`` (:func:`relaxsim.report.figures.timeline_format`)."""
+    from relaxsim.report.figures import timeline_format
+
     try:
         return timeline_format(path)
     except RelaxsimError as exc:

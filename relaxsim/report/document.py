@@ -319,17 +319,15 @@ def _hardware_tables(s: Section, hw: dict) -> None:
 
 
 def _resimulate(d: Path, cfg_dict: dict):
-    from relaxsim.schedules import resolve
-
+    from relaxsim.assembly import assemble
     from relaxsim.config import load_config, validate
-    from relaxsim.hardware import build_hardware
     from relaxsim.hardware import describe_clock
 
     cfg = load_config(d / "config.toml") if (d / "config.toml").is_file() else validate(cfg_dict)
     net = cfg.network
-    hw = build_hardware(cfg.hardware)
-    schedule = resolve(net.schedule, net.banks, net.steps)
-    sim = hw.simulate(schedule, net.banks, pipelining="sequential", n=1, record=True)
+    machine = assemble(cfg)
+    hw = machine.hardware
+    sim = machine.timing.trace(1, pipelining="sequential")
     title = (f"{kind_of({'banks': net.banks, 'steps': net.steps})} L_W = {net.banks}, "
              f"L_T = {net.steps}, {describe_clock(hw)}: "
              f"{fmt_quantity(sim.latency(), 'time')} per inference")
