@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import relaxsim
-import relaxsim.cli.timing as timingcli
 from relaxsim.report import figures
 from relaxsim.cli.app import main
 from relaxsim.errors import HardwareWarning

@@ -40,19 +40,11 @@ from numba import prange
 from numba.extending import get_cython_function_address
 
 from relaxsim.activations import by_code
-from relaxsim.kernels.rng import PARALLEL_MIN, bits_double, bits_float
+from relaxsim.kernels.rng import bits_double, bits_float
 from relaxsim.kernels.threads import numba_threads, single_threaded_kernel_blas
+from relaxsim.kernels.tuning import (CHUNK_MIN_WORK, ELEMENTWISE, FASTMATH, GRAD_BLOCK,
+                                     PARALLEL_MIN, PARALLEL_MIN_WORK)
 
-# Fast-math flags for every kernel: only "nsz" (the sign of a zero may differ). No contraction
-# into fused multiply-adds, no reassociation, no reciprocals: with those, LLVM's result depends on
-# what it inlined, which differs between a process that compiled the kernels and one that loaded
-# them from numba's cache (measured: last-bit differences), and every run must give the same bytes.
-# No nnan/ninf either, so NaN and Inf still propagate to the divergence checks.
-FASTMATH = {"nsz"}
-
-# Rows of the weight gradients per parallel task in the backward pass: at least this many, and
-# about 8 tasks per gradient (a function of N only, for determinism; each task re-reads h_t).
-GRAD_BLOCK = 16
 A, C, EPS, TR = 0, 1, 2, 3  # rows of the coefficient array
 
 _jit = nb.njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -110,9 +102,6 @@ def gemm(ta, tb, alpha, A, B, beta, C):
                dims[4:].ctypes, scal[1:].ctypes, C.ctypes, dims[5:].ctypes)
 
 
-# Element-wise loops: the same flags; error_model="numpy" lets divisions vectorise (no
-# zero-division branch).
-ELEMENTWISE = FASTMATH
 _ejit = nb.njit(cache=True, fastmath=ELEMENTWISE, error_model="numpy")
 
 _INV_LN2 = 1.4426950408889634
@@ -578,8 +567,6 @@ def adam_update(p, g, m, v, scale, b1, b2, eps):
         p[i] -= scale * mi / (math.sqrt(vi) + eps)
 
 
-# Below this many multiply-adds per forward pass, the kernels run their chunks serially.
-PARALLEL_MIN_WORK = 4_000_000
 
 
 def big_enough(B: int, N: int, D: int, T: int) -> bool:
@@ -603,10 +590,6 @@ def grad_block(N: int, B: int) -> int:
     return min(block, max(GRAD_BLOCK, -(-N // 32) * 16))
 
 
-# A chunk of rows should hold at least this many multiply-adds per bank product: below it, the
-# per-call cost of BLAS and of the element loops dominates (small N). (2^21 rather than 2^20:
-# 5-13 % faster steps at N = 64 and 128, batch 256, measured in alternation.)
-CHUNK_MIN_WORK = 1 << 21
 
 
 def chunk_rows(batch: int, N: int, split: bool = False) -> int:

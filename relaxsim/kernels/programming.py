@@ -17,6 +17,7 @@ import numba as nb
 import numpy as np
 
 from relaxsim.kernels.rng import block_pairs, blocks, fill_block, pair32
+from relaxsim.kernels.tuning import CLIP_BLOCK
 
 
 @nb.njit(cache=True, inline="always")
@@ -114,7 +115,6 @@ def write_par(w, w_max, step, differential, key, scale, out, in_range):
         write_block(w, w_max, step, differential, key, scale, out, in_range, j0, j1)
 
 
-CLIP_BLOCK = 1 << 13  # elements per parallel task of clip_quantise
 
 
 @nb.njit(cache=True, error_model="numpy")

@@ -33,8 +33,9 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from relaxsim.kernels.threads import numba_threads
+from relaxsim.kernels.tuning import BLOCK_PAIRS, FASTMATH, PARALLEL_MIN  # noqa: F401
 
-_FLAGS = {"nsz"}  # no contraction or reassociation: the same bytes compiled or cached
+_FLAGS = FASTMATH  # no contraction or reassociation: the same bytes compiled or cached
 _ejit = nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy")
 _inline = nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy", inline="always")
 
@@ -47,9 +48,6 @@ _LN2 = 0.6931471805599453
 _SQRT2 = 1.4142135623730951
 _HALF_PI = 1.5707963267948966
 
-# Pairs of draws per parallel task (fixed: the bytes never depend on the thread count).
-BLOCK_PAIRS = 4096
-PARALLEL_MIN = 1 << 16  # draws (about 0.2 ms of work) below which one thread fills the array
 
 
 @_inline
