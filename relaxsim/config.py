@@ -179,7 +179,7 @@ def _coerce(field: str, kind: str, value: Any) -> Any:
         if kind == "clock" and value == "auto":
             return value
         seconds_of(field, value, positive=kind != "time")
-        return value  # kept as written ("10 ps"); seconds_of reads it when the machine is built
+        return value  # kept as written ("10 ps"); Section.seconds holds it parsed
     if kind == "device":
         if isinstance(value, str):  # shorthand: switch = "eo_mzi"
             value = {"preset": value}
@@ -202,11 +202,40 @@ def _frozen(self, *args):
 
 
 class Section(Mapping):
-    """One validated section of a :class:`Config`, read by attribute or by key."""
+    """One validated section of a :class:`Config`, read by attribute or by key.
+
+    Values read as written (``cfg.hardware.clock == "30 ps"``: what ``result.json`` and
+    ``config.toml`` record); the parsed ones in SI units through :meth:`seconds` (times, parsed
+    once when the section is made) and :meth:`device` (device tables as records, loaded once)."""
 
     def __init__(self, name: str, values: dict[str, Any]):
         object.__setattr__(self, "_name", name)
         object.__setattr__(self, "_values", MappingProxyType(dict(values)))
+        keys = SCHEMA.get(name, {})
+        object.__setattr__(self, "_seconds", MappingProxyType({
+            key: (None if keys[key].kind == "clock" and value == "auto" else
+                  seconds_of(f"{name}.{key}", value, positive=keys[key].kind != "time"))
+            for key, value in values.items() if key in keys and keys[key].kind in TIME_KINDS}))
+        object.__setattr__(self, "_devices", {})
+
+    def seconds(self, key: str) -> float | None:
+        """The time setting ``key`` in seconds (``None`` for an ``auto`` clock)."""
+        try:
+            return self._seconds[key]
+        except KeyError:
+            raise KeyError(f"{self._name}.{key}: not a time setting") from None
+
+    def device(self, key: str):
+        """The device table ``key`` (``switch``, ``weights``, ``active``) as its record
+        (:func:`relaxsim.devices.load_device`), loaded when first asked for."""
+        if key not in self._devices:
+            from relaxsim.devices import load_device
+
+            if key not in DEVICE_KINDS or key not in self._values:
+                raise KeyError(f"{self._name}.{key}: not a device table")
+            self._devices[key] = load_device(DEVICE_KINDS[key], self._values[key],
+                                             f"{self._name}.{key}")
+        return self._devices[key]
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
@@ -408,7 +437,6 @@ def key_hint(section: str, key: str) -> str:
 def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
     """Checks that involve several keys, and names that live in registries."""
     # Imported here: the registries import this module's errors, not the other way round.
-    from relaxsim.devices import load_device
     from relaxsim.schedules import resolve
 
     from relaxsim.activations import ACTIVATIONS
@@ -425,17 +453,17 @@ def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
         raise ConfigError("task.test_fraction", "must leave data for training: "
                           "task.val_fraction + task.test_fraction < 1",
                           f"{task['val_fraction']} + {task['test_fraction']}")
-    hwc = cfg["hardware"]
-    if hwc["clock"] != "auto" and (seconds_of("hardware.clock", hwc["clock"]) <= seconds_of(
-            "hardware.propagation_time", hwc["propagation_time"])):
+    hwc, hw = cfg["hardware"], Section("hardware", cfg["hardware"])
+    clock = hw.seconds("clock")
+    if clock is not None and clock <= hw.seconds("propagation_time"):
         raise ConfigError("hardware.clock", "must be longer than hardware.propagation_time",
                           f"{hwc['clock']} <= {hwc['propagation_time']}")
-    switch = load_device("switch", hwc["switch"], "hardware.switch")
-    if hwc["clock"] != "auto" and switch.jitter_s >= seconds_of("hardware.clock", hwc["clock"]):
+    switch = hw.device("switch")
+    if clock is not None and switch.jitter_s >= clock:
         raise ConfigError("hardware.switch.jitter", "must be smaller than hardware.clock",
                           f"{switch.jitter_s:g} s >= {hwc['clock']}")
-    for key, kind in DEVICE_KINDS.items():
-        load_device(kind, cfg["hardware"][key], f"hardware.{key}")
+    for key in DEVICE_KINDS:
+        hw.device(key)
     if hasattr(task_kind, "check"):  # the task's own checks (e.g. shakespeare needs sequence input)
         task_kind.check(cfg)
 

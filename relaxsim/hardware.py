@@ -472,24 +472,19 @@ class MachineTiming:
 
 
 def build_hardware(hw_cfg) -> Hardware:
-    """Build the machine described by a validated ``hardware`` config section."""
-    from relaxsim.devices import load_device
-
-    from relaxsim.config import seconds_of
-
+    """Build the machine described by a validated ``hardware`` config section (its parsed
+    times and device records: :meth:`relaxsim.config.Section.seconds`, ``.device``)."""
     hw = Hardware(
-        switch=load_device("switch", hw_cfg["switch"], "hardware.switch"),
-        weights=load_device("weight", hw_cfg["weights"], "hardware.weights"),
-        active=load_device("active", hw_cfg["active"], "hardware.active"),
-        clock_s=(None if hw_cfg["clock"] == "auto"
-                 else seconds_of("hardware.clock", hw_cfg["clock"], positive=True)),
-        propagation_time_s=seconds_of("hardware.propagation_time", hw_cfg["propagation_time"],
-                                      positive=True),
+        switch=hw_cfg.device("switch"),
+        weights=hw_cfg.device("weights"),
+        active=hw_cfg.device("active"),
+        clock_s=hw_cfg.seconds("clock"),
+        propagation_time_s=hw_cfg.seconds("propagation_time"),
         settle_tolerance=hw_cfg["settle_tolerance"],
-        drift_time_s=seconds_of("hardware.drift_time", hw_cfg["drift_time"]),
+        drift_time_s=hw_cfg.seconds("drift_time"),
         update_every=hw_cfg["update_every"],
         mode=hw_cfg["mode"],
-        readout_time_s=seconds_of("hardware.readout_time", hw_cfg["readout_time"]),
+        readout_time_s=hw_cfg.seconds("readout_time"),
         pipelining=hw_cfg["pipelining"],
         in_flight=hw_cfg["in_flight"],
         program_banks=hw_cfg["program_banks"],

@@ -425,3 +425,21 @@ def test_config_can_be_copied_and_pickled(how):
     clone = {"copy": copy.copy, "deepcopy": copy.deepcopy,
              "pickle": lambda c: pickle.loads(pickle.dumps(c))}[how](cfg)
     assert clone == cfg
+
+
+def test_sections_hold_times_parsed_in_seconds_and_devices_as_records():
+    from relaxsim.devices.records import Switch
+
+    cfg = load_config(overrides={"hardware.clock": "30 ps", "hardware.drift_time": "1 h",
+                                 "hardware.readout_time": 2e-11})
+    hw = cfg.hardware
+    assert hw.clock == "30 ps"  # as written: what result.json and config.toml record
+    assert hw.seconds("clock") == pytest.approx(30e-12, rel=1e-15)
+    assert hw.seconds("drift_time") == 3600.0
+    assert hw.seconds("readout_time") == 2e-11
+    assert load_config().hardware.seconds("clock") is None  # auto
+    assert isinstance(hw.device("switch"), Switch) and hw.device("switch") is hw.device("switch")
+    with pytest.raises(KeyError, match="hardware.mode: not a time setting"):
+        hw.seconds("mode")
+    with pytest.raises(KeyError, match="hardware.clock: not a device table"):
+        hw.device("clock")
