@@ -13,8 +13,16 @@ The ideal network needs no device: the records' defaults (and the ``ideal`` pres
 effect off.
 """
 
-from .library import (KINDS, PresetFile, add_preset_dir, load_device, load_preset, preset_dirs,
-                      presets, read_preset_file)
+from .library import (
+                      KINDS,
+                      PresetFile,
+                      add_preset_dir,
+                      load_device,
+                      load_preset,
+                      preset_dirs,
+                      presets,
+                      read_preset_file,
+)
 from .records import RECORDS, ActiveElement, Switch, WeightElement
 from .units import format_quantity, parse_quantity
 

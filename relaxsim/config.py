@@ -22,7 +22,6 @@ from typing import Any, Callable, Mapping
 import tomli_w
 
 from relaxsim.devices.units import parse_quantity
-
 from relaxsim.errors import ConfigError, RelaxsimError
 from relaxsim.io import read_toml as _read_toml
 from relaxsim.registry import closest
@@ -437,11 +436,10 @@ def key_hint(section: str, key: str) -> str:
 def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
     """Checks that involve several keys, and names that live in registries."""
     # Imported here: the registries import this module's errors, not the other way round.
-    from relaxsim.schedules import resolve
-
     from relaxsim.activations import ACTIVATIONS
     from relaxsim.data.tasks import TASKS
     from relaxsim.registry import OPTIMIZERS
+    from relaxsim.schedules import resolve
 
     net, train, task = cfg["network"], cfg["training"], cfg["task"]
     ACTIVATIONS.get(net["activation"], field="network.activation")

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from relaxsim.schedules import previous_banks, resolve
-
-from relaxsim.kernels import passes as kernels
 from relaxsim.activations import ACTIVATIONS, Activation
 from relaxsim.config import Config, ConfigError
-from relaxsim.hardware import Coupling
 from relaxsim.data.tasks import TASKS, TaskInfo
+from relaxsim.hardware import Coupling
+from relaxsim.kernels import passes as kernels
+from relaxsim.schedules import previous_banks, resolve
 
 EVAL_BATCH = 1024  # rows per kernel call when evaluating a whole split: bounds the tape's memory
 

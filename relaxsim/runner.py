@@ -12,15 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from relaxsim import __version__
-
-from relaxsim.training import checkpoint
-from relaxsim.training.checkpoint import CHECKPOINT
+from relaxsim.assembly import assemble
 from relaxsim.config import Config
-from relaxsim.training.engine import engines_for
+from relaxsim.data.tasks import load_task
 from relaxsim.errors import HardwareWarning, OutputExistsError
 from relaxsim.io import exclusive_lock, remove_stale_temporaries, write_json, write_npz, write_text
-from relaxsim.assembly import assemble
-from relaxsim.data.tasks import load_task
+from relaxsim.training import checkpoint
+from relaxsim.training.checkpoint import CHECKPOINT
+from relaxsim.training.engine import engines_for
 from relaxsim.training.loop import evaluate, train
 
 RESULT_FILES = ("result.json", "weights.npz", "metrics.csv", "config.toml")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import relaxsim.training.loop as training
-
 from relaxsim.activations import ACTIVATIONS
 from relaxsim.model import Network
 from relaxsim.schedules import resolve

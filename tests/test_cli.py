@@ -21,6 +21,7 @@ import pytest
 from relaxsim.cli.app import main
 from relaxsim.config import load_config
 
+
 # The table of bad inputs lives in test_config.py; load it by path so that it works whatever
 # pytest's import mode.
 def _load_config_tests():

@@ -18,11 +18,22 @@ import pytest
 
 from relaxsim.activations import ACTIVATIONS
 from relaxsim.cli.app import main
-from relaxsim.kernels.rng import normal
-from relaxsim.devices import (KINDS, RECORDS, ActiveElement, Switch, WeightElement, add_preset_dir,
-                              library, load_device, load_preset, preset_dirs, presets)
+from relaxsim.devices import (
+    KINDS,
+    RECORDS,
+    ActiveElement,
+    Switch,
+    WeightElement,
+    add_preset_dir,
+    library,
+    load_device,
+    load_preset,
+    preset_dirs,
+    presets,
+)
 from relaxsim.devices.fields import UNIT_SUFFIXES
 from relaxsim.errors import ConfigError, RelaxsimError, UnknownNameError
+from relaxsim.kernels.rng import normal
 
 LIBRARY = sorted((p.parent.name, p.stem) for p in library.LIBRARY_DIR.glob("*/*.toml"))
 SWITCHES = [name for kind, name in LIBRARY if kind == "switch"]

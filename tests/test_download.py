@@ -14,8 +14,15 @@ from pathlib import Path
 import pytest
 
 from relaxsim.cli.app import main
-from relaxsim.data.download import (SOURCES, DataSource, RemoteFile, data_dir, download, fetch,
-                               has_digest)
+from relaxsim.data.download import (
+    SOURCES,
+    DataSource,
+    RemoteFile,
+    data_dir,
+    download,
+    fetch,
+    has_digest,
+)
 from relaxsim.errors import DataError
 from tests.datafiles import leftovers
 

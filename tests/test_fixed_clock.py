@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import relaxsim
-from relaxsim.report import figures
 from relaxsim.cli.app import main
 from relaxsim.errors import HardwareWarning
 from relaxsim.hardware import SETTLE_WARNING, build_hardware
+from relaxsim.report import figures
 from relaxsim.schedules import resolve
 
 PERIOD_RTOL = 1e-9  # differences of event times of a few hundred ps: far above an ulp

@@ -7,10 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from relaxsim.kernels import passes as kernels
-
-from relaxsim.kernels import reference
 from relaxsim.activations import ACTIVATIONS
+from relaxsim.kernels import passes as kernels
+from relaxsim.kernels import reference
 from relaxsim.validation.gradients import FD_TOL, finite_differences, relative_error
 from relaxsim.validation.kernels import device_params, random_problem
 from tests.conftest import make_batch, make_net

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import relaxsim
-from relaxsim.kernels import passes as kernels
 from relaxsim.cli.app import main
-from relaxsim.training.evaluate import evaluate_run
 from relaxsim.hardware import build_hardware
+from relaxsim.kernels import passes as kernels
+from relaxsim.training.evaluate import evaluate_run
 
 IDEAL_LIMIT_TOL = 1e-12
 IDEAL = {f"hardware.{kind}": {"preset": "ideal"} for kind in ("switch", "weights", "active")}
@@ -286,10 +286,10 @@ def test_training_batch_draws_what_the_separate_calls_draw(dtype, jitter_draws, 
     """A training batch's draws prepared once and run as one compiled call: the bytes and the
     generator's advance of program_and_read, jittered_eps and draw_noise called in turn (also for
     banks handed over in another dtype or layout: converted to the network's first)."""
+    from relaxsim.data.tasks import TaskInfo
     from relaxsim.kernels import rng as R
     from relaxsim.kernels.passes import Workspace
     from relaxsim.model import build
-    from relaxsim.data.tasks import TaskInfo
 
     monkeypatch.setattr(R, "PARALLEL_MIN", 1 << 12 if threads else 1 << 40)
     cfg = relaxsim.load_config(overrides={

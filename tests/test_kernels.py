@@ -12,8 +12,8 @@ import numba as nb
 import numpy as np
 import pytest
 
-from relaxsim.kernels import passes as kernels
 from relaxsim.activations import ACTIVATIONS
+from relaxsim.kernels import passes as kernels
 from relaxsim.validation.kernels import device_params, max_rel, random_problem, run_both
 
 # Kernels and twins do the same float64 arithmetic in a different order (BLAS blocking, fused

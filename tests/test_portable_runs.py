@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from relaxsim.training.checkpoint import CHECKPOINT, config_digest
 from relaxsim.cli.app import main
 from relaxsim.config import load_config, validate
 from relaxsim.devices import load_device
 from relaxsim.errors import ConfigError
 from relaxsim.runner import run
 from relaxsim.scans.spec import load_spec
+from relaxsim.training.checkpoint import CHECKPOINT, config_digest
 from tests.conftest import interrupt_at
 
 SWITCH = """\

@@ -21,8 +21,7 @@ from relaxsim.config import SCHEMA, load_config, validate
 from relaxsim.devices import presets
 from relaxsim.hardware import build_hardware
 from relaxsim.schedules import resolve
-from relaxsim.timing import TimingSpec, simulate
-from relaxsim.timing import busy_intervals
+from relaxsim.timing import TimingSpec, busy_intervals, simulate
 from relaxsim.validation.kernels import device_params, max_rel, random_problem, run_both
 
 # Kernels and twins do the same float64 arithmetic in a different order; as tests/test_kernels.py.

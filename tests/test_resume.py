@@ -26,9 +26,9 @@ import pytest
 import relaxsim
 import relaxsim.training.checkpoint as ckpt_module
 import relaxsim.training.optim as optim
-from relaxsim.training.checkpoint import CHECKPOINT
 from relaxsim.cli.app import main
 from relaxsim.io import write_npz
+from relaxsim.training.checkpoint import CHECKPOINT
 from tests.conftest import interrupt_at
 
 RESULT_FILES = {"result.json", "weights.npz", "metrics.csv", "config.toml"}

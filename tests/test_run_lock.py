@@ -23,13 +23,11 @@ import pytest
 
 import relaxsim
 import relaxsim.runner as runner
-from relaxsim.training.checkpoint import CHECKPOINT, CheckpointError
-from relaxsim.cli.app import main
 from relaxsim.report.document import write_report
 from relaxsim.runner import RESULT_FILES, hold_output_dir
+from relaxsim.training.checkpoint import CHECKPOINT, CheckpointError
 from tests.datafiles import write_text
-from tests.test_resume import (CASES, assert_one_line_error, interrupt_at, invoke, set_args,
-                               snapshot)
+from tests.test_resume import CASES, assert_one_line_error, interrupt_at, invoke, set_args, snapshot
 
 SMALL = CASES["ideal-adam"]  # hidden 16, 4 epochs, ideal
 REPORT = {"report.html", "report.md", "report_figures"}

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from relaxsim.cli.app import main
-from relaxsim.io import write_json, write_npz
 from relaxsim.errors import RelaxsimError
+from relaxsim.io import write_json, write_npz
 from relaxsim.scans.spec import config_id, expand, legacy_config_id, load_spec
 from relaxsim.scans.store import ScanNotice, Store, csv_text, sha256_file
 

@@ -11,9 +11,9 @@ import pytest
 
 import relaxsim
 from relaxsim.cli.app import main
-from relaxsim.errors import ConfigError, DataError
 from relaxsim.data.tasks import load_task
 from relaxsim.data.text import read_corpus, split_text
+from relaxsim.errors import ConfigError, DataError
 from tests.datafiles import make_text, write_text
 
 SEQ = {"task.name": "shakespeare", "network.input_injection": "sequence"}

@@ -12,12 +12,13 @@ import pytest
 
 import relaxsim
 from relaxsim.cli.app import main
-from relaxsim.errors import ConfigError, DataError
-from relaxsim.model import build
 from relaxsim.data.svhn import SVHN, cache_paths, load_images, read_mat
 from relaxsim.data.tasks import load_task
+from relaxsim.errors import ConfigError, DataError
+from relaxsim.model import build
 from relaxsim.training.loop import train
 from tests.datafiles import leftovers, svhn_arrays, write_mat, write_svhn
+
 
 def svhn_cfg(path, **overrides):
     return relaxsim.load_config(overrides={"task.name": "svhn", "task.path": str(path),

@@ -20,10 +20,10 @@ import relaxsim
 from relaxsim.activations import ACTIVATIONS
 from relaxsim.cli.app import main
 from relaxsim.devices import format_quantity, load_device
-from relaxsim.training.evaluate import evaluate_run
 from relaxsim.hardware import Coupling, build_hardware
 from relaxsim.schedules import resolve
 from relaxsim.timing import STREAM_MAX, TimingSpec, closed_form_step, simulate, trace_csv
+from relaxsim.training.evaluate import evaluate_run
 
 CLOSED_FORM_RTOL = 1e-12  # sums of a few float64 times: a few ulp
 THROUGHPUT_RTOL = 1e-9    # steady-state figures from differences of event times (ISSUE 4)

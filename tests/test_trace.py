@@ -24,8 +24,17 @@ from relaxsim.hardware import build_hardware
 from relaxsim.report import figures
 from relaxsim.report.document import run_report
 from relaxsim.schedules import resolve
-from relaxsim.timing import (ACTIONS, TRACE_COLUMNS, TimingSpec, TraceEvent, actor_kind,
-                             busy_intervals, closed_form_step, simulate, trace_csv)
+from relaxsim.timing import (
+    ACTIONS,
+    TRACE_COLUMNS,
+    TimingSpec,
+    TraceEvent,
+    actor_kind,
+    busy_intervals,
+    closed_form_step,
+    simulate,
+    trace_csv,
+)
 
 CLOSED_FORM_RTOL = 1e-12  # sums of a few float64 times: a few ulp (as tests/test_timing.py)
 PS = 1e-12

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from relaxsim.errors import RelaxsimError
 from relaxsim.io import write_json
 

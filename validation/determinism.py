@@ -12,7 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .common import Check, main as _main
+from .common import Check
+from .common import main as _main
 
 NAME = "determinism"
 TITLE = "Determinism: same seed, same bytes"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from relaxsim.scans.spec import hidden_for
 
-from .common import Check, main as _main
+from .common import Check
+from .common import main as _main
 
 NAME = "equal_budget"
 TITLE = "Equal parameter budget on the digits: ReLaX-Net against RNN and DNN"
@@ -29,7 +30,6 @@ def kinds(steps: int) -> list[tuple[str, int]]:
 
 def check(quick: bool, out: Path) -> Check:
     import relaxsim
-
     from relaxsim.report import figures
 
     plan = QUICK if quick else FULL

@@ -16,7 +16,8 @@ from relaxsim.activations import ACTIVATIONS
 from relaxsim.model import Network
 from relaxsim.schedules import resolve
 
-from .common import Check, main as _main
+from .common import Check
+from .common import main as _main
 
 NAME = "gradients"
 TITLE = "Gradients against finite differences"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import Check, main as _main
+from .common import Check
+from .common import main as _main
 
 NAME = "ideal_limit"
 TITLE = "Ideal-limit recovery"

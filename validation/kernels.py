@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from relaxsim.kernels import passes as kernels
-
-from relaxsim.kernels import reference
 from relaxsim.activations import ACTIVATIONS
+from relaxsim.kernels import passes as kernels
+from relaxsim.kernels import reference
 
-from .common import Check, main as _main
+from .common import Check
+from .common import main as _main
 
 NAME = "kernels"
 TITLE = "Kernels against their numpy twins"

@@ -14,7 +14,8 @@ import numpy as np
 
 from relaxsim.timing import TimingSpec, closed_form_step, simulate
 
-from .common import Check, main as _main
+from .common import Check
+from .common import main as _main
 
 NAME = "timing"
 TITLE = "Timing against the closed forms and Little's law"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from relaxsim.cli.common import add_config_args, load_config_args, one_line_warnings
@@ -100,10 +99,8 @@ def _fresh_run_dir() -> Path:
 
 def cmd_evaluate(args) -> int:
     from relaxsim.config import parse_assignment
+    from relaxsim.io import check_output_path, write_json
     from relaxsim.training.evaluate import evaluate_run
-    from relaxsim.io import write_json
-
-    from relaxsim.io import check_output_path
 
     if args.json:  # before the work, not after it
         check_output_path("--json", args.json)

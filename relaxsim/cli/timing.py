@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relaxsim.devices import format_quantity
-
 from relaxsim.config import network_kind
+from relaxsim.devices import format_quantity
 from relaxsim.errors import RelaxsimError
 from relaxsim.io import check_output_path
 
@@ -45,10 +44,10 @@ def cmd_timing(args) -> int:
 
     from relaxsim.assembly import assemble
     from relaxsim.cli.common import load_config_args
-    from relaxsim.hardware import describe_clock
-    from relaxsim.report.figures import plot_timeline
     from relaxsim.errors import HardwareWarning
+    from relaxsim.hardware import describe_clock
     from relaxsim.io import write_json
+    from relaxsim.report.figures import plot_timeline
 
     if args.inferences is not None and args.inferences < 1:
         raise RelaxsimError(f"--inferences: must be >= 1 (got {args.inferences})")
@@ -214,8 +213,8 @@ def utilisation_rows(utilisation: dict[str, float]) -> list[list[str]]:
 
 def write_trace(path, trace) -> None:
     """Write the rows of ``trace`` as CSV (:func:`relaxsim.timing.trace_csv`), atomically."""
-    from relaxsim.timing import trace_csv
     from relaxsim.io import write_text
+    from relaxsim.timing import trace_csv
 
     write_text(path, trace_csv(trace))
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from relaxsim.data.download import SOURCES
-from relaxsim.errors import ConfigError, DataError
 from relaxsim.data.images import ImageDataset, Segment, fit_features, n_raw_features
-from relaxsim.io import atomic_open
 from relaxsim.data.tasks import TASKS, TaskInfo
+from relaxsim.errors import ConfigError, DataError
+from relaxsim.io import atomic_open
 
 IMAGE_SHAPE = (32, 32, 3)
 N_CLASSES = 10

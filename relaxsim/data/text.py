@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from relaxsim.data.download import SOURCES
-from relaxsim.errors import ConfigError, DataError
 from relaxsim.data.tasks import SPLITS, TASKS, Dataset, TaskInfo, check_split
+from relaxsim.errors import ConfigError, DataError
 
 TEXT_FILE = "input.txt"  # the file name in a directory given as task.path (as char-rnn names it)
 

@@ -42,8 +42,14 @@ from numba.extending import get_cython_function_address
 from relaxsim.activations import by_code
 from relaxsim.kernels.rng import bits_double, bits_float
 from relaxsim.kernels.threads import numba_threads, single_threaded_kernel_blas
-from relaxsim.kernels.tuning import (CHUNK_MIN_WORK, ELEMENTWISE, FASTMATH, GRAD_BLOCK,
-                                     PARALLEL_MIN, PARALLEL_MIN_WORK)
+from relaxsim.kernels.tuning import (
+    CHUNK_MIN_WORK,
+    ELEMENTWISE,
+    FASTMATH,
+    GRAD_BLOCK,
+    PARALLEL_MIN,
+    PARALLEL_MIN_WORK,
+)
 
 A, C, EPS, TR = 0, 1, 2, 3  # rows of the coefficient array
 

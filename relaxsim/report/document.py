@@ -21,12 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-from relaxsim.report import figures
 from relaxsim.errors import RelaxsimError
 from relaxsim.hardware import ARCH_NAMES
 from relaxsim.io import write_text
-from relaxsim.scans.groups import (SIZE_FIELDS, Group, axis_unit, group_points, show_value,
-                         varied_fields, x_field)
+from relaxsim.report import figures
+from relaxsim.scans.groups import (
+    SIZE_FIELDS,
+    Group,
+    axis_unit,
+    group_points,
+    show_value,
+    varied_fields,
+    x_field,
+)
 
 CSS = """body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:.2em .6em;

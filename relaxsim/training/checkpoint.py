@@ -30,10 +30,10 @@ import numpy as np
 
 from relaxsim import __version__
 from relaxsim.config import Config, self_contained, validate
-from relaxsim.training.engine import Engine
 from relaxsim.errors import ConfigError, RelaxsimError
 from relaxsim.io import read_toml, shape_mismatch, write_npz
 from relaxsim.model import Network
+from relaxsim.training.engine import Engine
 from relaxsim.training.loop import TrainState, initial_state
 
 CHECKPOINT = "checkpoint.npz"

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from relaxsim.assembly import assemble
 from relaxsim.config import apply_overrides, read_toml, validate
-from relaxsim.training.engine import Engine, HardwareEngine
+from relaxsim.data.tasks import load_task
 from relaxsim.errors import HardwareWarning, RelaxsimError
 from relaxsim.io import shape_mismatch
-from relaxsim.assembly import assemble
-from relaxsim.data.tasks import load_task
+from relaxsim.training.engine import Engine, HardwareEngine
 from relaxsim.training.loop import evaluate
-
 
 ACCEPTS = ("evaluate accepts hardware.* keys, and network.* and task.* keys that keep the "
            "weights' shapes")

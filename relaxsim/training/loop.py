@@ -10,13 +10,13 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from relaxsim.kernels import passes as kernels
 from relaxsim.config import Config
-from relaxsim.training.engine import Engine
-from relaxsim.errors import RelaxsimError
-from relaxsim.model import EVAL_BATCH, Network
-from relaxsim.training.optim import OPTIMIZERS
 from relaxsim.data.tasks import Dataset
+from relaxsim.errors import RelaxsimError
+from relaxsim.kernels import passes as kernels
+from relaxsim.model import EVAL_BATCH, Network
+from relaxsim.training.engine import Engine
+from relaxsim.training.optim import OPTIMIZERS
 
 
 class DivergedError(RelaxsimError, FloatingPointError):
