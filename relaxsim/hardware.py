@@ -11,8 +11,11 @@ element settles. With ``clock = "auto"`` the window lasts until both have settle
 ``settle_tolerance``; with a fixed clock period ``T_clk`` it is ``T_clk - T_MM``. Then
 
 - switch leak on a step that changes bank: ``eps = e_ER + (1 - e_ER) exp(-w / tau_s)``;
-- active-element carry-over ``rho = exp(-w / tau_a)``: ``a_t = alpha + rho`` and ``c_t = 1 - rho``
-  (the element relaxes from its old state towards ``f(u_t)`` for the dwell ``w``);
+- active-element carry-over ``rho = exp(-w / tau_a)``: the element relaxes for the dwell ``w`` from
+  its old state ``h_t`` towards its target ``alpha h_t + f(u_t)``, so
+  ``h_{t+1} = rho h_t + (1 - rho) (alpha h_t + f(u_t))``: ``a_t = rho + (1 - rho) alpha`` and
+  ``c_t = 1 - rho`` (``a_t <= 1``, ``c_t >= 0`` for every ``rho, alpha`` in ``[0, 1]``; with
+  ``rho = 0`` the ideal ``a_t = alpha``, ``c_t = 1``);
 - transmission of the switch path ``tr = 10^(-IL_dB / 20)`` on every pass.
 """
 
@@ -151,7 +154,8 @@ class Hardware:
         eps = np.where(np.isinf(gaps), 0.0, self.switch.leak(np.where(np.isinf(gaps), 0, gaps)))
         rho = self.active.carry_over(dwells)
         code, g, s, p = self.active.transfer_params(network_activation)
-        return Coupling(a=(alpha + rho).astype(dtype), c=(1.0 - rho).astype(dtype),
+        # relaxing towards alpha h_t + f(u_t) for the dwell: h_{t+1} = a_t h_t + c_t f(u_t)
+        return Coupling(a=(rho + (1.0 - rho) * alpha).astype(dtype), c=(1.0 - rho).astype(dtype),
                         eps=eps.astype(dtype),
                         tr=np.full(T, self.switch.transmission(), dtype=dtype), code=code,
                         act_params=(float(g), float(s), float(p)), gaps=gaps)

@@ -148,7 +148,7 @@ def report(cfg, hw, figures: dict, latency_under_load: float | None = None,
         short = hw.clock_s is not None and hw.clock_s - t_mm < max(t_sw, t_st)
         devices.append(["coupling", "", (
             f"switch leak eps up to {coupling.eps.max():.3g}, element carry-over up to "
-            f"{(coupling.a - net.alpha).max():.3g} per step" + (
+            f"{(1.0 - coupling.c).max():.3g} per step" + (
                 f" (the clock leaves {format_quantity(hw.clock_s - t_mm, 'time')} to settle: "
                 "too short)" if short else ""))])
     lines = [
