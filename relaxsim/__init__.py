@@ -13,7 +13,7 @@ The Python API::
     result = relaxsim.resume("runs/exp1")   # after an interruption: continue from the checkpoint
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # The API, imported when first used: `import relaxsim.config` (validating a config) loads neither
 # the numba kernels nor the datasets, and `relaxsim --help` starts without them.
@@ -29,12 +29,18 @@ _API = {
 
 
 def __getattr__(name: str):
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'relaxsim' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    module = _API.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    else:  # a submodule, as `import relaxsim` made them all reachable: relaxsim.errors.X
+        try:
+            value = importlib.import_module(f"relaxsim.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"relaxsim.{name}":
+                raise
+            raise AttributeError(f"module 'relaxsim' has no attribute {name!r}") from None
     globals()[name] = value
     return value
 

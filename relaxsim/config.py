@@ -391,8 +391,9 @@ def validate(data: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> 
                 requirement, hint = problem if isinstance(problem, tuple) else (problem, "")
                 raise ConfigError(field, requirement, _describe(raw), hint)
             resolved[section][key] = value
-    _check_together(resolved)
-    return Config(resolved)
+    cfg = Config(resolved)
+    _check_together(resolved, cfg.hardware)  # the section's parsed times and devices, kept
+    return cfg
 
 
 def _apply_task_defaults(merged: dict, given: Mapping[str, Any]) -> None:
@@ -433,7 +434,7 @@ def key_hint(section: str, key: str) -> str:
         f"known: {', '.join(names)}")
 
 
-def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
+def _check_together(cfg: dict[str, dict[str, Any]], hw: Section) -> None:
     """Checks that involve several keys, and names that live in registries."""
     # Imported here: the registries import this module's errors, not the other way round.
     from relaxsim.activations import ACTIVATIONS
@@ -451,7 +452,7 @@ def _check_together(cfg: dict[str, dict[str, Any]]) -> None:
         raise ConfigError("task.test_fraction", "must leave data for training: "
                           "task.val_fraction + task.test_fraction < 1",
                           f"{task['val_fraction']} + {task['test_fraction']}")
-    hwc, hw = cfg["hardware"], Section("hardware", cfg["hardware"])
+    hwc = cfg["hardware"]
     clock = hw.seconds("clock")
     if clock is not None and clock <= hw.seconds("propagation_time"):
         raise ConfigError("hardware.clock", "must be longer than hardware.propagation_time",

@@ -43,8 +43,8 @@ ARCH_NAMES = {"relaxnet": "ReLaX-Net", "reprogram": "reprogrammed bank", "unroll
 class Coupling:
     """Everything the kernels need to know of the machine, per step."""
 
-    a: np.ndarray      # (T,) carry-over of the state
-    c: np.ndarray      # (T,) drive of the transfer function
+    a: np.ndarray      # (T,) weight of the old state h_t: rho + (1 - rho) alpha
+    c: np.ndarray      # (T,) drive of the transfer function: 1 - rho
     eps: np.ndarray    # (T,) switch leak into the previous bank
     tr: np.ndarray     # (T,) transmission of the switch path
     code: int          # transfer function kernel code
@@ -150,6 +150,8 @@ class Hardware:
         the machine whose first inference ran alone, :meth:`MachineTiming.alone`)."""
         T = len(schedule)
         sim = sim or MachineTiming(self, schedule, int(np.max(schedule)) + 1).alone()
+        if sim.spec.schedule != tuple(int(k) for k in schedule):
+            raise ValueError("coupling: sim is a simulation of another schedule")
         gaps, dwells = sim.gaps(), sim.dwells()
         eps = np.where(np.isinf(gaps), 0.0, self.switch.leak(np.where(np.isinf(gaps), 0, gaps)))
         rho = self.active.carry_over(dwells)
@@ -251,6 +253,10 @@ class Hardware:
         is measured over whole periods. Latency is the first inference's (it runs alone).
         The simulations are ``timing``'s (:class:`MachineTiming`; a new one when not given)."""
         timing = timing or MachineTiming(self, schedule, banks)
+        if timing.hw != self or timing.schedule != tuple(int(k) for k in schedule) \
+                or timing.banks != banks:
+            raise ValueError("figures: timing is a MachineTiming of another machine, schedule or "
+                             "bank count")
         stream, one = timing.stream(), timing.alone()
         period = stream.period()
         T = len(schedule)

@@ -87,3 +87,44 @@ def test_assemble_sizes_the_network_for_the_given_task_info():
     machine = relaxsim.assemble(relaxsim.load_config(), TaskInfo(n_inputs=5, n_classes=3))
     assert machine.network.param_shapes()["W_in"] == (64, 5)
     assert machine.network.param_shapes()["W_out"] == (3, 64)
+
+
+def test_a_timing_of_another_machine_or_schedule_is_refused():
+    cfg = relaxsim.load_config()
+    machine = relaxsim.assemble(cfg)
+    other = relaxsim.assemble(cfg.replace({"network.schedule": "blocked"}))
+    hw, net = machine.hardware, machine.network
+    with pytest.raises(ValueError, match="another machine, schedule or bank count"):
+        hw.figures(net.schedule, net.banks, net.hidden, timing=other.timing)
+    with pytest.raises(ValueError, match="another schedule"):
+        hw.coupling(net.schedule, net.alpha, "tanh", sim=other.timing.alone())
+
+
+def test_lazy_registry_names_are_known_before_import_and_refuse_a_second_registration():
+    from relaxsim.errors import UnknownNameError
+    from relaxsim.registry import Registry
+
+    reg = Registry("widget")
+    reg.register_lazy("tasks", "relaxsim.data.tasks:TaskInfo")
+    assert "tasks" in reg and reg.names() == ["tasks"]
+    reg.check("tasks")
+    with pytest.raises(UnknownNameError, match="unknown widget 'taks'; known: tasks; did you mean"):
+        reg.check("taks")
+    with pytest.raises(ValueError, match="widget 'tasks' is already registered"):
+        reg.register("tasks", object())
+    with pytest.raises(ValueError, match="widget 'tasks' is already registered"):
+        reg.register_lazy("tasks", "x:y")
+    from relaxsim.data.tasks import TaskInfo
+
+    assert reg.get("tasks") is TaskInfo
+
+
+def test_every_built_in_lazy_entry_resolves_to_what_its_module_defines():
+    from relaxsim.data.tasks import TASKS
+    from relaxsim.registry import OPTIMIZERS
+
+    for registry in (TASKS, OPTIMIZERS):
+        for name, target in registry._lazy.items():
+            module, attr = target.split(":")
+            obj = registry.get(name)
+            assert obj.__module__ == module and obj.__name__ == attr

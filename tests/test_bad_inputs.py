@@ -1,7 +1,7 @@
 """A table of bad inputs, through the command line: config files, device presets, data files, scan
 specs and stores, and command options.
 
-Every case runs ``relaxsim.cli.app`` in-process, in a fresh working directory that holds the
+Every case runs ``relaxsim.cli.app.main`` in-process, in a fresh working directory that holds the
 case's files, and checks what the user sees and what is left behind: exit status 2, one non-empty
 line on stderr naming the field or file and the offending value, no traceback, and every file and
 directory of the working tree as it was (no result, cache or output file written, nothing changed).

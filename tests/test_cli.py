@@ -1,4 +1,4 @@
-"""The command line, through ``relaxsim.cli.app(argv)`` in-process and once as a real process."""
+"""The command line, through ``relaxsim.cli.app.main(argv)`` in-process and once as a real process."""
 
 from __future__ import annotations
 

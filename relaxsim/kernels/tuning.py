@@ -1,11 +1,13 @@
-"""Every tuning constant and compiler flag of the kernels, in one place.
+"""Every tuning constant of the kernels, and the fast-math flags of the network passes and the
+random draws (the programming writes of :mod:`~relaxsim.kernels.programming` compile with none),
+in one place.
 
 Each is chosen for speed or for determinism, never for a result: whatever the values, every kernel
 gives the same bytes for the same inputs on any number of threads (the tests check it), except
 the fast-math flags, which are part of the numbers and must not change without new fingerprints.
 """
 
-# Fast-math flags for every kernel: only "nsz" (the sign of a zero may differ). No contraction
+# Fast-math flags of the passes and the draws: only "nsz" (the sign of a zero may differ). No contraction
 # into fused multiply-adds, no reassociation, no reciprocals: with those, LLVM's result depends on
 # what it inlined, which differs between a process that compiled the kernels and one that loaded
 # them from numba's cache (measured: last-bit differences), and every run must give the same bytes.

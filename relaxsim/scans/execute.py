@@ -151,7 +151,7 @@ def local_cluster(workers: int | None = None):
             problem = exc
     raise RelaxsimError(
         f"could not start {n} local worker processes in {CLUSTER_ATTEMPTS} attempts "
-        f"({problem}); a script that calls relaxsim.scans.execute must do so under "
+        f"({problem}); a script that calls relaxsim.scan must do so under "
         "`if __name__ == \"__main__\":`") from None
 
 
