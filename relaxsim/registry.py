@@ -39,16 +39,10 @@ class Registry(Generic[T]):
                 self.register(name, o)
                 return o
             return decorator
-        if name in self._items or (name in self._lazy and not self._resolving(name, obj)):
+        if name in self:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._items[name] = obj
         return obj
-
-    def _resolving(self, name: str, obj) -> bool:
-        """Whether ``obj`` is what the lazy entry ``name`` names (its module registering it
-        while it is imported)."""
-        module, _, attr = self._lazy[name].partition(":")
-        return getattr(obj, "__module__", None) == module and getattr(obj, "__name__", "") == attr
 
     def check(self, name: str, field: str | None = None) -> None:
         """Raise :class:`UnknownNameError` for a name not registered, importing nothing."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from relaxsim.data.download import SOURCES
 from relaxsim.data.images import ImageDataset, Segment, fit_features, n_raw_features
-from relaxsim.data.tasks import TASKS, TaskInfo
+from relaxsim.data.tasks import TaskInfo
 from relaxsim.errors import ConfigError, DataError
 from relaxsim.io import atomic_open
 
@@ -191,9 +191,9 @@ def file_paths(task_cfg) -> dict[str, Path]:
     return paths
 
 
-@TASKS.register("svhn")
 class SVHN:
-    """SVHN cropped digits: 32x32 RGB images of house-number digits, 10 classes."""
+    """SVHN cropped digits: 32x32 RGB images of house-number digits, 10 classes.
+    Registered by name in :mod:`relaxsim.data.tasks` (this module is imported when first used)."""
 
     @classmethod
     def info(cls, task_cfg) -> TaskInfo:

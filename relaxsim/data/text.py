@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from relaxsim.data.download import SOURCES
-from relaxsim.data.tasks import SPLITS, TASKS, Dataset, TaskInfo, check_split
+from relaxsim.data.tasks import SPLITS, Dataset, TaskInfo, check_split
 from relaxsim.errors import ConfigError, DataError
 
 TEXT_FILE = "input.txt"  # the file name in a directory given as task.path (as char-rnn names it)
@@ -136,9 +136,9 @@ class TextDataset(Dataset):
         return x
 
 
-@TASKS.register("shakespeare")
 class Shakespeare:
-    """Tiny Shakespeare (about 1.1 million characters): predict the next character."""
+    """Tiny Shakespeare (about 1.1 million characters): predict the next character.
+    Registered by name in :mod:`relaxsim.data.tasks` (this module is imported when first used)."""
 
     sequence = True
     # one character per step, unless the user asked for something else (then check() refuses)

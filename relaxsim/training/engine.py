@@ -157,32 +157,23 @@ class HardwareEngine(Engine):
         return net.forward({**params, "W": W_hw}, x, noise=noise, det=det, eps=eps)
 
 
-def make_engines(net_ideal: Network, net_hw: Network | None, hw: Hardware | None, seed: int,
-                 inference_time_s: float | None = None):
-    """The engines for training and for testing, as the hardware mode asks (``inference_time_s``:
-    the machine's period, simulated here when not given).
+def engines_for(machine, seed: int):
+    """The engines for training and for testing of an :class:`~relaxsim.assembly.Assembly`, as
+    its hardware mode asks (on hardware: its network on its machine, with the machine's simulated
+    period, not simulated again).
 
     - ``ideal``: both ideal;
     - ``hardware_aware``: both on hardware (validation too, so model selection sees the machine);
     - ``deploy``: trained and selected ideal, tested on hardware.
     """
-    if hw is None or hw.mode == "ideal":
-        engine = Engine(net_ideal)
+    hw = machine.hardware
+    if hw.mode == "ideal":
+        engine = Engine(machine.network)
         return engine, engine
     # The hardware's draws come from their own stream, so the ideal part of a run (initial
     # weights, shuffling) consumes exactly the same numbers in every mode.
     rng = np.random.default_rng([seed, 0x4857])
-    on_hw = HardwareEngine(net_hw, hw, rng, inference_time_s)
+    on_hw = HardwareEngine(machine.network_on_hardware, hw, rng, machine.inference_time_s)
     if hw.mode == "hardware_aware":
         return on_hw, on_hw
-    return Engine(net_ideal), on_hw
-
-
-def engines_for(machine, seed: int):
-    """:func:`make_engines` for an :class:`~relaxsim.assembly.Assembly`: its network, on its
-    machine, with the machine's simulated period (not simulated again)."""
-    hw = machine.hardware
-    if hw.mode == "ideal":
-        return make_engines(machine.network, None, hw, seed)
-    return make_engines(machine.network, machine.network_on_hardware, hw, seed,
-                        machine.inference_time_s)
+    return Engine(machine.network), on_hw
