@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relaxsim.errors import ConfigError, RelaxsimError
+from relaxsim.io import expand_home
 from relaxsim.io import read_toml as _read_toml
 from relaxsim.registry import Registry, closest
 
@@ -66,7 +67,7 @@ def preset_dirs(dirs: Sequence[str | os.PathLike] = ()) -> list[Path]:
 
 
 def _checked_dir(path, what: str) -> Path:
-    d = Path(path).expanduser()
+    d = expand_home(path, what)
     if not d.is_dir():
         raise RelaxsimError(f"{what} {str(d)!r}: not a directory")
     return d.resolve()
@@ -179,7 +180,8 @@ def inline_preset(kind: str, preset, field: str | None = None,
     if not isinstance(preset, str):
         return preset
     if is_preset_path(preset):
-        path = Path(os.path.abspath(Path(preset).expanduser()))
+        path = Path(os.path.abspath(expand_home(preset, join_field(field, "preset") if field
+                                                else "preset")))
     else:
         entry = presets(kind, dirs).get(preset, field=join_field(field, "preset") if field
                                         else None)

@@ -23,6 +23,7 @@ import tomli_w
 
 from relaxsim.devices.units import parse_quantity
 from relaxsim.errors import ConfigError, RelaxsimError
+from relaxsim.io import expand_home
 from relaxsim.io import read_toml as _read_toml
 from relaxsim.registry import closest
 
@@ -564,10 +565,10 @@ def anchor_presets(data: dict[str, Any], root: Path, fallback: Path | None = Non
     under ``root`` is taken from there. ``data`` is changed and returned."""
     from relaxsim.devices.library import is_preset_path
 
-    def anchored(preset):
+    def anchored(preset, field):
         if not isinstance(preset, str) or not is_preset_path(preset):
             return preset
-        path = Path(preset).expanduser()
+        path = expand_home(preset, field)
         if not path.is_absolute() and fallback is not None and not (root / path).exists() \
                 and (fallback / path).exists():
             return os.path.abspath(fallback / path)
@@ -579,9 +580,9 @@ def anchor_presets(data: dict[str, Any], root: Path, fallback: Path | None = Non
             continue
         table = hardware[key]
         if isinstance(table, str):
-            hardware[key] = anchored(table)
+            hardware[key] = anchored(table, f"hardware.{key}")
         elif isinstance(table, dict) and "preset" in table:
-            table["preset"] = anchored(table["preset"])
+            table["preset"] = anchored(table["preset"], f"hardware.{key}.preset")
     return data
 
 

@@ -53,8 +53,8 @@ class Coupling:
 
     @cached_property
     def switching(self) -> np.ndarray:
-        """``(T,)`` True on the steps that switch bank (finite gap)."""
-        return np.isfinite(self.gaps)
+        """``(T,)`` True on the steps that switch bank (finite gap; none without gaps)."""
+        return np.isfinite(self.gaps64)
 
     @cached_property
     def gaps64(self) -> np.ndarray:
@@ -74,7 +74,7 @@ class Coupling:
         of its old state the active element keeps), ``a`` and ``c`` as the kernels use them, and
         ``transmission`` of the switch path."""
         return {
-            "switching": [bool(x) for x in np.isfinite(self.gaps64)],
+            "switching": [bool(x) for x in self.switching],
             "switch_leak": [float(x) for x in self.eps],
             "carry_over": [float(1.0 - x) for x in self.c],
             "a": [float(x) for x in self.a],
@@ -197,7 +197,7 @@ class Hardware:
         where = (f"hardware.clock = {time(self.clock_s)}" if self.clock_s is not None else
                  f"hardware.settle_tolerance = {self.settle_tolerance:g}")
         out = []
-        eps = float(np.max(coupling.eps[np.isfinite(coupling.gaps64)], initial=0.0))
+        eps = float(np.max(coupling.eps[coupling.switching], initial=0.0))
         if eps > x:
             floor, tau = self.switch.leak_floor, self.switch.tau_s
             if floor >= x:

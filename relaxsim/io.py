@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from relaxsim.errors import RelaxsimError
+from relaxsim.errors import ConfigError, RelaxsimError
 
 
 def _current_umask() -> int:
@@ -103,8 +103,29 @@ def read_toml(path: str | Path, what: str = "file") -> dict:
         raise RelaxsimError(f"{where}: invalid TOML ({exc})") from None
 
 
+def expand_home(path: str | Path, field: str) -> Path:
+    """``Path(path).expanduser()``; a ``~user`` whose home the system does not know is a
+    :class:`ConfigError` of ``field``."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise ConfigError(field, "names the home directory of a user this system does not know",
+                          repr(str(path))) from None
+
+
+def make_directory(path: Path, what: str | None = None) -> None:
+    """``path.mkdir(parents=True, exist_ok=True)``, a failure (a file in the way, no permission,
+    a read-only file system) as one line naming ``what`` (default: the path)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RelaxsimError(f"{what or repr(str(path))}: cannot create the directory "
+                            f"({exc.strerror or exc})") from None
+
+
 @contextmanager
-def exclusive_lock(path: str | Path, busy: Callable[[str], str], directory: bool = False):
+def exclusive_lock(path: str | Path, busy: Callable[[str], str], directory: bool = False,
+                   what: str | None = None):
     """Hold an exclusive ``flock`` on ``path`` for the block; held by another process, raise
     ``RelaxsimError(busy(holder))`` at once, ``holder`` saying who holds it.
 
@@ -113,7 +134,8 @@ def exclusive_lock(path: str | Path, busy: Callable[[str], str], directory: bool
     its missing parents, if it does not exist, and removed again on leaving if it is still
     empty). The operating system drops the lock with the process however it ends (SIGKILL
     too): nothing stale is left. Where locks are unavailable (no fcntl, a file system without
-    them) the block runs unlocked.
+    them) the block runs unlocked. A directory that cannot be made raises
+    :class:`RelaxsimError` naming ``what`` (default: the path).
     """
     try:
         import fcntl
@@ -125,7 +147,7 @@ def exclusive_lock(path: str | Path, busy: Callable[[str], str], directory: bool
     while True:
         if directory:
             made += [p for p in (*path.parents[::-1], path) if not p.exists() and p not in made]
-            path.mkdir(parents=True, exist_ok=True)
+            make_directory(path, what)
         try:
             fd = (os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if directory
                   else os.open(path, os.O_RDWR | os.O_CREAT, 0o666))

@@ -40,7 +40,7 @@ def hold_output_dir(out: str | Path, flag: str = "--out"):
         raise OutputExistsError(f"{flag} {str(out)!r}: is a file, not a directory")
     busy = (f"{flag} {str(out)!r}: another relaxsim run holds this directory (it is running "
             "there now); wait for it to end, or choose another directory")
-    with exclusive_lock(out, lambda holder: busy, directory=True):
+    with exclusive_lock(out, lambda holder: busy, directory=True, what=f"{flag} {str(out)!r}"):
         yield out
 
 

@@ -88,6 +88,7 @@ def _cmd_scan(args) -> int:
 
 
 def _run(args, spec, points, store) -> int:
+    from relaxsim.hardware import SETTLE_WARNING
     from relaxsim.scans.execute import default_workers, scan
 
     n = args.workers or default_workers()
@@ -109,7 +110,8 @@ def _run(args, spec, points, store) -> int:
                     for r in results)
     if cautioned:
         print(f"relaxsim: warning: {cautioned} of {len(results)} points ran on a machine whose "
-              "clock leaves the switch or the active element unsettled by more than 10 %; "
+              "clock leaves the switch or the active element unsettled by more than "
+              f"{100 * SETTLE_WARNING:g} %; "
               f"`relaxsim report {store.root}` lists them", file=sys.stderr)
     if failed:
         print(f"scan: see `relaxsim scan {store.root} --status`; run again with --retry-failed "

@@ -145,12 +145,16 @@ def report(cfg, hw, figures: dict, latency_under_load: float | None = None,
                      f"{format_quantity(hw.readout_time_s, 'time')}"],
     ]
     if coupling is not None:
-        short = hw.clock_s is not None and hw.clock_s - t_mm < max(t_sw, t_st)
+        note = ""
+        if hw.clock_s is not None and hw.clock_s - t_mm < max(t_sw, t_st):
+            left = format_quantity(hw.clock_s - t_mm, "time")
+            note = (f" (the clock leaves {left} to settle: too short, see the warning)"
+                    if hw.settling_warnings(coupling) else
+                    f" (the clock leaves {left} to settle, less than the "
+                    f"{format_quantity(max(t_sw, t_st), 'time')} to {100 * tol:g} %)")
         devices.append(["coupling", "", (
             f"switch leak eps up to {coupling.eps.max():.3g}, element carry-over up to "
-            f"{(1.0 - coupling.c).max():.3g} per step" + (
-                f" (the clock leaves {format_quantity(hw.clock_s - t_mm, 'time')} to settle: "
-                "too short)" if short else ""))])
+            f"{(1.0 - coupling.c).max():.3g} per step" + note)])
     lines = [
         f"{network_kind(net.banks, net.steps)} timing: N = {net.hidden}, L_W = {net.banks}, "
         f"L_T = {net.steps} ({schedule}), {describe_clock(hw)}, {mode}",

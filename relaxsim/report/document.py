@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from relaxsim.errors import RelaxsimError
-from relaxsim.hardware import ARCH_NAMES
+from relaxsim.hardware import ARCH_NAMES, SETTLE_WARNING
 from relaxsim.io import write_text
 from relaxsim.report import figures
 from relaxsim.scans.groups import (
@@ -398,7 +398,8 @@ def scan_report(store_dir: str | Path) -> Document:
     if cautioned:  # the section appears only where the clock left some device unsettled
         s = doc.section("Machine warnings")
         s.text("Points whose machine the step timing leaves unsettled (switch leak or element "
-               "carry-over above 10 % on some step, see `relaxsim timing`): their accuracy says "
+               f"carry-over above {100 * SETTLE_WARNING:g} % on some step, see `relaxsim timing`):"
+               " their accuracy says "
                "more about the clock than about the architecture.")
         s.table(["id", "point", "warning"],
                 [[r.get("id", "?"), _describe(r), w] for r in cautioned

@@ -36,7 +36,7 @@ from relaxsim.devices.fields import UNIT_SUFFIXES
 
 from relaxsim.config import DEVICE_KINDS, validate
 from relaxsim.errors import RelaxsimError, RelaxsimWarning
-from relaxsim.io import exclusive_lock, write_json, write_npz, write_text
+from relaxsim.io import exclusive_lock, make_directory, write_json, write_npz, write_text
 from relaxsim.scans.spec import (Point, ScanSpec, config_id, field_dimension,
                        legacy_config_id, load_spec, si_value)
 
@@ -95,7 +95,7 @@ class Store:
                 raise RelaxsimError(
                     f"--out {str(self.root)!r}: not empty and not a scan directory (no "
                     f"{SPEC_FILE}); choose a new or empty directory")
-            self.points_dir.mkdir(parents=True, exist_ok=True)
+            make_directory(self.points_dir, f"--out {str(self.root)!r}")
             write_text(self.spec_path, spec.to_toml())
             return 0
         stored = self.spec()
