@@ -620,6 +620,7 @@ def test_user_preset_without_timing_fields_is_an_ideal_device(tmp_path, capsys):
 def test_bad_timing_options(argv, message, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path) for a in argv]
     assert main(["timing", *argv]) == 2
+    err = capsys.readouterr().err
     assert err.strip() == "relaxsim: error: " + message.format(tmp=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
