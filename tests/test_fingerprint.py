@@ -20,6 +20,14 @@ def test_fingerprints_of_the_fixed_runs(tmp_path):
     assert list(tmp_path.iterdir()) == []  # its work directory is removed
 
 
+def test_the_fingerprints_are_the_same_every_time_and_for_any_version(tmp_path, monkeypatch):
+    import relaxsim.runner
+
+    found = fingerprint.fingerprints(quick=True, work=tmp_path)
+    monkeypatch.setattr(relaxsim.runner, "__version__", "9.9.9")  # the runs record it
+    assert fingerprint.fingerprints(quick=True, work=tmp_path) == found
+
+
 def test_compare_names_what_differs(tmp_path, monkeypatch, capsys):
     now = {"run/ideal/weights.npz": "a" * 64, "timing/figures": "b" * 64}
     monkeypatch.setattr(fingerprint, "fingerprints", lambda quick=False: dict(now))

@@ -239,3 +239,13 @@ def test_the_cut_time_axis_is_continuous_and_increasing():
         assert warp(b) - warp(a) == pytest.approx(warp.gap, rel=1e-9)
     uncut = figures._TimeWarp([(0.0, 1e-9), (1e-9, 2e-9)], 2e-9)
     assert uncut.cuts == [] and uncut(1.5e-9) == 1.5e-9
+
+
+def test_an_unquoted_three_level_grid_key_is_one_varied_field():
+    import tomllib
+
+    from relaxsim.scans.groups import varied_fields
+
+    spec = tomllib.loads('[grid]\nhardware.switch.rise_time = ["3.5 ps", "20 ps"]\n'
+                         '[zip]\nnetwork.banks = [1, 2]\n')
+    assert varied_fields(spec, []) == ["hardware.switch.rise_time", "network.banks"]

@@ -358,3 +358,15 @@ def test_a_scan_field_misplaced_on_the_hardware_gets_the_configs_hint():
         load_spec({"grid": {"hardware.rise_time": ["1 ps", "2 ps"]}})
     assert str(info.value) == ("scan spec: grid: hardware.rise_time: unknown key; did you mean "
                                "'hardware.switch.rise_time'?")
+
+
+def test_legacy_ids_are_the_ids_earlier_stores_hold():
+    """Pinned: what the stores written before point ids read quantities in SI units hold for
+    these configs (computed by that code), so that a change to the config's schema or defaults
+    that would stop migration from finding them fails here."""
+    from relaxsim.config import load_config
+    from relaxsim.scans.spec import legacy_config_id
+
+    assert legacy_config_id(load_config()) == "eff946dd98c0e1cb"
+    assert legacy_config_id(load_config(overrides={"hardware.clock": "40 ps",
+                                                   "network.banks": 1})) == "946ef975333df7a3"

@@ -5,8 +5,8 @@
 Runs the default experiment in ``hardware.mode = "ideal"`` and in the default ``hardware_aware``
 mode, the timing model of the default machine (what ``relaxsim timing --json`` writes) and a small
 scan store, and prints the sha256 of what each wrote: ``weights.npz``, ``result.json`` without its
-wall-clock ``seconds``, the timing figures without the config, and the store's point records
-without ``seconds``. Run it before a change (``--json before.json``) and after it
+wall-clock ``seconds`` and the ``relaxsim_version`` it records (:data:`IGNORED`), the timing
+figures without the config, and the store's point records without them. Run it before a change (``--json before.json``) and after it
 (``--compare before.json``): the exit status is 1 when a fingerprint differs, and the differing
 ones are named. ``--quick`` trains 3 epochs instead of the default's 30 (same hashes before and
 after as long as the code's results are the same).
@@ -22,6 +22,9 @@ import tempfile
 from pathlib import Path
 
 QUICK_EPOCHS = 3
+# What a run records that is not a result: its wall-clock time, and the version (a release
+# changes it, not the results)
+IGNORED = ("seconds", "relaxsim_version")
 
 
 def _sha(data: bytes) -> str:
@@ -53,7 +56,7 @@ def fingerprints(quick: bool = False, work: Path | None = None) -> dict[str, str
             out[f"run/{mode}/weights.npz"] = _sha((run_dir / "weights.npz").read_bytes())
             result = json.loads((run_dir / "result.json").read_text())
             out[f"run/{mode}/result.json-seconds"] = _sha(_canonical(_without(result,
-                                                                               "seconds")))
+                                                                               *IGNORED)))
         cfg = relaxsim.load_config()
         net = cfg.network
         hw = build_hardware(cfg.hardware)
@@ -64,8 +67,8 @@ def fingerprints(quick: bool = False, work: Path | None = None) -> dict[str, str
         spec = {"base": {"network": {"hidden": 8}, "training": {"epochs": 2}},
                 "grid": {"network.banks": [1, 2], "hardware.clock": ["auto", "40 ps"]}}
         results = relaxsim.scan(spec, out=tmp / "store", workers=1, quiet=True)
-        records = sorted((_without(dict(r), "seconds") | {
-            "result": _without(r.get("result", {}), "seconds")} for r in results),
+        records = sorted((_without(dict(r), *IGNORED) | {
+            "result": _without(r.get("result", {}), *IGNORED)} for r in results),
             key=lambda r: r["id"])
         out["scan/records-seconds"] = _sha(_canonical(records))
     return out

@@ -50,9 +50,9 @@ def varied_fields(spec: Mapping, recs: list[dict]) -> list[str]:
     from relaxsim.scans.spec import flatten_fields
 
     names: list[str] = []
-    for block in ("grid", "zip"):
+    for block in ("grid", "zip"):  # an axis is a list at any depth, as parse_spec reads it
         if isinstance(spec.get(block), Mapping):
-            names += list(flatten_fields(spec[block]))
+            names += list(flatten_fields(spec[block], deep=True))
     for point in spec.get("points", []) if isinstance(spec.get("points"), list) else []:
         if isinstance(point, Mapping):
             names += list(flatten_fields(point))
