@@ -3,6 +3,7 @@ its table of contents lists, shows the measured numbers; bad input is one line a
 
 from __future__ import annotations
 
+import html
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -157,3 +158,22 @@ def test_bad_report_input_is_one_line_exit_2(setup, tmp_path, capsys):
     assert main(["report", str(target)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("relaxsim: error: ") and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda r: r.update(result="x"), "no result with its config"),
+    (lambda r: r["result"].pop("test_accuracy"), "no test accuracy in its result"),
+    (lambda r: r["result"].update(hardware=None), "its result's hardware is not a table"),
+    (lambda r: r["result"]["config"]["network"].update(steps=0), "its config is invalid"),
+    (lambda r: r.update(id="elsewhere"), "its id 'elsewhere' is not its file name"),
+])
+def test_a_damaged_point_is_reported_as_failed_saying_why(tmp_path, capsys, damage, why):
+    store = tmp_path / "scan"
+    records = tiny_store(store)
+    broken, pid = records[1], records[1]["id"]
+    damage(broken)
+    (store / "points" / f"{pid}.json").write_text(json.dumps(broken))
+    out = tmp_path / "scan-report.html"
+    assert main(["report", str(store), "--out", str(out)]) == 0, capsys.readouterr().err
+    text = html.unescape(out.read_text())
+    assert "unusable result file: " + why in text

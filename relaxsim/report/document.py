@@ -344,14 +344,15 @@ def _resimulate(d: Path, cfg_dict: dict):
 # -- a scan ------------------------------------------------------------------------------------
 
 def load_points(store_dir: Path) -> list[dict]:
+    """The stored points, each checked as a scan checks it: a file that is not a usable record
+    is reported as a failed point saying why."""
+    from relaxsim.scans.store import read_point_file
+
     points = []
     for path in sorted((store_dir / "points").glob("*.json")):
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, ValueError):
-            rec = {"id": path.stem, "status": "failed", "error": "unreadable result file"}
-        if isinstance(rec, dict):
-            points.append(rec)
+        rec, problem = read_point_file(path)
+        points.append(rec if rec is not None else {
+            "id": path.stem, "status": "failed", "error": f"unusable result file: {problem}"})
     return points
 
 

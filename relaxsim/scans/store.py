@@ -300,6 +300,20 @@ def _lock(path: Path):
         "or choose another --out"))
 
 
+def read_point_file(path: Path) -> tuple[dict | None, str]:
+    """A stored point's record read from ``path`` and checked as a scan checks it (its id is
+    its file name, under the current ids or those of earlier stores): ``(record, "")``, or
+    ``(None, what is wrong)``."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"cannot read it ({exc})"
+    problem = _check_record(record, path.stem)
+    if problem == "its config does not hash to its file name":
+        problem = _check_record(record, path.stem, legacy_config_id)
+    return (None, problem) if problem else (record, "")
+
+
 def _check_record(record: Any, pid: str, digest=config_id) -> str:
     """What is wrong with a stored record, or ``""``."""
     if not isinstance(record, dict):
@@ -313,6 +327,11 @@ def _check_record(record: Any, pid: str, digest=config_id) -> str:
         result = record.get("result")
         if not isinstance(result, dict) or not isinstance(result.get("config"), dict):
             return "no result with its config"
+        accuracy = result.get("test_accuracy")
+        if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)):
+            return "no test accuracy in its result"
+        if not isinstance(result.get("hardware", {}), dict):
+            return "its result's hardware is not a table"
         config = result["config"]
     else:
         if not isinstance(record.get("error"), str):
