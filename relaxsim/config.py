@@ -546,12 +546,14 @@ def load_config(path: str | Path | None = None,
     return self_contained(validate(apply_overrides(data, anchor_overrides(overrides))))
 
 
-def anchor_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+def anchor_overrides(overrides: Mapping[str, Any] | None, root: Path | None = None
+                     ) -> dict[str, Any]:
     """``overrides`` (``{"section.key": value}``) with their relative preset file paths made
-    absolute against the current directory (:func:`anchor_presets`)."""
+    absolute against ``root`` (default: the current directory; :func:`anchor_presets`)."""
     anchored = {}
+    root = Path.cwd() if root is None else root
     for dotted, value in (overrides or {}).items():  # each as a nested table, then back
-        node = anchor_presets(apply_overrides({}, {dotted: copy.deepcopy(value)}), Path.cwd())
+        node = anchor_presets(apply_overrides({}, {dotted: copy.deepcopy(value)}), root)
         for part in dotted.split("."):
             node = node[part]
         anchored[dotted] = node

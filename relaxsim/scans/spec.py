@@ -46,8 +46,8 @@ from typing import Any, Mapping
 
 import tomli_w
 
-from relaxsim.config import (DEVICE_KINDS, SCHEMA, TIME_KINDS, Config, apply_overrides, key_hint,
-                     validate)
+from relaxsim.config import (DEVICE_KINDS, SCHEMA, TIME_KINDS, Config, anchor_overrides,
+                             anchor_presets, apply_overrides, key_hint, self_contained, validate)
 from relaxsim.errors import ConfigError, RelaxsimError
 from relaxsim.io import read_toml
 from relaxsim.registry import closest
@@ -215,11 +215,17 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
     if not isinstance(save_weights, bool):
         fail(f"save_weights: must be true or false (got {toml_value(save_weights)})")
 
+    # Device preset files are read where the file that names them is: a base file's from its
+    # directory, the spec's (inline base, grid, zip, points) from the spec's (the current
+    # directory for a spec given as a dict), as a config file's are.
+    here = Path.cwd() if root is None else root
     base = data.get("base", {})
     if isinstance(base, str):
         path = Path(base) if root is None or Path(base).is_absolute() else root / base
-        base = read_toml(path, "base config")
-    elif not isinstance(base, Mapping):
+        base = anchor_presets(read_toml(path, "base config"), path.parent, fallback=Path.cwd())
+    elif isinstance(base, Mapping):
+        base = anchor_presets(copy.deepcopy(dict(base)), here)
+    else:
         fail(f"base: must be a config file name or a table of config sections (got {base!r})")
     base = copy.deepcopy(dict(base))
     for name in flatten_fields(base):
@@ -264,6 +270,9 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
                     fail(f"{name}: set by both {where} and {block}; a field may vary in one "
                          "block only")
             owner[name] = block
+    grid, zipped = ({name: [anchor_overrides({name: v}, here)[name] for v in values]
+                     for name, values in axes.items()} for axes in (grid, zipped))
+    points = [anchor_overrides(p, here) for p in points]
     return ScanSpec(base=base, grid=grid, zip=zipped, points=points, seeds=seeds, budget=budget,
                     description=description, save_weights=save_weights, source=source)
 
@@ -415,7 +424,8 @@ def expand(spec: ScanSpec) -> tuple[list[Point], int]:
         fields = {k: v for f, _ in combo for k, v in f.items()}
         labels = {k: v for _, lab in combo for k, v in lab.items()}
         try:
-            cfg = validate(apply_overrides(copy.deepcopy(spec.base), copy.deepcopy(fields)))
+            cfg = self_contained(validate(apply_overrides(copy.deepcopy(spec.base),
+                                                          copy.deepcopy(fields))))
         except RelaxsimError as exc:
             where = f"point {describe(labels, fields)}" if fields else "base"
             raise RelaxsimError(f"{spec.source}: {where}: {exc}") from None
