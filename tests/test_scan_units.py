@@ -370,3 +370,34 @@ def test_legacy_ids_are_the_ids_earlier_stores_hold():
     assert legacy_config_id(load_config()) == "eff946dd98c0e1cb"
     assert legacy_config_id(load_config(overrides={"hardware.clock": "40 ps",
                                                    "network.banks": 1})) == "946ef975333df7a3"
+
+
+@pytest.mark.parametrize("version, alpha, mode, stale", [
+    ("0.1.0", 0.5, "hardware_aware", True),   # the carry-over fix of 0.2.0 changes it
+    ("0.1.0", 0.5, "deploy", True),
+    ("0.1.0", 0.5, "ideal", False),           # no machine: no carry-over
+    ("0.1.0", 0.0, "hardware_aware", False),  # a_t = rho either way
+    ("0.2.0", 0.5, "hardware_aware", False),
+])
+def test_a_point_stored_before_a_fix_that_changes_it_runs_again(tmp_path, version, alpha, mode,
+                                                                stale):
+    from relaxsim.scans.spec import load_spec
+    from relaxsim.scans.store import ScanWarning, Store
+
+    spec = load_spec({"base": {"network": {"hidden": 8, "alpha": alpha},
+                               "hardware": {"mode": mode}}, "seeds": [0]})
+    (point,) = spec.expand()
+    store = Store(tmp_path / "store")
+    store.attach(spec, [point])
+    record = {"id": point.id, "status": "done", "fields": point.fields, "labels": point.labels,
+              "result": {"config": point.config.to_dict(), "test_accuracy": 0.5,
+                         "relaxsim_version": version}}
+    store.path(point.id).write_text(json.dumps(record))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        state = store.status([point])
+    assert len(state["missing" if stale else "done"]) == 1
+    messages = [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
+    assert messages == ([f"{store.path(point.id)}: written by relaxsim 0.1.0, before the "
+                         "carry-over fix of 0.2.0, which changes this point's results; "
+                         "counted as missing"] if stale else [])

@@ -185,6 +185,10 @@ class Store:
         problem = _check_record(record, pid, digest)
         if problem:
             return self._corrupt(path, problem, then)
+        if stale := out_of_date(record):
+            warnings.warn(f"{path}: {stale}; {then}", ScanWarning, stacklevel=2)
+            self._bad.add(path)
+            return None
         if weights and record["status"] == "done":
             return self._check_weights(record, then)
         return record
@@ -311,7 +315,33 @@ def read_point_file(path: Path) -> tuple[dict | None, str]:
     problem = _check_record(record, path.stem)
     if problem == "its config does not hash to its file name":
         problem = _check_record(record, path.stem, legacy_config_id)
+    problem = problem or out_of_date(record)
     return (None, problem) if problem else (record, "")
+
+
+# Results that a later version computes differently, by the version that fixed them: a point
+# stored before is run again. 0.2.0: the active element's carry-over with a leak alpha > 0
+# (a_t = rho + (1 - rho) alpha, was alpha + rho) on every machine but the ideal mode's.
+FIXED_IN = ((0, 2, 0), "the carry-over fix of 0.2.0",
+            lambda cfg: cfg.get("network", {}).get("alpha", 0) > 0
+            and cfg.get("hardware", {}).get("mode") != "ideal")
+
+
+def out_of_date(record: dict) -> str:
+    """Why a checked record's result is out of date (``""`` when it is not)."""
+    result = record.get("result")
+    if record.get("status") != "done" or not isinstance(result, dict):
+        return ""
+    version = str(result.get("relaxsim_version", "0"))
+    try:
+        number = tuple(int(part) for part in version.split(".")[:3])
+    except ValueError:
+        number = (0,)
+    fixed, fix, affects = FIXED_IN
+    if number < fixed and affects(result["config"]):
+        return (f"written by relaxsim {version}, before {fix}, which changes this point's "
+                "results")
+    return ""
 
 
 def _check_record(record: Any, pid: str, digest=config_id) -> str:
