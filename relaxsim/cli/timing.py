@@ -76,7 +76,7 @@ def cmd_timing(args) -> int:
     cautions = machine.cautions()
     for message in cautions:
         warnings.warn(message, HardwareWarning, stacklevel=2)
-    print(report(cfg, hw, figures, figures["latency_under_load_s"], coupling))
+    print(report(cfg, hw, figures, coupling))
     if args.json:
         write_output("--json", args.json, lambda p: write_json(p, {
             **figures, "coupling": coupling.summary(),
@@ -122,8 +122,7 @@ def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
             for row in rows]
 
 
-def report(cfg, hw, figures: dict, latency_under_load: float | None = None,
-           coupling=None) -> str:
+def report(cfg, hw, figures: dict, coupling=None) -> str:
     """The figures as the command prints them: devices, the three architectures side by side,
     utilisation and energy, every number with its unit (and, given the ``coupling``, what the
     step timing does to the network)."""
@@ -177,6 +176,7 @@ def report(cfg, hw, figures: dict, latency_under_load: float | None = None,
     lines.append("  latency: one inference alone, admission to readout; period: time per "
                  "inference in the steady state of a stream (throughput = 1 / period; the "
                  "static energy is paid over it)")
+    latency_under_load = figures.get("latency_under_load_s")
     if latency_under_load is not None:
         lines.append(f"  latency under load (steady state, {hw.in_flight} in flight): "
                      f"{format_quantity(latency_under_load, 'time')}")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from relaxsim.config import network_kind
 from relaxsim.errors import RelaxsimError
 from relaxsim.hardware import ARCH_NAMES, SETTLE_WARNING
 from relaxsim.io import write_text
@@ -201,12 +202,6 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 # -- a run -------------------------------------------------------------------------------------
 
-def kind_of(net_cfg: dict) -> str:
-    from relaxsim.config import network_kind
-
-    return network_kind(int(net_cfg["banks"]), int(net_cfg["steps"]))
-
-
 def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
@@ -229,7 +224,7 @@ def run_report(run_dir: str | Path) -> Document:
     s = doc.section("Summary")
     if net:
         schedule = net["schedule"] if isinstance(net["schedule"], str) else "explicit"
-        s.text(f"{kind_of(net)} on {task}: N = {net['hidden']}, L_W = {net['banks']}, "
+        s.text(f"{network_kind(int(net['banks']), int(net['steps']))} on {task}: N = {net['hidden']}, L_W = {net['banks']}, "
                f"L_T = {net['steps']} ({schedule}), {net['activation']}.")
     rows = [["test accuracy", fmt_acc(res.get("test_accuracy"))],
             ["validation accuracy (best epoch)", fmt_acc(res.get("val_accuracy"))],
@@ -335,7 +330,7 @@ def _resimulate(d: Path, cfg_dict: dict):
     machine = assemble(cfg)
     hw = machine.hardware
     sim = machine.timing.trace(1, pipelining="sequential")
-    title = (f"{kind_of({'banks': net.banks, 'steps': net.steps})} L_W = {net.banks}, "
+    title = (f"{network_kind(net.banks, net.steps)} L_W = {net.banks}, "
              f"L_T = {net.steps}, {describe_clock(hw)}: "
              f"{fmt_quantity(sim.latency(), 'time')} per inference")
     return sim, title

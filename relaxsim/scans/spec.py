@@ -47,7 +47,8 @@ from typing import Any, Mapping
 import tomli_w
 
 from relaxsim.config import (DEVICE_KINDS, SCHEMA, TIME_KINDS, Config, anchor_overrides,
-                             anchor_presets, apply_overrides, key_hint, self_contained, validate)
+                             anchor_presets, apply_overrides, key_hint, network_kind,
+                             self_contained, validate)
 from relaxsim.errors import ConfigError, RelaxsimError
 from relaxsim.io import read_toml
 from relaxsim.registry import closest
@@ -123,13 +124,6 @@ def canonical_config(cfg: Config | Mapping) -> dict[str, dict[str, Any]]:
     return {section: ({key: si_value(f"{section}.{key}", value) for key, value in keys.items()}
                       if isinstance(keys, Mapping) else keys)
             for section, keys in data.items()}
-
-
-def network_kind(banks: int, steps: int) -> str:
-    """What the literature calls a network with these sizes."""
-    from relaxsim.config import network_kind as kind
-
-    return kind(banks, steps)
 
 
 @dataclass(frozen=True, eq=False)
