@@ -242,3 +242,15 @@ def test_hardware_key_hint_searches_the_device_fields(key, hint, capsys):
     status, out, err = invoke(["run", "--set", f"hardware.{key}=3"], capsys)
     assert status == 2 and out == ""
     assert err == f"relaxsim: error: hardware.{key}: unknown key; {hint}\n"
+
+
+def test_a_differing_inline_preset_is_named_by_its_file():
+    from relaxsim.devices.library import inline_preset
+    from relaxsim.training.checkpoint import _show, first_difference
+
+    path = str(Path(__file__).resolve().parents[1] / "devices" / "presets" / "switch" / "mems.toml")
+    inline = {"hardware": {"switch": {"preset": inline_preset("switch", path)}}}
+    named = {"hardware": {"switch": {"preset": "eo_mzi"}}}
+    key, a, b = first_difference(inline, named)
+    assert (key, _show(a), _show(b)) == ("hardware.switch.preset",
+                                        f"the preset file {path!r}", "'eo_mzi'")

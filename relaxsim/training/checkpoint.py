@@ -278,6 +278,8 @@ def first_difference(a: Any, b: Any, prefix: str = "") -> tuple[str, Any, Any] |
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, dict) and isinstance(value.get("path"), str) and "kind" in value:
+        return f"the preset file {value['path']!r}"  # an inline device preset: its file names it
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
     return repr(value) if isinstance(value, str) else str(value)
