@@ -39,64 +39,185 @@ def _scalar_or_array(x: np.ndarray):
     return x if x.ndim else float(x)
 
 
+# Step-response shapes of a switch, and the kernel code of each (relaxsim.kernels.programming).
+RESPONSES = {"first_order": 0, "mzi": 1, "measured": 2}
+
+
+def _mzi_x(share: float) -> float:
+    """Time, in units of tau, at which an MZI driven by a first-order phase has moved ``share``
+    of the power to its new port: ``sin^2(pi / 2 (1 - exp(-x))) = share``."""
+    return -math.log(1.0 - (2.0 / math.pi) * math.asin(math.sqrt(share)))
+
+
+MZI_RISE = _mzi_x(0.9) - _mzi_x(0.1)  # 10-90 % rise of the MZI shape, in units of tau: 1.3565
+
+
+def read_step_response(path: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """A measured step response: a CSV of ``time, response`` rows (a header line allowed), time
+    strictly increasing, the response monotone and rising. Returns ``(x, s)``: the time from the
+    first row in units of the response's own 10-90 % rise time (so that the switch's
+    ``rise_time`` sets its speed, :meth:`Switch.remainder`) and the response normalised from 0
+    (first row) to 1 (last row). ``field`` names the setting in errors."""
+    import csv
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    try:
+        with open(p, newline="") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    except OSError as err:
+        raise ConfigError(field, f"cannot read the step-response file ({err.strerror})",
+                          describe_value(path)) from None
+    except (UnicodeDecodeError, csv.Error):
+        rows = None
+    data = []
+    for i, row in enumerate(rows or []):
+        try:
+            if len(row) != 2:
+                raise ValueError
+            data.append((float(row[0]), float(row[1])))
+        except ValueError:
+            if i == 0 and rows and len(row) == 2:
+                continue  # a header
+            data = None
+            break
+    if not data or len(data) < 3:
+        raise ConfigError(field, "must be a CSV file of at least 3 rows 'time_s, response' "
+                          "(two numbers a row, one header line allowed)", describe_value(path))
+    t, y = np.array(data).T
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y))):
+        raise ConfigError(field, "must hold finite numbers only", describe_value(path))
+    if np.any(np.diff(t) <= 0):
+        raise ConfigError(field, "must have strictly increasing times", describe_value(path))
+    if y[-1] <= y[0] or np.any(np.diff(y) < 0):
+        raise ConfigError(field, "must be a monotone rising step response (each value >= the "
+                          "one before, the last above the first)", describe_value(path))
+    s = (y - y[0]) / (y[-1] - y[0])
+    t = t - t[0]
+    rise = np.interp(0.9, s, t, left=np.nan) - np.interp(0.1, s, t)
+    return t / rise, s
+
+
 @dataclass(frozen=True, kw_only=True)
 class Switch(DeviceRecord):
-    """A fast switch between banks, read to first order: an exponential approach to the new path."""
+    """A fast switch between banks: its step response (first order, an MZI's, or measured),
+    extinction, loss, jitter and energy."""
 
     KIND: ClassVar[str] = "switch"
 
     rise_time_s: float = quantity(0.0, "time", "10-90 % rise time of a switching transition",
                                   lo=0)
+    response: str = choice("first_order", tuple(RESPONSES),
+                           "step response: first_order (power), mzi (first-order phase, port "
+                           "powers cos^2 / sin^2 of half the phase) or measured (response_file)")
+    response_file: str = choice("", None, "measured step response: CSV of 'time_s, response'")
     extinction_ratio_db: float = quantity(INF, "db", "on/off power ratio of the switch (inf: "
                                           "perfect)", lo=0, lo_open=True, inf=True)
     insertion_loss_db: float = quantity(0.0, "db", "power lost per pass through the switch", lo=0)
     jitter_s: float = quantity(0.0, "time", "rms timing jitter of the switching command", lo=0)
     energy_per_switch_j: float = quantity(0.0, "energy", "energy of one switching event", lo=0)
 
+    def _check(self, prefix: str) -> None:
+        field = join_field(prefix, "response_file")
+        if self.response == "measured":
+            if not self.response_file:
+                raise ConfigError(field, 'must name a CSV file with response = "measured"', '""')
+            table = read_step_response(self.response_file, field)
+        else:
+            if self.response_file:
+                raise ConfigError(field, 'must be "" unless response = "measured" (it would be '
+                                  "ignored)", describe_value(self.response_file))
+            table = (np.zeros(1), np.zeros(1))
+        object.__setattr__(self, "_table", table)
+
     @property
     def tau_s(self) -> float:
-        """Time constant of the first-order transition, s: ``rise_time_s / ln 9``."""
+        """Time constant of the transition, s, from the 10-90 % rise time: ``rise / ln 9``
+        (first order), ``rise / 1.3565`` (MZI), the rise time itself (measured: the table's
+        time is in units of its own rise time)."""
+        if self.response == "mzi":
+            return self.rise_time_s / MZI_RISE
+        if self.response == "measured":
+            return self.rise_time_s
         return self.rise_time_s / LN9
 
     @property
     def leak_floor(self) -> float:
-        """Power fraction left in the old path once settled: ``10^(-ER/10)``, 0 for ER = inf."""
+        """Power fraction left in an off path once settled: ``10^(-ER/10)``, 0 for ER = inf."""
         return 10.0 ** (-self.extinction_ratio_db / 10.0)
 
-    def leak(self, gap_s):
-        """Share ``eps`` of the signal still routed through the previous bank when the signal
-        arrives ``gap_s`` seconds after the switch command (numpy-vectorised).
+    @property
+    def amplitude_floor(self) -> float:
+        """Amplitude fraction left in an off path of an electrical switch: ``10^(-ER/20)``."""
+        return 10.0 ** (-self.extinction_ratio_db / 20.0)
 
-        ``eps = e_ER + (1 - e_ER) exp(-gap / tau_s)``. A signal that arrives before the command
-        (``gap < 0``) goes wholly through the old path (``eps = 1``); with ``rise_time_s = 0`` the
-        transition term is 0 for every ``gap >= 0``; ``gap = inf`` leaves only the floor ``e_ER``.
-        """
-        from relaxsim.kernels.programming import leaks
+    def kernel_args(self) -> tuple:
+        """``(code, tau, tx, ty)`` of the compiled :func:`~relaxsim.kernels.programming.remainder`."""
+        tx, ty = self._table
+        return RESPONSES[self.response], float(self.tau_s), tx, ty
+
+    def remainder(self, gap_s):
+        """Share ``r`` of a switching transition still to go when the signal arrives ``gap_s``
+        seconds after the command (numpy-vectorised): 1 before the command, 0 once settled (and
+        for ``gap = inf``, or a switch with ``rise_time_s = 0``). First order: ``exp(-gap/tau)``;
+        MZI: ``cos^2(pi/2 (1 - exp(-gap/tau)))``; measured: ``1 - s(gap / rise)``."""
+        from relaxsim.kernels.programming import remainders
 
         gap = np.asarray(gap_s, dtype=np.float64)
         out = np.empty(gap.shape)
-        leaks(gap.reshape(-1), self.leak_floor, self.tau_s, out.reshape(-1))
+        remainders(gap.reshape(-1), *self.kernel_args(), out.reshape(-1))
         return _scalar_or_array(out)
 
-    def jittered_leak(self, gaps, z):
-        """:meth:`leak` of the gaps moved by the timing jitter: ``gaps (T,) - jitter_s z``, with
-        ``z (T, W)`` standard normal draws; 0 on the steps that do not switch (``gap = inf``).
-        One compiled pass: it runs on every batch."""
-        from relaxsim.kernels.programming import jittered_leaks
+    def leak(self, gap_s):
+        """Power fraction ``eps`` still routed to the previous bank's port of a 1x2 stage when
+        the signal arrives ``gap_s`` after the command: ``e_ER + (1 - 2 e_ER) r(gap)`` (the
+        stage is lossless: the new port has the rest), with ``r`` :meth:`remainder`."""
+        floor = self.leak_floor
+        return _scalar_or_array(floor + (1.0 - 2.0 * floor) * np.asarray(self.remainder(gap_s)))
+
+    def jittered_remainder(self, gaps, z):
+        """:meth:`remainder` of the gaps moved by the timing jitter: ``gaps (T,) - jitter_s z``,
+        with ``z (T, W)`` standard normal draws; 0 on the steps that do not switch
+        (``gap = inf``). One compiled pass: it runs on every batch."""
+        from relaxsim.kernels.programming import jittered_remainders
 
         gaps = np.ascontiguousarray(gaps, dtype=np.float64)
         z = np.ascontiguousarray(z, dtype=np.float64)
         out = np.empty(z.shape)
-        jittered_leaks(gaps, z, self.jitter_s, self.leak_floor, self.tau_s, out)
+        jittered_remainders(gaps, z, self.jitter_s, *self.kernel_args(), out)
         return out
 
     def transmission(self) -> float:
         """Field-amplitude factor of one pass: ``10^(-IL_dB / 20)``."""
         return 10.0 ** (-self.insertion_loss_db / 20.0)
 
+    def time_to_remainder(self, r: float) -> float:
+        """Time after the command at which the transition's remainder falls to ``r`` (0 < r < 1;
+        0 for an instant switch)."""
+        if not 0 < r < 1:
+            raise ValueError(f"r must be in (0, 1) (got {r!r})")
+        tau = self.tau_s
+        if tau == 0:
+            return 0.0
+        if self.response == "first_order":
+            return tau * math.log(1.0 / r)
+        if self.response == "mzi":
+            return tau * _mzi_x(1.0 - r)
+        tx, ty = self._table
+        late = np.flatnonzero(1.0 - ty > r)  # the last tabulated time still above r
+        if len(late) == 0:
+            return 0.0
+        i = late[-1]
+        if i + 1 >= len(tx):
+            return math.inf
+        x0, x1, y0, y1 = tx[i], tx[i + 1], 1.0 - ty[i], 1.0 - ty[i + 1]
+        return tau * float(x0 + (x1 - x0) * (y0 - r) / (y0 - y1))
+
     def settle_time_s(self, tol: float) -> float:
-        """Time after the command until the transient is below ``tol``: ``tau_s ln(1/tol)``."""
-        return _settle(self.tau_s, tol)
+        """Time after the command until the transition's remainder is below ``tol``."""
+        if not 0 < tol < 1:
+            raise ValueError(f"tol must be in (0, 1) (got {tol!r})")
+        return self.time_to_remainder(tol)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,6 +314,9 @@ class WeightElement(DeviceRecord):
     endurance_writes: float = quantity(INF, "ratio", "writes a device survives (inf: no limit)",
                                        lo=0, lo_open=True, inf=True)
     static_power_w: float = quantity(0.0, "power", "power to hold one weight", lo=0)
+    signal: str = choice("coherent", ("coherent", "incoherent", "electrical"),
+                         "what the banks act on: coherent (optical fields), incoherent (optical "
+                         "powers) or electrical (voltages, currents)")
 
     def _check(self, prefix: str) -> None:
         if self.w_max == INF and (self.bits != INF or self.program_noise or self.read_noise):

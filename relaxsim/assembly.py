@@ -61,7 +61,8 @@ class Assembly:
         model's inference alone (:meth:`Hardware.coupling`)."""
         net = self.config.network
         return self.hardware.coupling(self.schedule, net.alpha, net.activation,
-                                      np.dtype(net.dtype), sim=self.timing.alone())
+                                      np.dtype(net.dtype), sim=self.timing.alone(),
+                                      banks=net.banks, seed=self.config.training.seed)
 
     @cached_property
     def network_on_hardware(self) -> Network:

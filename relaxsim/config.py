@@ -124,8 +124,18 @@ SCHEMA["hardware"] = {
                          _one_of("parallel", "serial")),
     "jitter_draws": Key("str", "switch timing jitter drawn once per batch (all its samples see "
                         "one draw: unbiased, one product per step) or per sample (each "
-                        "inference its own: a second product on every switching step)",
-                        _one_of("batch", "sample")),
+                        "inference its own: a product per bank whose share differs on every "
+                        "switching step)", _one_of("batch", "sample")),
+    "signal": Key("str", "signal domain: auto (the weight element's), coherent (fields add), "
+                  "incoherent (powers add) or electrical (voltages settle as amplitudes)",
+                  _one_of("auto", "coherent", "incoherent", "electrical")),
+    "leak_phase": Key("str", "coherent: phase of a leaked path relative to the selected one, "
+                      "in_phase (worst case) or random (fixed per path, from training.seed)",
+                      _one_of("in_phase", "random")),
+    "switch_topology": Key("str", "routing switch: star (one 1 x L_W device) or tree "
+                           "(ceil(log2 L_W) levels of 1 x 2 stages)", _one_of("star", "tree")),
+    "mux": Key("str", "collecting side: switch (a mirrored switch) or combiner (passive, "
+               "10 log10(L_W) dB)", _one_of("switch", "combiner")),
     "switch": Key("device", "the fast switches: a table with preset = NAME and field overrides"),
     "weights": Key("device", "the slow weight elements: preset = NAME and field overrides"),
     "active": Key("device", "the fast active elements: preset = NAME and field overrides"),

@@ -1,7 +1,7 @@
 """The machine a network runs on: devices, the step timing, and what they do to the physics.
 
 :class:`Hardware` is built once from the ``hardware`` section of a config. It turns the devices
-into what the kernels take (the per-step coupling arrays ``a, c, eps, tr``, the transfer function
+into what the kernels take (the per-step coupling arrays ``a, c, tr`` and mixing ``mix``, the transfer function
 and its parameters, noise draws) and what training does on the slow time scale (programming the
 banks into the weight elements, drift, the straight-through gradient).
 
@@ -10,13 +10,19 @@ through a bank ``T_MM`` followed by a window ``w`` in which the switch reconfigu
 element settles. With ``clock = "auto"`` the window lasts until both have settled to
 ``settle_tolerance``; with a fixed clock period ``T_clk`` it is ``T_clk - T_MM``. Then
 
-- switch leak on a step that changes bank: ``eps = e_ER + (1 - e_ER) exp(-w / tau_s)``;
+- on a step that changes bank, the share ``r`` of the switch's transition still to go when the
+  signal passes (``exp(-w / tau_s)`` for a first-order response, ``cos^2(pi/2 (1 -
+  exp(-w / tau_s)))`` for an MZI's, :meth:`Switch.remainder`), and from it and the switch
+  topology and signal domain every bank's share of the step, the mixing vector ``m[t, j]``
+  (:mod:`relaxsim.devices.routing`); the power still routed to the previous bank's port is
+  ``eps = e_ER + (1 - 2 e_ER) r``;
 - active-element carry-over ``rho = exp(-w / tau_a)``: the element relaxes for the dwell ``w`` from
   its old state ``h_t`` towards its target ``alpha h_t + f(u_t)``, so
   ``h_{t+1} = rho h_t + (1 - rho) (alpha h_t + f(u_t))``: ``a_t = rho + (1 - rho) alpha`` and
   ``c_t = 1 - rho`` (``a_t <= 1``, ``c_t >= 0`` for every ``rho, alpha`` in ``[0, 1]``; with
   ``rho = 0`` the ideal ``a_t = alpha``, ``c_t = 1``);
-- transmission of the switch path ``tr = 10^(-IL_dB / 20)`` on every pass.
+- transmission of the switch path on every pass, both sides (``10^(-IL/20)`` as an amplitude,
+  ``10^(-IL/10)`` as a power for an incoherent machine).
 """
 
 from __future__ import annotations
@@ -45,11 +51,13 @@ class Coupling:
 
     a: np.ndarray      # (T,) weight of the old state h_t: rho + (1 - rho) alpha
     c: np.ndarray      # (T,) drive of the transfer function: 1 - rho
-    eps: np.ndarray    # (T,) switch leak into the previous bank
+    eps: np.ndarray    # (T,) power still routed to the previous bank on a switching step
     tr: np.ndarray     # (T,) transmission of the switch path
     code: int          # transfer function kernel code
     act_params: tuple[float, float, float]
     gaps: np.ndarray | None = None  # (T,) switch command -> signal, s (inf: no switching)
+    mix: np.ndarray | None = None   # (T, L_W) share of every bank in each step (None: ideal)
+    router: "Router | None" = None  # turns transition remainders into mixing vectors
 
     @cached_property
     def switching(self) -> np.ndarray:
@@ -70,10 +78,12 @@ class Coupling:
     def summary(self) -> dict:
         """The per-step coupling as plain lists, for ``result.json`` and ``timing --json``:
         ``switching`` (whether step t changes bank), ``switch_leak`` (``eps_t``, the power
-        fraction still routed through the previous bank), ``carry_over`` (``1 - c_t``, the share
+        fraction still routed to the previous bank's port on a switching step), ``mix`` (the
+        share ``m[t, j]`` of every bank j in step t, :mod:`relaxsim.devices.routing`),
+        ``carry_over`` (``1 - c_t``, the share
         of its old state the active element keeps), ``a`` and ``c`` as the kernels use them, and
         ``transmission`` of the switch path."""
-        return {
+        out = {
             "switching": [bool(x) for x in self.switching],
             "switch_leak": [float(x) for x in self.eps],
             "carry_over": [float(1.0 - x) for x in self.c],
@@ -81,12 +91,45 @@ class Coupling:
             "c": [float(x) for x in self.c],
             "transmission": [float(x) for x in self.tr],
         }
+        if self.mix is not None:
+            out["mix"] = [[float(x) for x in row] for row in self.mix]
+        return out
 
     @classmethod
     def ideal(cls, steps: int, alpha: float, activation: Activation, dtype=np.float64):
         return cls(a=np.full(steps, alpha, dtype=dtype), c=np.ones(steps, dtype=dtype),
                    eps=np.zeros(steps, dtype=dtype), tr=np.ones(steps, dtype=dtype),
                    code=activation.code, act_params=tuple(activation.ideal))
+
+
+@dataclass(frozen=True, eq=False)
+class Router:
+    """The switches of one machine on one schedule: each step's mixing vector over the banks
+    from the share ``r`` of its switching transition still to go
+    (:func:`relaxsim.devices.routing.mixing`)."""
+
+    banks: int
+    schedule: tuple
+    prev: tuple
+    topology: str
+    mux: str
+    signal: str
+    power_floor: float
+    amplitude_floor: float
+    phases: np.ndarray | None = None
+
+    def mix(self, r: np.ndarray) -> np.ndarray:
+        """Mixing vectors for remainders ``r`` ``(T,)`` -> ``(T, L_W)``, or ``(T, W)`` ->
+        ``(T, W, L_W)`` (one per sample or per draw)."""
+        from relaxsim.devices.routing import mixing
+
+        r = np.asarray(r, dtype=np.float64)
+        out = np.empty(r.shape + (self.banks,))
+        for t, (k, p) in enumerate(zip(self.schedule, self.prev)):
+            out[t] = mixing(self.banks, k, p, r[t], topology=self.topology, mux=self.mux,
+                            signal=self.signal, power_floor=self.power_floor,
+                            amplitude_floor=self.amplitude_floor, phases=self.phases)
+        return out
 
 
 @dataclass
@@ -122,6 +165,10 @@ class Hardware:
     in_flight: int = 1
     program_banks: str = "parallel"
     jitter_draws: str = "batch"
+    signal: str = "coherent"
+    leak_phase: str = "in_phase"
+    switch_topology: str = "star"
+    mux: str = "switch"
 
     def timing_spec(self, schedule, banks: int, architecture: str = "relaxnet",
                     pipelining: str | None = None) -> TimingSpec:
@@ -142,25 +189,55 @@ class Hardware:
         return simulate(self.timing_spec(schedule, banks, architecture, pipelining), n=n,
                         record=record, stream=stream)
 
+    def router(self, schedule, banks: int, seed: int = 0) -> Router:
+        """The switches of this machine on ``schedule`` over ``banks`` banks (path phases, when
+        random, drawn once from ``seed``)."""
+        from relaxsim.devices.routing import path_phases
+        from relaxsim.schedules import previous_banks
+
+        schedule = np.asarray(schedule, dtype=np.int64)
+        return Router(banks=int(banks), schedule=tuple(int(k) for k in schedule),
+                      prev=tuple(int(k) for k in previous_banks(schedule)),
+                      topology=self.switch_topology, mux=self.mux, signal=self.signal,
+                      power_floor=self.switch.leak_floor,
+                      amplitude_floor=self.switch.amplitude_floor,
+                      phases=path_phases(int(banks), self.leak_phase, seed))
+
+    def transmission(self, banks: int) -> float:
+        """Transmission of the switching path (both sides), in the signal domain's unit
+        (:func:`relaxsim.devices.routing.transmission`)."""
+        from relaxsim.devices.routing import transmission
+
+        return transmission(banks, self.switch_topology, self.mux, self.signal,
+                            self.switch.insertion_loss_db)
+
     def coupling(self, schedule: np.ndarray, alpha: float, network_activation: str,
-                 dtype=np.float64, sim: Simulation | None = None) -> Coupling:
+                 dtype=np.float64, sim: Simulation | None = None, banks: int | None = None,
+                 seed: int = 0) -> Coupling:
         """Per-step coupling arrays of this machine for ``schedule``, from the simulated event
-        times of one inference: the switch leak on steps that change bank from the gap between
-        command and signal, the element's carry-over from its dwell (``sim``: a simulation of
-        the machine whose first inference ran alone, :meth:`MachineTiming.alone`)."""
+        times of one inference: every bank's share of each step (the mixing vectors) from the
+        switch's state when the signal passes, the element's carry-over from its dwell
+        (``sim``: a simulation of the machine whose first inference ran alone,
+        :meth:`MachineTiming.alone`; ``banks``: ``L_W``, by default one more than the largest
+        bank in the schedule; ``seed``: the path phases' when random)."""
         T = len(schedule)
-        sim = sim or MachineTiming(self, schedule, int(np.max(schedule)) + 1).alone()
+        banks = int(np.max(schedule)) + 1 if banks is None else int(banks)
+        sim = sim or MachineTiming(self, schedule, banks).alone()
         if sim.spec.schedule != tuple(int(k) for k in schedule):
             raise ValueError("coupling: sim is a simulation of another schedule")
         gaps, dwells = sim.gaps(), sim.dwells()
-        eps = np.where(np.isinf(gaps), 0.0, self.switch.leak(np.where(np.isinf(gaps), 0, gaps)))
+        switching = np.isfinite(gaps)
+        eps = np.where(switching, self.switch.leak(np.where(switching, gaps, 0)), 0.0)
+        router = self.router(schedule, banks, seed)
+        mix = router.mix(self.switch.remainder(gaps))
         rho = self.active.carry_over(dwells)
         code, g, s, p = self.active.transfer_params(network_activation)
         # relaxing towards alpha h_t + f(u_t) for the dwell: h_{t+1} = a_t h_t + c_t f(u_t)
         return Coupling(a=(rho + (1.0 - rho) * alpha).astype(dtype), c=(1.0 - rho).astype(dtype),
                         eps=eps.astype(dtype),
-                        tr=np.full(T, self.switch.transmission(), dtype=dtype), code=code,
-                        act_params=(float(g), float(s), float(p)), gaps=gaps)
+                        tr=np.full(T, self.transmission(banks), dtype=dtype), code=code,
+                        act_params=(float(g), float(s), float(p)), gaps=gaps, mix=mix,
+                        router=router)
 
     def cautions(self, coupling: Coupling, settling: bool = True) -> list[str]:
         """Every warning this machine deserves, one line each: settings that have no effect,
@@ -181,10 +258,10 @@ class Hardware:
         element (its carry-over ``1 - c``), each with the clock it needs.
 
         A fixed clock ``T_clk`` leaves each device ``w = T_clk - T_MM`` after the signal left the
-        bank (one inference, no stall). The switch's leak ``e_ER + (1 - e_ER) exp(-w / tau_s)``
-        falls to the threshold ``x`` at ``w = tau_s ln((1 - e_ER) / (x - e_ER))`` (never, when its
-        extinction floor ``e_ER`` is itself above ``x``); the element's ``exp(-w / tau_a)`` at
-        ``w = tau_a ln(1 / x)``."""
+        bank (one inference, no stall). The switch's leak ``e_ER + (1 - 2 e_ER) r(w)`` falls to
+        the threshold ``x`` where the transition's remainder ``r`` is ``(x - e_ER) / (1 - 2
+        e_ER)`` (:meth:`Switch.time_to_remainder`; never, when its extinction floor ``e_ER`` is
+        itself above ``x``); the element's ``exp(-w / tau_a)`` at ``w = tau_a ln(1 / x)``."""
         from relaxsim.devices import format_quantity
 
         def time(x):
@@ -199,12 +276,12 @@ class Hardware:
         out = []
         eps = float(np.max(coupling.eps[coupling.switching], initial=0.0))
         if eps > x:
-            floor, tau = self.switch.leak_floor, self.switch.tau_s
+            floor = self.switch.leak_floor
             if floor >= x:
                 need = (f"no clock helps: its extinction floor alone leaks {pct(floor)} "
                         "(raise hardware.switch.extinction_ratio)")
             else:
-                w = tau * np.log((1.0 - floor) / (x - floor)) if tau > 0 else 0.0
+                w = self.switch.time_to_remainder((x - floor) / (1.0 - 2.0 * floor))
                 need = (f"it needs hardware.clock >= {time(t_mm + w)} "
                         f"(T_MM {time(t_mm)} + {time(w)} to leak {pct(x)})")
             out.append(f"{where} leaves switch {self.switch.name} leaking {pct(eps)} of the "
@@ -219,23 +296,23 @@ class Hardware:
                        f"settle to {pct(x)})")
         return out
 
-    def jittered_eps(self, coupling: Coupling, batch: int, rng: np.random.Generator):
-        """Switch leak with each switching command late or early by a draw of the switch's timing
-        jitter (``None`` when the switch has none).
+    def jittered_mix(self, coupling: Coupling, batch: int, rng: np.random.Generator):
+        """Mixing vectors with each switching command late or early by a draw of the switch's
+        timing jitter (``None`` when the switch has none).
 
-        ``jitter_draws = "sample"``: per sample, ``(T, B)``: each inference its own draw; the
-        kernels then need a second product on every switching step. ``"batch"``: one draw per
-        step for the whole batch, ``(T,)``: every sample's leak has the same distribution as per
-        sample, so accuracies and gradients are unbiased (only their variance across batches
-        grows), and the kernels run each step on one mixed bank, as for the read noise (one
-        draw per forward pass)."""
-        if self.switch.jitter_s == 0 or not coupling.switches:
+        ``jitter_draws = "sample"``: per sample, ``(T, B, L_W)``: each inference its own draw;
+        the kernels then need a product per bank whose share differs between samples on every
+        switching step. ``"batch"``: one draw per step for the whole batch, ``(T, L_W)``: every
+        sample's mixing has the same distribution as per sample, so accuracies and gradients
+        are unbiased (only their variance across batches grows), and the kernels run each step
+        on one mixed bank, as for the read noise (one draw per forward pass)."""
+        if self.switch.jitter_s == 0 or not coupling.switches or coupling.router is None:
             return None
         width = batch if self.jitter_draws == "sample" else 1
-        eps = self.switch.jittered_leak(
+        r = self.switch.jittered_remainder(
             coupling.gaps, rng.standard_normal((len(coupling.gaps), width)))
-        eps = eps.astype(coupling.eps.dtype)
-        return eps if self.jitter_draws == "sample" else eps[:, 0]
+        mix = coupling.router.mix(r)
+        return mix if self.jitter_draws == "sample" else mix[:, 0]
 
     def program_time_s(self, banks: int) -> float:
         """Hardware time of one programming event (all banks)."""
@@ -356,9 +433,9 @@ class Hardware:
 
 class TrainingDraws:
     """What one training batch draws (``update_every = 1``), for batches of one shape:
-    ``draws(W, rng)`` returns ``(W_read, dW_factor, eps, element_noise, detector_noise)``, the
+    ``draws(W, rng)`` returns ``(W_read, dW_factor, mix, element_noise, detector_noise)``, the
     bytes and the generator's advance of :meth:`Hardware.program_and_read` of ``W``, then
-    :meth:`Hardware.jittered_eps`, then :meth:`Hardware.draw_noise`.
+    :meth:`Hardware.jittered_mix`, then :meth:`Hardware.draw_noise`.
 
     The device constants, the work arrays (from ``out``, a function ``(name, shape, dtype) ->
     array``, as for :meth:`Hardware.draw_noise`) and their flat views are fixed here, once. Each
@@ -378,9 +455,9 @@ class TrainingDraws:
         self.w_shape = w_shape
         self.W_hw, self.mask = out("W_hw", w_shape, dtype), out("W_mask", w_shape, dtype)
         self.sigma = wts.written_read_sigma()
-        self.jitter = sw.jitter_s != 0 and coupling.switches
+        self.jitter = sw.jitter_s != 0 and coupling.switches and coupling.router is not None
         self.z_shape = (T, batch if hw.jitter_draws == "sample" else 1)
-        self.eps = np.empty(self.z_shape if self.jitter else (0, 1), dtype=dtype)
+        self.eps = np.empty(self.z_shape if self.jitter else (0, 1))  # remainders, float64
         self.noise = out("element_noise", (T, batch, hidden), dtype) if act.noise > 0 else None
         self.det = (out("detector_noise", (batch, hidden), dtype)
                     if act.detector_noise > 0 else None)
@@ -389,13 +466,12 @@ class TrainingDraws:
         draws = int(np.prod(w_shape)) + (act.noise > 0) * T * batch * hidden \
             + (act.detector_noise > 0) * batch * hidden
         self.run = training_pass_par if threads_pay(draws) else training_pass
-        self.eps_out = (None if not self.jitter else self.eps if hw.jitter_draws == "sample"
-                        else self.eps[:, 0])
+        self.per_sample = hw.jitter_draws == "sample"
         nothing = np.zeros(0, dtype=dtype)
         self.args = (
             *wts.grid(dtype), self.sigma, self.W_hw.reshape(-1),
-            self.mask.reshape(-1), coupling.gaps64, float(sw.jitter_s), float(sw.leak_floor),
-            float(sw.tau_s), self.eps, float(act.noise),
+            self.mask.reshape(-1), coupling.gaps64, float(sw.jitter_s), *sw.kernel_args(),
+            self.eps, float(act.noise),
             nothing if self.noise is None else self.noise.reshape(-1),
             float(act.detector_noise), nothing if self.det is None else self.det.reshape(-1))
 
@@ -412,7 +488,11 @@ class TrainingDraws:
         if self.det is not None:
             keys[2] = draw_key(rng)
         self.run(W.reshape(-1), z, keys, *self.args)
-        return self.W_hw, self.mask, self.eps_out, self.noise, self.det
+        mix = None
+        if self.jitter:  # the transitions' remainders -> every bank's share
+            mix = self.coupling.router.mix(self.eps)
+            mix = mix if self.per_sample else mix[:, 0]
+        return self.W_hw, self.mask, mix, self.noise, self.det
 
 
 _NO_DRAWS = np.zeros((0, 1))
@@ -483,7 +563,11 @@ class MachineTiming:
 
 def build_hardware(hw_cfg) -> Hardware:
     """Build the machine described by a validated ``hardware`` config section (its parsed
-    times and device records: :meth:`relaxsim.config.Section.seconds`, ``.device``)."""
+    times and device records: :meth:`relaxsim.config.Section.seconds`, ``.device``); an
+    ``auto`` signal domain is the weight element's (:attr:`WeightElement.signal`)."""
+    signal = hw_cfg["signal"]
+    if signal == "auto":
+        signal = hw_cfg.device("weights").signal
     hw = Hardware(
         switch=hw_cfg.device("switch"),
         weights=hw_cfg.device("weights"),
@@ -499,6 +583,10 @@ def build_hardware(hw_cfg) -> Hardware:
         in_flight=hw_cfg["in_flight"],
         program_banks=hw_cfg["program_banks"],
         jitter_draws=hw_cfg["jitter_draws"],
+        signal=signal,
+        leak_phase=hw_cfg["leak_phase"],
+        switch_topology=hw_cfg["switch_topology"],
+        mux=hw_cfg["mux"],
     )
     return hw  # a clock shorter than the propagation is refused when the config is validated
 

@@ -27,8 +27,8 @@ class Network:
 
     RNN (``banks = 1``) and DNN (``banks = steps``) are the same network with other sizes.
     ``coupling`` holds the per-step arrays and transfer function the kernels run with: by
-    default the ideal machine's (``a = alpha``, ``c = 1``, ``eps = 0``, ``tr = 1``, the textbook
-    activation).
+    default the ideal machine's (``a = alpha``, ``c = 1``, each step on its bank alone,
+    ``tr = 1``, the textbook activation).
     """
 
     hidden: int
@@ -107,30 +107,39 @@ class Network:
 
     # -- evaluation ----------------------------------------------------------------------------
 
-    def _forward(self, params, x, noise=None, det=None, eps=None):
+    def _mix(self, eps, mix):
+        """The banks' mixing of a call: ``mix`` given, else a two-bank leak ``eps`` given, else
+        the coupling's (``None``: the ideal machine, each step on its bank alone)."""
+        if mix is not None or eps is not None:
+            return mix, eps
+        return self.coupling.mix, None
+
+    def _forward(self, params, x, noise=None, det=None, eps=None, mix=None):
         X, slot = self.input_slots(x)
         cp = self.coupling
-        return kernels.forward(params, X, slot, self.schedule, self.prev, cp.a, cp.c,
-                               cp.eps if eps is None else eps, cp.code, noise, dtype=self.dtype,
-                               tr=cp.tr, det=det, act_params=cp.act_params)
+        mix, eps = self._mix(eps, mix)
+        return kernels.forward(params, X, slot, self.schedule, self.prev, cp.a, cp.c, eps,
+                               cp.code, noise, dtype=self.dtype, tr=cp.tr, det=det,
+                               act_params=cp.act_params, mix=mix)
 
     def forward(self, params: dict[str, np.ndarray], x: np.ndarray, noise=None,
-                det=None, eps=None) -> np.ndarray:
+                det=None, eps=None, mix=None) -> np.ndarray:
         """Logits ``(B, C)`` for the batch ``x`` (with element noise ``(T, B, N)`` and detector
-        noise ``(B, N)`` draws, if given, and this batch's switch leak ``eps``, ``(T,)`` or
-        ``(T, B)``, in place of the coupling's)."""
-        return self._forward(params, x, noise, det, eps)[0]
+        noise ``(B, N)`` draws, if given, and this batch's mixing of the banks ``mix``,
+        ``(T, L_W)`` or ``(T, B, L_W)``, or a two-bank leak ``eps`` into the previous bank,
+        ``(T,)`` or ``(T, B)``, in place of the coupling's)."""
+        return self._forward(params, x, noise, det, eps, mix)[0]
 
-    def loss_and_grad(self, params, x, y, noise=None, det=None,
-                      eps=None) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_and_grad(self, params, x, y, noise=None, det=None, eps=None,
+                      mix=None) -> tuple[float, dict[str, np.ndarray]]:
         """Mean cross-entropy on ``(x, y)`` and its exact gradient (keys and shapes of ``params``),
         with the noise draws (if any) held fixed; arguments as :meth:`forward`."""
         X, slot = self.input_slots(x)
         cp = self.coupling
+        mix, eps = self._mix(eps, mix)
         return kernels.loss_and_grad(params, X, slot, self.schedule, self.prev, cp.a, cp.c,
-                                     cp.eps if eps is None else eps, cp.code, y, noise,
-                                     dtype=self.dtype, tr=cp.tr, det=det,
-                                     act_params=cp.act_params)
+                                     eps, cp.code, y, noise, dtype=self.dtype, tr=cp.tr,
+                                     det=det, act_params=cp.act_params, mix=mix)
 
     @staticmethod
     def score(Z, y) -> tuple[float, int]:

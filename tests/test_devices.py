@@ -110,24 +110,37 @@ def test_records_are_frozen():
 
 @pytest.mark.parametrize("name", SWITCHES)
 def test_switch_leak_follows_the_closed_form(name):
+    """First order: ``r = exp(-gap / tau)``, ``tau = rise / ln 9``; an MZI driven by a
+    first-order phase: ``r = cos^2(pi/2 (1 - exp(-gap / tau)))`` with ``tau`` from its own 10-90 %
+    rise; the previous port's power ``e + (1 - 2e) r``."""
     sw = load_preset("switch", name)
-    tau = sw.rise_time_s / math.log(9)
-    assert sw.tau_s == pytest.approx(tau, rel=1e-15)
     floor = 0.0 if sw.extinction_ratio_db == math.inf else 10 ** (-sw.extinction_ratio_db / 10)
     gaps = np.array([0.0, 1e-15, 1e-12, 1e-10, 1e-9, 1e-6, 1e-3, 1.0, math.inf])
-    if tau > 0:
-        expected = floor + (1 - floor) * np.exp(-gaps / tau)
+    if sw.response == "mzi":
+        tau = sw.rise_time_s / (
+            -math.log(1 - 2 / math.pi * math.asin(math.sqrt(0.9)))
+            + math.log(1 - 2 / math.pi * math.asin(math.sqrt(0.1))))
+        r = np.sin(math.pi / 2 * np.exp(-gaps / tau)) ** 2  # = cos^2(pi/2 (1 - exp(-gap/tau)))
     else:
-        expected = np.full(gaps.shape, floor)
-    np.testing.assert_allclose(sw.leak(gaps), expected, rtol=1e-14, atol=0)
+        tau = sw.rise_time_s / math.log(9)
+        r = np.exp(-gaps / tau) if tau > 0 else np.zeros(gaps.shape)
+    assert sw.tau_s == pytest.approx(tau, rel=1e-14)
+    np.testing.assert_allclose(sw.remainder(gaps), r, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(sw.leak(gaps), floor + (1 - 2 * floor) * r, rtol=1e-13, atol=0)
     assert sw.leak(math.inf) == floor
-    assert sw.leak(-1e-12) == 1.0  # the signal arrived before the command: all in the old path
+    assert sw.leak(-1e-12) == pytest.approx(1.0 - floor, rel=1e-15)  # before the command
     assert isinstance(sw.leak(0.0), float)
+    if tau > 0:  # the 10-90 % rise of the new port's power is the preset's rise time
+        t10, t90 = sw.time_to_remainder(0.9), sw.time_to_remainder(0.1)
+        assert t90 - t10 == pytest.approx(sw.rise_time_s, rel=1e-12)
+        assert sw.remainder(t90) == pytest.approx(0.1, rel=1e-12)
     assert sw.transmission() == pytest.approx(10 ** (-sw.insertion_loss_db / 20), rel=1e-15)
     if tau > 0:
         settle = sw.settle_time_s(1e-3)
-        assert settle == pytest.approx(tau * math.log(1e3), rel=1e-15)
-        assert sw.leak(settle) - floor == pytest.approx(1e-3 * (1 - floor), rel=1e-12)
+        if sw.response == "first_order":
+            assert settle == pytest.approx(tau * math.log(1e3), rel=1e-15)
+        assert sw.remainder(settle) == pytest.approx(1e-3, rel=1e-12)
+        assert sw.leak(settle) - floor == pytest.approx(1e-3 * (1 - 2 * floor), rel=1e-12)
 
 
 def test_switch_rise_time_is_10_to_90_percent():
@@ -139,7 +152,7 @@ def test_switch_rise_time_is_10_to_90_percent():
 def test_switch_extinction_floor_and_zero_rise_time():
     sw = Switch(rise_time_s=0, extinction_ratio_db="20 dB")
     np.testing.assert_array_equal(sw.leak([0.0, 1e-15, 1.0, math.inf]), [0.01] * 4)
-    assert sw.leak(-1e-15) == 1.0
+    assert sw.leak(-1e-15) == 0.99  # before the command: the old port still on, 1 - e_ER
     ideal = Switch()
     np.testing.assert_array_equal(ideal.leak([0.0, 1e-12, math.inf]), [0.0, 0.0, 0.0])
     assert ideal.transmission() == 1.0 and ideal.settle_time_s(1e-6) == 0.0

@@ -67,16 +67,17 @@ def _min_abs_preactivation(net, params, x):
 
 @pytest.mark.parametrize("slots", ["static", "first", "sequence"])
 @pytest.mark.parametrize("per_sample", [True, False])
+@pytest.mark.parametrize("mixing", ["leak", "full"])
 @pytest.mark.parametrize("act", ACTIVATIONS.names())
-def test_kernel_gradient_with_physics_matches_finite_differences(slots, per_sample, act):
+def test_kernel_gradient_with_physics_matches_finite_differences(slots, per_sample, act, mixing):
     """Every effect at once: carry-over a_t, drive c_t, switch leak eps_t and transmission tr_t
     (per step or per sample), element noise, detector noise and device transfer parameters."""
     code = ACTIVATIONS.get(act).code
     for seed in range(50):  # relu: no pre-activation within 1e-3 of a kink (0 and s / g)
         rng = np.random.default_rng(seed)
-        p = random_problem(rng, slots=slots, per_sample=per_sample)
+        p = random_problem(rng, slots=slots, per_sample=per_sample, mixing=mixing)
         ap = device_params(act, rng)
-        kw = dict(tr=p["tr"], det=p["det"], act_params=ap)
+        kw = dict(tr=p["tr"], det=p["det"], act_params=ap, mix=p["mix"])
         args = (p["X"], p["slot"], p["sched"], p["prev"], p["a"], p["c"], p["eps"], code,
                 p["noise"])
         U = reference.forward(p["params"], *args, **kw)[2]

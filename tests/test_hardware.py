@@ -284,7 +284,7 @@ def test_evaluate_refuses_truncated_or_mismatched_weights(trained_run, tmp_path,
 def test_training_batch_draws_what_the_separate_calls_draw(dtype, jitter_draws, hidden, batch,
                                                            threads, weight_noise, monkeypatch):
     """A training batch's draws prepared once and run as one compiled call: the bytes and the
-    generator's advance of program_and_read, jittered_eps and draw_noise called in turn (also for
+    generator's advance of program_and_read, jittered_mix and draw_noise called in turn (also for
     banks handed over in another dtype or layout: converted to the network's first)."""
     from relaxsim.data.tasks import TaskInfo
     from relaxsim.kernels import rng as R
@@ -306,13 +306,13 @@ def test_training_batch_draws_what_the_separate_calls_draw(dtype, jitter_draws, 
     r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
     for _ in range(2):  # the second call reuses the work arrays
         got = draws(W, r1)
-        want = (*hw.program_and_read(W, r2), hw.jittered_eps(cp, batch, r2),
+        want = (*hw.program_and_read(W, r2), hw.jittered_mix(cp, batch, r2),
                 *hw.draw_noise(r2, 6, batch, hidden, net.dtype))
         for g, w in zip(got, want):
-            assert g.dtype == w.dtype and g.shape == w.shape
+            assert g.dtype == w.dtype and g.shape == w.shape  # the mixing: float64 always
             np.testing.assert_array_equal(g, w)
         assert r1.bit_generator.state == r2.bit_generator.state
-    assert got[2].shape == ((6, batch) if jitter_draws == "sample" else (6,))
+    assert got[2].shape == ((6, batch, 3) if jitter_draws == "sample" else (6, 3))
     other = np.asfortranarray(W.astype(np.float64 if dtype == "float32" else np.float32))
     got = draws(other, np.random.default_rng(9))
     want = hw.program_and_read(np.ascontiguousarray(other, dtype=dtype), np.random.default_rng(9))

@@ -68,12 +68,51 @@ def test_float32_kernels_follow_float64(act, rng):
         assert max_rel(grads[key], grads_r[key]) < FLOAT32_TOL, key
 
 
-def test_zero_leak_skips_the_second_product(rng):
-    """With eps = 0 no step mixes banks; with eps > 0 only steps that change bank do."""
-    sched = np.array([0, 0, 1, 1, 0])
-    prev = np.r_[0, sched[:-1]]
-    assert not kernels.mix_flags(sched, prev, np.zeros(5)).any()
-    assert kernels.mix_flags(sched, prev, np.full(5, 0.1)).tolist() == [0, 0, 1, 0, 1]
+def test_mix_plan_bakes_each_distinct_row_once():
+    """A one-hot row runs on its bank; equal mixed rows share one baked bank; a per-sample
+    matrix keeps its common part baked and the columns that differ as per-row terms."""
+    mix = np.array([[1.0, 0.0, 0.0], [0.1, 0.9, 0.0], [0.0, 0.0, 1.0], [0.1, 0.9, 0.0],
+                    [0.0, 0.5, 0.0]])
+    at, rows, tb, tc, nt = kernels.mix_plan(mix, 3)
+    assert at.tolist() == [0, 3, 2, 3, 4]
+    np.testing.assert_array_equal(rows, [[0.1, 0.9, 0.0], [0.0, 0.5, 0.0]])
+    assert tb.shape == (5, 0) and not nt.any()
+    per = np.repeat(mix[:, None, :], 4, axis=1)
+    per[1, :, 0] = [0.1, 0.2, 0.3, 0.4]
+    at, rows, tb, tc, nt = kernels.mix_plan(per, 3)
+    assert at.tolist() == [0, 3, 2, 4, 5]  # step 1: its common part (0.9 of bank 1) baked
+    np.testing.assert_array_equal(rows, [[0.0, 0.9, 0.0], [0.1, 0.9, 0.0], [0.0, 0.5, 0.0]])
+    assert nt.tolist() == [0, 1, 0, 0, 0] and tb[1, 0] == 0
+    np.testing.assert_array_equal(tc[1, 0], [0.1, 0.2, 0.3, 0.4])
+
+
+def test_mix_from_eps_is_the_two_bank_leak():
+    sched, prev = np.array([0, 1, 1, 0]), np.array([0, 0, 1, 1])
+    m = kernels.mix_from_eps(sched, prev, np.full(4, 0.25), 2)
+    np.testing.assert_array_equal(m, [[1, 0], [0.25, 0.75], [0, 1], [0.75, 0.25]])
+    with pytest.raises(ValueError, match=r"mix: expected shape \(4, 2\)"):
+        kernels.check_mix(np.zeros((4, 3)), 4, 5, 2)
+
+
+@pytest.mark.parametrize("per_sample", [True, False])
+@pytest.mark.parametrize("slots", ["static", "sequence"])
+def test_kernels_match_twin_with_every_bank_mixed(per_sample, slots, rng):
+    """A share of every bank at every step (a switch leaking into all the banks), per step or
+    with per-sample shares on the switching steps."""
+    p = random_problem(rng, slots=slots, per_sample=per_sample, mixing="full")
+    (Z, tape, loss, grads), (Zr, H, loss_r, grads_r) = run_both(p, 0)
+    assert len(tape.rows) > 0 and (tape.nt.any() == per_sample)
+    assert max_rel(Z, Zr) < TWIN_TOL
+    for key in grads_r:
+        assert max_rel(grads[key], grads_r[key]) < TWIN_TOL, key
+
+
+def test_float32_kernels_follow_float64_with_every_bank_mixed(rng):
+    p = random_problem(rng, per_sample=True, mixing="full")
+    (Z, _, _, grads), (Zr, _, _, grads_r) = run_both(p, 0, dtype=np.float32)
+    assert max_rel(Z, Zr) < FLOAT32_TOL
+    for key in grads_r:
+        assert max_rel(grads[key], grads_r[key]) < FLOAT32_TOL, key
 
 
 def test_leak_mixes_the_previous_bank(rng):

@@ -372,19 +372,22 @@ def test_legacy_ids_are_the_ids_earlier_stores_hold():
                                                    "network.banks": 1})) == "946ef975333df7a3"
 
 
-@pytest.mark.parametrize("version, alpha, mode, stale", [
-    ("0.1.0", 0.5, "hardware_aware", True),   # the carry-over fix of 0.2.0 changes it
-    ("0.1.0", 0.5, "deploy", True),
-    ("0.1.0", 0.5, "ideal", False),           # no machine: no carry-over
-    ("0.1.0", 0.0, "hardware_aware", False),  # a_t = rho either way
-    ("0.2.0", 0.5, "hardware_aware", False),
+@pytest.mark.parametrize("version, alpha, mode, banks, stale", [
+    ("0.1.0", 0.5, "hardware_aware", 1, True),   # the carry-over fix of 0.2.0 changes it
+    ("0.1.0", 0.5, "deploy", 1, True),
+    ("0.1.0", 0.5, "ideal", 2, False),           # no machine: no carry-over, no switch
+    ("0.1.0", 0.0, "hardware_aware", 1, False),  # a_t = rho either way; one bank: no switch
+    ("0.2.0", 0.5, "hardware_aware", 1, False),
+    ("0.2.0", 0.0, "hardware_aware", 2, True),   # the switch physics of 0.3.0 changes it
+    ("0.2.0", 0.0, "ideal", 2, False),
+    ("0.3.0", 0.0, "hardware_aware", 2, False),
 ])
 def test_a_point_stored_before_a_fix_that_changes_it_runs_again(tmp_path, version, alpha, mode,
-                                                                stale):
+                                                                banks, stale):
     from relaxsim.scans.spec import load_spec
     from relaxsim.scans.store import ScanWarning, Store
 
-    spec = load_spec({"base": {"network": {"hidden": 8, "alpha": alpha},
+    spec = load_spec({"base": {"network": {"hidden": 8, "alpha": alpha, "banks": banks},
                                "hardware": {"mode": mode}}, "seeds": [0]})
     (point,) = spec.expand()
     store = Store(tmp_path / "store")
@@ -398,6 +401,8 @@ def test_a_point_stored_before_a_fix_that_changes_it_runs_again(tmp_path, versio
         state = store.status([point])
     assert len(state["missing" if stale else "done"]) == 1
     messages = [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
-    assert messages == ([f"{store.path(point.id)}: written by relaxsim 0.1.0, before the "
-                         "carry-over fix of 0.2.0, which changes this point's results; "
-                         "counted as missing"] if stale else [])
+    fix = ("the carry-over fix of 0.2.0" if version == "0.1.0"
+           else "the switch physics of 0.3.0")
+    assert messages == ([f"{store.path(point.id)}: written by relaxsim {version}, before "
+                         f"{fix}, which changes this point's results; counted as missing"]
+                        if stale else [])

@@ -403,57 +403,64 @@ def test_ideal_devices_with_auto_clock_give_the_ideal_coupling(schedule, banks, 
 
 # -- jitter ----------------------------------------------------------------------------------
 
-def test_jittered_eps_shape_and_mean():
-    """Each switching command late or early by N(0, sigma): eps = leak(gap - sigma z) per
-    sample; its mean is exp(-g / tau + sigma^2 / (2 tau^2)) (a log-normal mean; the gap is
-    10 sigma, so a negative gap never happens)."""
+def test_jittered_mix_shape_and_mean():
+    """Each switching command late or early by N(0, sigma): the transition's remainder is
+    r(gap - sigma z) per sample; with a perfect first-order switch and a mirrored collecting
+    switch (coherent: m = P), the previous bank's share is r and the new bank's 1 - r; its mean
+    is exp(-g / tau + sigma^2 / (2 tau^2)) (a log-normal mean; the gap is 10 sigma, so a negative
+    gap never happens)."""
     hw = hardware(**{**IDEAL, "hardware.switch": {"preset": "ideal", "rise_time": "20 ps",
                                                   "jitter": "2 ps"},
                      "hardware.clock": "30 ps", "hardware.jitter_draws": "sample"})
     schedule = np.array([0, 1, 0, 0, 1])
+    prev = np.array([0, 0, 1, 0, 0])
     cp = hw.coupling(schedule, 0.0, "tanh")
     B = 100_000
-    eps = hw.jittered_eps(cp, B, np.random.default_rng(5))
-    assert eps.shape == (5, B) and eps.dtype == cp.eps.dtype
-    assert (eps[[0, 3]] == 0.0).all()  # no bank change, nothing to leak
+    mix = hw.jittered_mix(cp, B, np.random.default_rng(5))
+    assert mix.shape == (5, B, 2)
+    np.testing.assert_array_equal(mix[0], np.tile([1.0, 0.0], (B, 1)))  # no bank change
+    np.testing.assert_array_equal(mix[3], np.tile([1.0, 0.0], (B, 1)))
     z = np.random.default_rng(5).standard_normal((5, B))
     switching = [1, 2, 4]
     gap, sigma, tau = 20 * PS, 2 * PS, hw.switch.tau_s
     np.testing.assert_allclose(cp.gaps[switching], gap, rtol=CLOSED_FORM_RTOL)
-    np.testing.assert_array_equal(
-        eps[switching], hw.switch.leak(cp.gaps[switching, None] - sigma * z[switching]))
+    r = hw.switch.remainder(cp.gaps[switching, None] - sigma * z[switching])
+    old = mix[switching, :, prev[switching]]
+    new = mix[switching, :, schedule[switching]]
+    np.testing.assert_array_equal(old, r)
+    np.testing.assert_array_equal(new, 1.0 - r)
     expected = math.exp(-gap / tau + sigma ** 2 / (2 * tau ** 2))
     # standard error of the mean: sqrt(exp(sigma^2/tau^2) - 1) / sqrt(B), about 7e-4 relative
-    np.testing.assert_allclose(eps[switching].mean(axis=1), expected, rtol=5e-3)
-    np.testing.assert_allclose(np.median(eps[switching], axis=1), cp.eps[switching], rtol=2e-2)
+    np.testing.assert_allclose(old.mean(axis=1), expected, rtol=5e-3)
+    np.testing.assert_allclose(np.median(old, axis=1), cp.eps[switching], rtol=2e-2)
 
 
 def test_jitter_drawn_per_batch_is_one_draw_per_step():
     """jitter_draws = "batch" (the default): one draw per step, the same numbers a per-sample
-    draw of width 1 gives; the leak then is per step, shape (T,)."""
+    draw of width 1 gives; the mixing then is per step, shape (T, L_W)."""
     cfg = {**IDEAL, "hardware.switch": {"preset": "ideal", "rise_time": "20 ps", "jitter": "2 ps"},
            "hardware.clock": "30 ps"}
     per_batch = hardware(**cfg)
     assert per_batch.jitter_draws == "batch"
     cp = per_batch.coupling(np.array([0, 1, 0, 0, 1]), 0.0, "tanh")
-    eps = per_batch.jittered_eps(cp, 64, np.random.default_rng(5))
+    mix = per_batch.jittered_mix(cp, 64, np.random.default_rng(5))
     z = np.random.default_rng(5).standard_normal((5, 1))[:, 0]
-    assert eps.shape == (5,) and eps.dtype == cp.eps.dtype
-    assert (eps[[0, 3]] == 0.0).all()
-    np.testing.assert_array_equal(eps[[1, 2, 4]], per_batch.switch.leak(
+    assert mix.shape == (5, 2)
+    np.testing.assert_array_equal(mix[[0, 3]], [[1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(mix[[1, 2, 4], [0, 1, 0]], per_batch.switch.remainder(
         cp.gaps[[1, 2, 4]] - 2 * PS * z[[1, 2, 4]]))
 
 
-def test_no_jitter_no_per_sample_eps():
+def test_no_jitter_no_per_sample_mix():
     rng = np.random.default_rng(0)
     hw = hardware(**{"hardware.switch.jitter": "0 s", "hardware.clock": "30 ps"})
     cp = hw.coupling(np.array([0, 1, 0, 1]), 0.0, "tanh")
     state = rng.bit_generator.state
-    assert hw.jittered_eps(cp, 8, rng) is None
+    assert hw.jittered_mix(cp, 8, rng) is None
     assert rng.bit_generator.state == state  # no random numbers drawn
     jittery = hardware(**{"hardware.switch.jitter": "1 ps", "hardware.clock": "30 ps"})
     rnn = jittery.coupling(np.zeros(4, dtype=int), 0.0, "tanh")  # one bank: never switches
-    assert jittery.jittered_eps(rnn, 8, rng) is None
+    assert jittery.jittered_mix(rnn, 8, rng) is None
 
 
 # -- accuracy against the clock --------------------------------------------------------------

@@ -2,22 +2,26 @@
 
 The model (DESIGN.md section 4), for rows ``r`` of a batch and steps ``t = 0 .. T-1``::
 
-    k = bank_at[t], p = prev[t]                 (bank switched in now, and at the step before)
-    Wt_t = (1 - eps) W[k] + eps W[p]            (bt_t likewise: the switch leak)
+    Wt_t = sum_j m[t, j] W[j]                   (bt_t likewise: every bank's share at step t)
     u_t  = W_in x_{slot[t]} + tr (h_t Wt_t^T) + bt_t      (tr: transmission of the switch path)
     h_{t+1} = a h_t + c f(u_t) + noise_t        (a: carry-over, c: drive, noise: element noise)
     z = (h_T + det) W_out^T + b_out             (det: detector noise at readout)
 
-The coefficients ``coef = [a, c, eps, tr]`` have shape ``(4, T, 1)`` (per step) or ``(4, T, B)``
-(per step and sample). Input slots ``X`` have shape ``(S, B, D)``; ``slot[t]`` picks the slot fed at
-step t or is -1 when step t gets no input (``every_step``: S = 1 and every slot 0; ``first_step``:
-slot 0 then -1; ``sequence``: slot t). ``mix[t]`` is 1 when step t has a non-zero leak into a
-different bank, so the second product ``h_t W[p]^T`` is computed only then, and row-mixed: a
-per-sample matrix is never built. With one leak per step (no timing jitter) the wrapper instead
-builds each mixed bank ``(1 - eps) W[k] + eps W[p]`` once and runs the step on it (one product),
-folding its gradient back onto the two banks. ``f`` is the transfer function with kernel code ``act`` and
-parameters ``ap = (gain, saturation, p)`` (relaxsim.activations). Noise draws are inputs: they
-change values, not the form of the equations, so the same backward pass is exact for them.
+The mixing matrix ``m`` (``(T, L_W)``, or per sample ``(T, B, L_W)``) holds the share of each
+bank in the step: 1 for the bank switched in and 0 for the others on an ideal machine; a real
+switch leaks into the others (:mod:`relaxsim.routing`). The coefficients ``coef = [a, c, tr]``
+have shape ``(3, T, 1)`` (per step) or ``(3, T, B)`` (per step and sample). Input slots ``X`` have
+shape ``(S, B, D)``; ``slot[t]`` picks the slot fed at step t or is -1 when step t gets no input
+(``every_step``: S = 1 and every slot 0; ``first_step``: slot 0 then -1; ``sequence``: slot t).
+
+The wrapper builds each distinct mixed bank ``sum_j m[t, j] W[j]`` once per call and runs the step
+on it (one product, however many banks leak into it), folding its gradient back onto every bank
+by its share (:func:`mix_plan`). A per-sample matrix (switch timing jitter drawn per sample) runs
+as its common part, baked, plus one product per bank whose share differs between samples, mixed
+row by row: a per-sample matrix is never built. ``f`` is the transfer function with kernel code
+``act`` and parameters ``ap = (gain, saturation, p)`` (relaxsim.activations). Noise draws are
+inputs: they change values, not the form of the equations, so the same backward pass is exact for
+them.
 
 Public functions validate and allocate, then call private ``@njit`` kernels that take arrays only and
 never raise. Rows never interact in the recursion, so the batch is cut into chunks that run in
@@ -51,7 +55,7 @@ from relaxsim.kernels.tuning import (
     PARALLEL_MIN_WORK,
 )
 
-A, C, EPS, TR = 0, 1, 2, 3  # rows of the coefficient array
+A, C, TR = 0, 1, 2  # rows of the coefficient array
 
 _jit = nb.njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 _pjit = nb.njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
@@ -259,27 +263,27 @@ def _transfer(code, U, D, g, s, p):
 # run the same chunks in the same order, so they give the same bytes.
 
 @_pjit
-def _forward_par(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise,
+def _forward_par(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, act, ap, noise,
                  det, chunk, H, G, Z):
     B = X.shape[1]
     for ci in prange((B + chunk - 1) // chunk):
         r0 = ci * chunk
-        _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap,
+        _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, act, ap,
                       noise, det, r0, min(B, r0 + chunk), H, G, Z)
 
 
 @_jit
-def _forward_ser(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise,
+def _forward_ser(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, act, ap, noise,
                  det, chunk, H, G, Z):
     B = X.shape[1]
     for ci in range((B + chunk - 1) // chunk):
         r0 = ci * chunk
-        _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap,
+        _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, act, ap,
                       noise, det, r0, min(B, r0 + chunk), H, G, Z)
 
 
 @_jit
-def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise,
+def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, act, ap, noise,
                   det, r0, r1, H, G, Z):
     T = bank_at.shape[0]
     N = W.shape[1]
@@ -287,45 +291,50 @@ def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, a
     sc = 1 if coef.shape[2] > 1 else 0  # 0: one coefficient for all rows
     has_noise = noise.shape[0] > 0
     g, s, pp = ap[0], ap[1], ap[2]
-    U = np.empty((r1 - r0, N), dtype=dt)
-    U2 = np.empty((r1 - r0, N), dtype=dt)
-    Din = np.empty((r1 - r0, N), dtype=dt)
+    nr = r1 - r0
+    U = np.empty((nr, N), dtype=dt)
+    U2 = np.empty((nr, N), dtype=dt)
+    Din = np.empty((nr, N), dtype=dt)
     H[0, r0:r1, :] = 0.0
     loaded = -1
     for t in range(T):
         k = bank_at[t]
-        p = prev[t]
         sl = slot[t]
-        m = mix[t] != 0
-        if t == 0:  # h_0 = 0
+        if t == 0 or k < 0:  # h_0 = 0, or no bank shared by every row
             U[:] = 0.0
-            U2[:] = 0.0
         else:
             gemm(False, True, 1.0, H[t, r0:r1], W[k], 0.0, U)
-            if m:
-                gemm(False, True, 1.0, H[t, r0:r1], W[p], 0.0, U2)
+        for q in range(nt[t] if t > 0 else 0):  # per-row shares of further banks
+            gemm(False, True, 1.0, H[t, r0:r1], W[tb[t, q]], 0.0, U2)
+            for rr in range(nr):
+                w = tc[t, q, r0 + rr]
+                for i in range(N):
+                    U[rr, i] += w * U2[rr, i]
         if sl >= 0 and sl != loaded:
             gemm(False, True, 1.0, X[sl, r0:r1], W_in, 0.0, Din)
             loaded = sl
-        for rr in range(r1 - r0):  # pre-activation, in place in U
+        for rr in range(nr):  # pre-activation, in place in U
             r = r0 + rr
-            e = coef[EPS, t, r * sc]
             tt = coef[TR, t, r * sc]
-            if m:
-                for i in range(N):
-                    U[rr, i] = tt * ((1.0 - e) * U[rr, i] + e * U2[rr, i]) + (1.0 - e) * b[k, i] \
-                        + e * b[p, i]
-                if sl >= 0:
-                    for i in range(N):
-                        U[rr, i] += Din[rr, i]
-            elif sl >= 0:  # the input in the same pass
+            if k >= 0 and sl >= 0:  # the input in the same pass
                 for i in range(N):
                     U[rr, i] = tt * U[rr, i] + b[k, i] + Din[rr, i]
-            else:
+            elif k >= 0:
                 for i in range(N):
                     U[rr, i] = tt * U[rr, i] + b[k, i]
+            elif sl >= 0:
+                for i in range(N):
+                    U[rr, i] = tt * U[rr, i] + Din[rr, i]
+            else:
+                for i in range(N):
+                    U[rr, i] = tt * U[rr, i]
+            for q in range(nt[t]):
+                j = tb[t, q]
+                w = tc[t, q, r]
+                for i in range(N):
+                    U[rr, i] += w * b[j, i]
         _transfer(act, U, G[t, r0:r1], g, s, pp)  # U <- f(u), G_t <- f'(u)
-        for rr in range(r1 - r0):  # state update, with the element noise in the same pass
+        for rr in range(nr):  # state update, with the element noise in the same pass
             r = r0 + rr
             at = coef[A, t, r * sc]
             ct = coef[C, t, r * sc]
@@ -348,49 +357,47 @@ def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, a
 
 
 @_pjit
-def _rows_backward_par(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk, DU, DU2, GX,
-                       HS):
+def _rows_backward_par(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, chunk, DU, GX, HS):
     B = H.shape[1]
     for ci in prange((B + chunk - 1) // chunk):
         r0 = ci * chunk
-        _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0,
-                       min(B, r0 + chunk), DU, DU2, GX, HS)
+        _backward_rows(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, r0,
+                       min(B, r0 + chunk), DU, GX, HS)
 
 
 @_jit
-def _rows_backward_ser(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, chunk, DU, DU2, GX,
-                       HS):
+def _rows_backward_ser(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, chunk, DU, GX, HS):
     B = H.shape[1]
     for ci in range((B + chunk - 1) // chunk):
         r0 = ci * chunk
-        _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0,
-                       min(B, r0 + chunk), DU, DU2, GX, HS)
+        _backward_rows(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, r0,
+                       min(B, r0 + chunk), DU, GX, HS)
 
 
 @_pjit
-def _weights_backward_par(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, spec, share,
-                          scratch, sums, dW_in, dW, db):
+def _weights_backward_par(X, bank_at, tb, tc, nt, HB, alpha, DU, GX, block, rows, scratch, sums,
+                          HQ, dW_in, dW, db):
     N = HB.shape[2]
     for bi in prange((N + block - 1) // block):
         i0 = bi * block
-        _weight_grads(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, i0, min(N, i0 + block),
-                      spec, share, scratch[bi], sums[bi], dW_in, dW, db)
+        _weight_grads(X, bank_at, tb, tc, nt, HB, alpha, DU, GX, i0, min(N, i0 + block), rows,
+                      scratch[bi], sums[bi], HQ[bi], dW_in, dW, db)
 
 
 @_jit
-def _weights_backward_ser(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, block, spec, share,
-                          scratch, sums, dW_in, dW, db):
+def _weights_backward_ser(X, bank_at, tb, tc, nt, HB, alpha, DU, GX, block, rows, scratch, sums,
+                          HQ, dW_in, dW, db):
     N = HB.shape[2]
     for bi in range((N + block - 1) // block):
         i0 = bi * block
-        _weight_grads(X, bank_at, prev, mix, HB, alpha, DU, DU2, GX, i0, min(N, i0 + block),
-                      spec, share, scratch[bi], sums[bi], dW_in, dW, db)
+        _weight_grads(X, bank_at, tb, tc, nt, HB, alpha, DU, GX, i0, min(N, i0 + block), rows,
+                      scratch[bi], sums[bi], HQ[bi], dW_in, dW, db)
 
 
 @_jit
-def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, DU, DU2, GX, HS):
-    """The recursion for dh over rows r0:r1; stores du_t (and the leak's share du2_t) per step
-    and the gradient reaching each input slot, all row-major."""
+def _backward_rows(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, r0, r1, DU, GX, HS):
+    """The recursion for dh over rows r0:r1; stores du_t per step and the gradient reaching
+    each input slot, all row-major."""
     T = bank_at.shape[0]
     N = W.shape[1]
     dt = G.dtype
@@ -398,6 +405,7 @@ def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, D
     nr = r1 - r0
     dh = np.empty((nr, N), dtype=dt)
     back = np.empty((nr, N), dtype=dt)
+    DS = np.empty((nr if tb.shape[1] > 0 else 0, N), dtype=dt)
     if HS.shape[0] > 0:
         for t in range(T):
             for r in range(r0, r1):
@@ -407,21 +415,10 @@ def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, D
     gemm(False, False, 1.0, gZ[r0:r1], W_out, 0.0, dh)
     for t in range(T - 1, -1, -1):
         k = bank_at[t]
-        p = prev[t]
         sl = slot[t]
-        m = mix[t] != 0
         for rr in range(nr):
             r = r0 + rr
-            e = coef[EPS, t, r * sc]
-            if m:
-                for i in range(N):
-                    gu = dh[rr, i] * G[t, r, i]
-                    DU[t, r, i] = (1.0 - e) * gu
-                    DU2[t, r, i] = e * gu
-                if sl >= 0:
-                    for i in range(N):
-                        GX[sl, r, i] += dh[rr, i] * G[t, r, i]
-            elif sl >= 0:  # the input's gradient in the same pass
+            if sl >= 0:  # the input's gradient in the same pass
                 for i in range(N):
                     gu = dh[rr, i] * G[t, r, i]
                     DU[t, r, i] = gu
@@ -431,9 +428,16 @@ def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, D
                     DU[t, r, i] = dh[rr, i] * G[t, r, i]
         if t == 0:
             break  # dh_0 is not needed: h_0 = 0 is not a parameter
-        gemm(False, False, 1.0, DU[t, r0:r1], W[k], 0.0, back)
-        if m:
-            gemm(False, False, 1.0, DU2[t, r0:r1], W[p], 1.0, back)
+        if k >= 0:
+            gemm(False, False, 1.0, DU[t, r0:r1], W[k], 0.0, back)
+        else:
+            back[:] = 0.0
+        for q in range(nt[t]):
+            for rr in range(nr):
+                w = tc[t, q, r0 + rr]
+                for i in range(N):
+                    DS[rr, i] = w * DU[t, r0 + rr, i]
+            gemm(False, False, 1.0, DS, W[tb[t, q]], 1.0, back)
         for rr in range(nr):
             at = coef[A, t, (r0 + rr) * sc]
             tt = coef[TR, t, (r0 + rr) * sc]
@@ -442,49 +446,62 @@ def _backward_rows(W, W_out, bank_at, prev, slot, coef, mix, H, G, gZ, r0, r1, D
 
 
 @_jit
-def _weight_grads(X, bank_at, prev, mix, H, alpha, DU, DU2, GX, i0, i1, spec, share, scratch,
-                  sums, dW_in, dW, db):
+def _weight_grads(X, bank_at, tb, tc, nt, H, alpha, DU, GX, i0, i1, rows, scratch, sums, HQ,
+                  dW_in, dW, db):
     """Rows i0:i1 of every weight gradient, summed over the steps in step order:
     ``dW[k] += alpha_t du_t^T h_t`` (one product with a transposed, strided operand; ``alpha_t``:
     the step's transmission), ``db[k] += sum du_t``, ``dW_in += gx_s^T x_s``. A step run on a
-    baked mixed bank ``j`` (index ``L + j``, :func:`_bake_leak`) has its rows computed into a
+    baked mixed bank ``j`` (index ``L + j``, :func:`_bake_mix`) has its rows computed into a
     scratch block (``scratch``, ``sums``: this task's work arrays) and sent at once, while in
-    cache, to its two banks: ``(1 - e_j)`` of it to ``k_j``, ``e_j`` to ``p_j``."""
+    cache, to every bank of its row ``rows[j]``, each its share. A per-row share ``w_r`` of bank
+    ``l`` adds ``alpha_t du_t^T diag(w) h_t`` (the scaled states in ``HQ``, this task's)."""
     T = bank_at.shape[0]
     S = X.shape[0]
     L = dW.shape[0]
+    B = H.shape[1]
     dW[:, i0:i1, :] = 0.0
     db[:, i0:i1] = 0.0
     scratch = scratch[:i1 - i0]
     sums = sums[:i1 - i0]
     for t in range(T):
         k = bank_at[t]
-        if k < L:
+        if 0 <= k < L:
             _accumulate(DU[t, :, i0:i1], H[t], alpha[t], dW[k, i0:i1], db[k, i0:i1], t > 0)
-        else:  # t > 0: a mixed bank replaces a switching step
+        elif k >= L:
             j = k - L
             sums[:] = 0.0
             _column_sums(DU[t, :, i0:i1], sums)
-            gemm(True, False, alpha[t], DU[t, :, i0:i1], H[t], 0.0, scratch)
-            _fold_rows(dW[spec[j, 0], i0:i1], db[spec[j, 0], i0:i1], dW[spec[j, 1], i0:i1],
-                       db[spec[j, 1], i0:i1], scratch, sums, share[j])
-        if mix[t] != 0:
-            _accumulate(DU2[t, :, i0:i1], H[t], alpha[t], dW[prev[t], i0:i1],
-                        db[prev[t], i0:i1], t > 0)
+            if t > 0:
+                gemm(True, False, alpha[t], DU[t, :, i0:i1], H[t], 0.0, scratch)
+            else:  # h_0 = 0
+                scratch[:] = 0.0
+            _fold_rows(dW, db, i0, i1, scratch, sums, rows[j])
+        for q in range(nt[t]):
+            jb = tb[t, q]
+            for r in range(B):
+                w = tc[t, q, r]
+                for c in range(H.shape[2]):
+                    HQ[r, c] = w * H[t, r, c]
+                for i in range(i0, i1):
+                    db[jb, i] += w * DU[t, r, i]
+            if t > 0:
+                gemm(True, False, alpha[t], DU[t, :, i0:i1], HQ, 1.0, dW[jb, i0:i1])
     for sl in range(S):
         gemm(True, False, 1.0, GX[sl, :, i0:i1], X[sl], 1.0 if sl > 0 else 0.0, dW_in[i0:i1])
 
 
 @_jit
-def _fold_rows(dWk, dbk, dWp, dbp, g, gb, e):
-    """A mixed bank's gradient rows ``g`` (and bias sums ``gb``) back to its two banks:
-    ``(1 - e)`` of them to bank k, ``e`` to bank p."""
-    for r in range(g.shape[0]):
-        for c in range(g.shape[1]):
-            dWk[r, c] += (1.0 - e) * g[r, c]
-            dWp[r, c] += e * g[r, c]
-        dbk[r] += (1.0 - e) * gb[r]
-        dbp[r] += e * gb[r]
+def _fold_rows(dW, db, i0, i1, g, gb, row):
+    """A mixed bank's gradient rows ``g`` (and bias sums ``gb``) back to the banks it mixes:
+    ``row[l]`` of them to bank ``l``."""
+    for l in range(row.shape[0]):
+        w = row[l]
+        if w == 0:
+            continue
+        for r in range(g.shape[0]):
+            for c in range(g.shape[1]):
+                dW[l, i0 + r, c] += w * g[r, c]
+            db[l, i0 + r] += w * gb[r]
 
 
 @_jit
@@ -538,14 +555,14 @@ def _as(arr, dtype, ndim, name):
     return out
 
 
-def coefficients(a, c, eps, tr, T, B, dtype) -> np.ndarray:
-    """Stack ``a, c, eps, tr`` (each per step ``(T,)``/``(T, 1)`` or per sample ``(T, B)``) into
-    one ``(4, T, 1)`` or ``(4, T, B)`` array."""
-    if all(type(v) is np.ndarray and v.shape == (T,) for v in (a, c, eps, tr)):
-        return np.array((a, c, eps, tr), dtype=dtype)[:, :, None]  # per step (training)
+def coefficients(a, c, tr, T, B, dtype) -> np.ndarray:
+    """Stack ``a, c, tr`` (each per step ``(T,)``/``(T, 1)`` or per sample ``(T, B)``) into
+    one ``(3, T, 1)`` or ``(3, T, B)`` array."""
+    if all(type(v) is np.ndarray and v.shape == (T,) for v in (a, c, tr)):
+        return np.array((a, c, tr), dtype=dtype)[:, :, None]  # per step (training)
     arrays = []
     width = 1
-    for name, arr in (("a", a), ("c", c), ("eps", eps), ("tr", tr)):
+    for name, arr in (("a", a), ("c", c), ("tr", tr)):
         arr = np.asarray(arr)
         if arr.ndim == 1:
             arr = arr.reshape(-1, 1)
@@ -554,7 +571,7 @@ def coefficients(a, c, eps, tr, T, B, dtype) -> np.ndarray:
                              f"(got {arr.shape})")
         arrays.append(arr)
         width = max(width, arr.shape[1])
-    out = np.empty((4, T, width), dtype=dtype)
+    out = np.empty((3, T, width), dtype=dtype)
     for row, arr in zip(out, arrays):
         row[...] = arr  # broadcasts a per-step column over the samples
     return out
@@ -613,18 +630,93 @@ def chunk_rows(batch: int, N: int, split: bool = False) -> int:
     return min(rows, -(-batch // 2)) if split else rows
 
 
-def mix_flags(bank_at, prev, eps) -> np.ndarray:
-    """1 for the steps whose leak ``eps`` mixes in a different bank, else 0."""
-    eps = np.asarray(eps)
-    nonzero = (eps != 0) if eps.ndim == 1 else (eps.reshape(eps.shape[0], -1) != 0).any(axis=1)
-    return (nonzero & (np.asarray(bank_at) != np.asarray(prev))).astype(np.uint8)
+def mix_from_eps(bank_at, prev, eps, banks: int) -> np.ndarray:
+    """The mixing matrix of the two-bank leak ``(1 - eps) W[k] + eps W[p]``: ``(T, L_W)`` for a
+    per-step ``eps`` ``(T,)``, ``(T, B, L_W)`` for a per-sample one ``(T, B)``; a step that stays
+    on its bank (``k == p``) has share 1 whatever its ``eps``."""
+    bank_at, prev = np.asarray(bank_at), np.asarray(prev)
+    eps = np.asarray(eps, dtype=np.float64)
+    T = bank_at.shape[0]
+    if eps.ndim == 2 and eps.shape[1] == 1:
+        eps = eps[:, 0]
+    if eps.ndim not in (1, 2) or eps.shape[0] != T:
+        raise ValueError(f"eps: expected shape ({T},) or ({T}, B) (got {eps.shape})")
+    e = np.where((bank_at == prev).reshape((T,) + (1,) * (eps.ndim - 1)), 0.0, eps)
+    m = np.zeros(eps.shape + (banks,))
+    steps = np.arange(T)
+    if eps.ndim == 1:
+        m[steps, bank_at] += 1.0 - e
+        m[steps, prev] += e
+    else:
+        m[steps, :, bank_at] += 1.0 - e
+        m[steps, :, prev] += e
+    return m
+
+
+def check_mix(mix, T: int, B: int, banks: int) -> np.ndarray:
+    """``mix`` as float64 ``(T, L_W)`` (a ``(T, 1, L_W)`` one squeezed) or ``(T, B, L_W)``."""
+    m = np.asarray(mix, dtype=np.float64)
+    if m.ndim == 3 and m.shape[1] == 1:
+        m = m[:, 0]
+    if not ((m.ndim == 2 and m.shape == (T, banks)) or (m.ndim == 3 and m.shape == (T, B, banks))):
+        raise ValueError(f"mix: expected shape ({T}, {banks}) or ({T}, {B}, {banks}) "
+                         f"(got {np.shape(mix)})")
+    return m
+
+
+def mix_plan(mix: np.ndarray, banks: int):
+    """Split a mixing matrix into what the kernels run: the bank of each step, ``(T,)`` (a raw
+    bank ``0 .. L_W - 1`` when its row is that bank alone with share 1, ``L_W + j`` for the
+    ``j``-th distinct mixed row, -1 when no share is common to every sample), the distinct mixed
+    rows ``(F, L_W)``, and the per-sample terms: banks ``(T, Q)`` and shares ``(T, Q, B)`` of the
+    columns that differ between samples (``Q = 0`` for a per-step matrix).
+
+    A per-sample matrix ``(T, B, L_W)`` is run as a common part (baked, one product) plus one
+    product per bank whose share differs between samples (jitter moves only the banks a
+    switching transition touches)."""
+    T = mix.shape[0]
+    if mix.ndim == 3:
+        varying = (mix != mix[:, :1, :]).any(axis=1)
+        base = np.where(varying, 0.0, mix[:, 0, :])
+        Q = int(varying.sum(axis=1).max(initial=0))
+        B = mix.shape[1]
+        tb = np.full((T, Q), -1, dtype=np.int64)
+        tc = np.zeros((T, Q, B))
+        nt = np.zeros(T, dtype=np.int64)
+        for t in range(T):
+            cols = np.flatnonzero(varying[t])
+            nt[t] = len(cols)
+            tb[t, :len(cols)] = cols
+            tc[t, :len(cols)] = mix[t, :, cols]
+    else:
+        base = mix
+        tb, tc, nt = (np.zeros((T, 0), dtype=np.int64), np.zeros((T, 0, 1)),
+                      np.zeros(T, dtype=np.int64))
+    at = np.empty(T, dtype=np.int64)
+    rows: list[np.ndarray] = []
+    seen: dict[bytes, int] = {}
+    for t in range(T):
+        row = base[t]
+        nz = np.flatnonzero(row)
+        if len(nz) == 0:
+            at[t] = -1
+        elif len(nz) == 1 and row[nz[0]] == 1.0:
+            at[t] = nz[0]
+        else:
+            key = row.tobytes()
+            if key not in seen:
+                seen[key] = len(rows)
+                rows.append(row)
+            at[t] = banks + seen[key]
+    rows_arr = np.array(rows, dtype=np.float64).reshape(len(rows), banks)
+    return at, rows_arr, tb, tc, nt
 
 
 class Tape:
     """What the forward pass keeps for the backward pass."""
 
-    __slots__ = ("X", "slot", "bank_at", "prev", "coef", "mix", "H", "G", "HR", "Z", "chunk",
-                 "W", "folds", "any_mix")
+    __slots__ = ("X", "slot", "bank_at", "tb", "tc", "nt", "coef", "H", "G", "HR", "Z", "chunk",
+                 "W", "rows")
 
     def __init__(self, **kw):
         for key, value in kw.items():
@@ -670,26 +762,32 @@ def _buffer(ws, name, shape, dtype, zero=False):
 
 
 def loss_and_grad(params, X, slot, bank_at, prev, a, c, eps, act, y, noise=None,
-                  dtype=np.float64, *, tr=None, det=None, act_params=None):
+                  dtype=np.float64, *, tr=None, det=None, act_params=None, mix=None):
     """Forward pass, mean cross-entropy against ``y`` and every parameter's gradient, in one call
     that keeps its work buffers for the next (the tape never leaves it). Arguments as
     :func:`forward`; returns ``(loss, grads)``."""
     ws = workspace()
     Z, tape = forward(params, X, slot, bank_at, prev, a, c, eps, act, noise, dtype, tr=tr,
-                      det=det, act_params=act_params, _ws=ws)
+                      det=det, act_params=act_params, mix=mix, _ws=ws)
     value, gZ = loss(Z, y)
     return value, backward(params, tape, gZ, _ws=ws)
 
 
 def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np.float64, *,
-            tr=None, det=None, act_params=None, _ws=None):
+            tr=None, det=None, act_params=None, mix=None, _ws=None):
     """Run the forward pass; return ``(logits, tape)``.
 
     ``params`` holds ``W_in (N, D)``, ``W (L_W, N, N)``, ``b (L_W, N)``, ``W_out (C, N)``,
-    ``b_out (C,)``; ``X`` is ``(S, B, D)``; ``a, c, eps, tr`` are per-step ``(T,)`` or per-sample
+    ``b_out (C,)``; ``X`` is ``(S, B, D)``; ``a, c, tr`` are per-step ``(T,)`` or per-sample
     ``(T, B)`` coefficients (``tr`` defaults to 1); ``noise`` is ``None`` or ``(T, B, N)``, added to
     the element output; ``det`` is ``None`` or ``(B, N)``, added to ``h_T`` at readout; ``act`` is
     a kernel code and ``act_params`` its ``(gain, saturation, p)`` (default: the ideal ones).
+
+    The bank each step runs on: ``mix``, the share ``m[t, j]`` of every bank ``j`` at step ``t``
+    (``(T, L_W)``, or per sample ``(T, B, L_W)``): ``W_eff,t = sum_j m[t, j] W[j]`` (and the
+    biases likewise). Without ``mix``, the two-bank leak ``eps`` (``(T,)`` or ``(T, B)``) into
+    the previous bank ``prev[t]`` of the step's bank ``bank_at[t]``
+    (:func:`mix_from_eps`; ``eps = None``: no leak).
     """
     W_in = _as(params["W_in"], dtype, 2, "W_in")
     W = _as(params["W"], dtype, 3, "W")
@@ -698,117 +796,89 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     b_out = _as(params["b_out"], dtype, 1, "b_out")
     X = _as(X, dtype, 3, "X")
     bank_at = np.ascontiguousarray(bank_at, dtype=np.int64)
-    prev = np.ascontiguousarray(prev, dtype=np.int64)
     slot = np.ascontiguousarray(slot, dtype=np.int64)
-    T, (_, B, D), N = bank_at.shape[0], X.shape, W.shape[1]
+    T, (_, B, D), N, L = bank_at.shape[0], X.shape, W.shape[1], W.shape[0]
     if W_in.shape != (N, D):
         raise ValueError(f"W_in: expected shape ({N}, {D}) (got {W_in.shape})")
-    coef = coefficients(a, c, eps, np.ones(T) if tr is None else tr, T, B, dtype)
+    if mix is None:
+        eps = np.zeros(T) if eps is None else np.asarray(eps)
+        if eps.shape not in ((T,), (T, 1), (T, B)):
+            raise ValueError(f"eps: expected shape ({T},), ({T}, 1) or ({T}, {B}) "
+                             f"(got {eps.shape})")
+        mix = mix_from_eps(bank_at, prev, eps, L)
+    mix = check_mix(mix, T, B, L)
+    coef = coefficients(a, c, np.ones(T) if tr is None else tr, T, B, dtype)
     noise = _optional(noise, (T, B, N), dtype, "noise")
     det = _optional(det, (B, N), dtype, "det")
     ap = np.asarray(by_code(act).ideal if act_params is None else act_params, dtype=np.float64)
-    mix = mix_flags(bank_at, prev, coef[EPS])
-    any_mix = bool(mix.any())
-    folds = (np.zeros((0, 2), dtype=np.int64), np.zeros(0))
-    if any_mix and coef.shape[2] == 1:
-        W, b, bank_at, folds = _bake_leak(W, b, bank_at, prev, coef[EPS, :, 0], mix, _ws)
-        mix[:] = 0
-        any_mix = False
+    at, rows, tb, tc, nt = mix_plan(mix, L)
+    tc = np.ascontiguousarray(tc, dtype=dtype)
+    if len(rows):
+        W, b = _bake_mix(W, b, rows.astype(dtype), _ws)
     H = _buffer(_ws, "H", (T + 1, B, N), dtype)
     G = _buffer(_ws, "G", (T, B, N), dtype)
     Z = np.empty((B, W_out.shape[0]), dtype=dtype)
     chunk = chunk_rows(B, N, big_enough(B, N, D, T))
     single_threaded_kernel_blas()
     driver = _forward_par if parallel_pays(B, N, D, T) else _forward_ser
-    driver(X, slot, W_in, W, b, W_out, b_out, bank_at, prev, coef, mix, act, ap, noise, det,
+    driver(X, slot, W_in, W, b, W_out, b_out, at, tb, tc, nt, coef, act, ap, noise, det,
            chunk, H, G, Z)
     HR = H[T]
     if det.shape[0]:
         HR = np.add(HR, det, out=_buffer(_ws, "HR", HR.shape, dtype))
-    tape = Tape(X=X, slot=slot, bank_at=bank_at, prev=prev, coef=coef, mix=mix, H=H, G=G, HR=HR,
-                Z=Z, chunk=chunk, W=W, folds=folds, any_mix=any_mix)
+    tape = Tape(X=X, slot=slot, bank_at=at, tb=tb, tc=tc, nt=nt, coef=coef, H=H, G=G, HR=HR,
+                Z=Z, chunk=chunk, W=W, rows=rows.astype(dtype))
     return Z, tape
 
 
-def _bake_leak(W, b, bank_at, prev, eps, mix, ws=None):
-    """With one leak per step (no per-sample jitter), build each mixed bank
-    ``(1 - eps) W[k] + eps W[p]`` once and run the step on it: one product instead of two.
-
-    Returns the banks with the mixed ones appended, the biases likewise, the bank index of each
-    step, and the folds ``spec`` (``(k, p)`` per mixed bank) and ``share`` (its ``eps``) that
-    send the mixed banks' gradients back (one mixed bank per distinct ``(k, p, eps)``).
-    """
-    L, T = W.shape[0], bank_at.shape[0]
-    Wx = _buffer(ws, "Wx", (L + T,) + W.shape[1:], W.dtype)  # room for a mixed bank per step
-    bx = _buffer(ws, "bx", (L + T, b.shape[1]), b.dtype)
-    at = _buffer(ws, "bake_at", (T,), np.int64)
-    spec = _buffer(ws, "bake_spec", (T, 2), np.int64)
-    share = _buffer(ws, "bake_share", (T,), np.float64)
-    threads_from = PARALLEL_MIN if numba_threads() > 1 else -1
-    F = _bake(W, b, bank_at, prev, eps, mix, Wx, bx, at, spec, share, threads_from)
-    return Wx[:L + F], bx[:L + F], at, (spec[:F], share[:F])
-
-
-@_jit
-def _bake(W, b, bank_at, prev, eps, mix, Wx, bx, at, spec, share, threads_from):
-    """:func:`_bake_plan` into ``at, spec, share``, then the banks ``Wx[:L + F]``,
-    ``bx[:L + F]`` built (on threads from ``threads_from`` elements, when not negative), in one
-    compiled call; returns ``F``."""
-    F = _bake_plan(bank_at, prev, eps, mix, W.shape[0], at, spec, share)
-    n = (W.shape[0] + F) * W.shape[1] * W.shape[2]
-    if 0 <= threads_from <= n:
-        _mix_banks_par(W, b, spec[:F], share[:F], Wx, bx)
+def _bake_mix(W, b, rows, ws=None):
+    """Build each distinct mixed bank ``sum_l rows[j, l] W[l]`` once (and its bias likewise) and
+    append it after the ``L_W`` banks: a step runs on it with one product, whatever the number
+    of banks it mixes."""
+    L, F = W.shape[0], rows.shape[0]
+    Wx = _buffer(ws, "Wx", (L + F,) + W.shape[1:], W.dtype)
+    bx = _buffer(ws, "bx", (L + F, b.shape[1]), b.dtype)
+    if PARALLEL_MIN <= (L + F) * W.shape[1] * W.shape[2] and numba_threads() > 1:
+        _mix_banks_par(W, b, rows, Wx, bx)
     else:
-        _mix_banks(W, b, spec[:F], share[:F], Wx, bx)
-    return F
+        _mix_banks(W, b, rows, Wx, bx)
+    return Wx, bx
 
 
 @_jit
-def _bake_plan(bank_at, prev, eps, mix, L, at, spec, share):
-    """The bank of each step once the mixed banks are appended after the ``L`` banks (into
-    ``at``), and the ``(k, p)`` and ``eps`` of each distinct mixed bank, in order of first use
-    (into the first ``F`` rows of ``spec`` and ``share``); returns ``F``."""
-    T = bank_at.shape[0]
-    F = 0
-    for t in range(T):
-        at[t] = bank_at[t]
-        if mix[t] == 0:
-            continue
-        k, p, e = bank_at[t], prev[t], np.float64(eps[t])
-        j = 0
-        while j < F and not (spec[j, 0] == k and spec[j, 1] == p and share[j] == e):
-            j += 1
-        if j == F:
-            spec[F, 0], spec[F, 1], share[F] = k, p, e
-            F += 1
-        at[t] = L + j
-    return F
-
-
-@_jit
-def _mix_rows(W, b, spec, share, Wx, bx, r):
-    """Row ``r`` of ``Wx = [W; (1 - e_j) W[k_j] + e_j W[p_j]]`` and of ``bx`` likewise."""
+def _mix_rows(W, b, rows, Wx, bx, r):
+    """Row ``r`` of ``Wx = [W; sum_l rows[j, l] W[l]]`` and of ``bx`` likewise."""
     L = W.shape[0]
     for k in range(L):
         Wx[k, r] = W[k, r]
         bx[k, r] = b[k, r]
-    for j in range(spec.shape[0]):
-        k, p, e = spec[j, 0], spec[j, 1], share[j]
-        for c in range(W.shape[2]):
-            Wx[L + j, r, c] = (1.0 - e) * W[k, r, c] + e * W[p, r, c]
-        bx[L + j, r] = (1.0 - e) * b[k, r] + e * b[p, r]
+    for j in range(rows.shape[0]):
+        first = True
+        for l in range(L):
+            w = rows[j, l]
+            if w == 0:
+                continue
+            if first:
+                for c in range(W.shape[2]):
+                    Wx[L + j, r, c] = w * W[l, r, c]
+                bx[L + j, r] = w * b[l, r]
+                first = False
+            else:
+                for c in range(W.shape[2]):
+                    Wx[L + j, r, c] += w * W[l, r, c]
+                bx[L + j, r] += w * b[l, r]
 
 
 @_jit
-def _mix_banks(W, b, spec, share, Wx, bx):
+def _mix_banks(W, b, rows, Wx, bx):
     for r in range(W.shape[1]):
-        _mix_rows(W, b, spec, share, Wx, bx, r)
+        _mix_rows(W, b, rows, Wx, bx, r)
 
 
 @_pjit
-def _mix_banks_par(W, b, spec, share, Wx, bx):
+def _mix_banks_par(W, b, rows, Wx, bx):
     for r in prange(W.shape[1]):
-        _mix_rows(W, b, spec, share, Wx, bx, r)
+        _mix_rows(W, b, rows, Wx, bx, r)
 
 
 def _optional(arr, shape, dtype, name):
@@ -834,7 +904,7 @@ def backward(params, tape, gZ, *, _ws=None):
     dtype = tape.H.dtype
     W = tape.W  # the banks the forward pass ran on (with any baked mixed banks appended)
     W_out = _as(params["W_out"], dtype, 2, "W_out")
-    L = W.shape[0] - len(tape.folds[0])  # the banks, without any baked mixed ones
+    L = W.shape[0] - len(tape.rows)  # the banks, without any baked mixed ones
     grads = {
         "W_in": np.empty(np.shape(params["W_in"]), dtype=dtype),
         "W": np.empty((L,) + W.shape[1:], dtype=dtype),
@@ -844,7 +914,7 @@ def backward(params, tape, gZ, *, _ws=None):
     }
     T, B, N = tape.G.shape
     S, _, D = tape.X.shape
-    mix, coef = tape.mix, tape.coef
+    coef = tape.coef
     # The banks saw tr h_t: a per-step transmission scales the weight-gradient products (BLAS
     # alpha); a per-sample one needs the scaled states stored.
     scaled = coef.shape[2] > 1 and bool((coef[TR] != coef[TR, :, :1]).any())
@@ -853,24 +923,24 @@ def backward(params, tape, gZ, *, _ws=None):
     # to u_t are stored, (T, B, N), for phase 2; so are the states as the banks saw them (tr h_t)
     # when the transmission is per sample.
     DU = _buffer(_ws, "DU", (T, B, N), dtype)
-    DU2 = _buffer(_ws, "DU2", (T if tape.any_mix else 0, B, N), dtype)
     GX = _buffer(_ws, "GX", (S, B, N), dtype, zero=True)
     HS = _buffer(_ws, "HS", (T if scaled else 0, B, N), dtype)
     gZ = np.ascontiguousarray(gZ, dtype=dtype)
     par = parallel_pays(B, N, D, T)
     (_rows_backward_par if par else _rows_backward_ser)(
-        W, W_out, tape.bank_at, tape.prev, tape.slot, coef, mix, tape.H, tape.G, gZ, tape.chunk,
-        DU, DU2, GX, HS)
+        W, W_out, tape.bank_at, tape.tb, tape.tc, tape.nt, tape.slot, coef, tape.H, tape.G, gZ,
+        tape.chunk, DU, GX, HS)
     # Phase 2, over blocks of rows of the weight gradients: each block sums its rows over every
     # step, in step order; blocks never share an output row.
-    spec, share = tape.folds
     block = grad_block(N, B)
-    rows = block if len(spec) else 0  # a scratch block per task for the folds
-    scratch = _buffer(_ws, "fold", (-(-N // block), rows, N), dtype)
-    sums = _buffer(_ws, "fold_sums", (scratch.shape[0], rows), dtype)
+    tasks = -(-N // block)
+    rows = block if len(tape.rows) else 0  # a scratch block per task for the folds
+    scratch = _buffer(_ws, "fold", (tasks, rows, N), dtype)
+    sums = _buffer(_ws, "fold_sums", (tasks, rows), dtype)
+    HQ = _buffer(_ws, "HQ", (tasks, B if tape.tb.shape[1] else 0, N), dtype)
     (_weights_backward_par if par else _weights_backward_ser)(
-        tape.X, tape.bank_at, tape.prev, mix, HS if scaled else tape.H, alpha, DU, DU2, GX,
-        block, spec, share, scratch, sums, grads["W_in"], grads["W"], grads["b"])
+        tape.X, tape.bank_at, tape.tb, tape.tc, tape.nt, HS if scaled else tape.H, alpha, DU, GX,
+        block, tape.rows, scratch, sums, HQ, grads["W_in"], grads["W"], grads["b"])
     gemm(True, False, 1.0, gZ, tape.HR, 0.0, grads["W_out"])  # the kernels' BLAS, one thread
     np.sum(gZ, axis=0, out=grads["b_out"])
     return grads

@@ -1,5 +1,5 @@
 """Programming writes and per-batch machine draws, compiled: the weight elements' clip,
-quantisation and programming noise, the switch leak of a step (with timing jitter) and the
+quantisation and programming noise, the switch transition of a step (with timing jitter) and the
 element-wise work of one training batch on the machine (programming, element and detector noise
 in one parallel region).
 
@@ -19,30 +19,47 @@ import numpy as np
 from relaxsim.kernels.rng import block_pairs, blocks, fill_block, pair32
 from relaxsim.kernels.tuning import CLIP_BLOCK
 
+# Step-response shapes of a switch (relaxsim.devices.records.Switch.response), by code.
+FIRST_ORDER, MZI, MEASURED = 0, 1, 2
+
 
 @nb.njit(cache=True, inline="always")
-def leak(gap, floor, tau):
-    """:meth:`relaxsim.devices.records.Switch.leak` of one gap (NaN stays NaN)."""
+def remainder(gap, code, tau, tx, ty):
+    """Share of a switching transition still to go ``gap`` seconds after the command (1 before
+    it, 0 once settled; NaN stays NaN): first order ``exp(-gap / tau)``; an MZI driven by a
+    first-order phase, ``cos^2(pi / 2 (1 - exp(-gap / tau))) = sin^2(pi / 2 exp(-gap / tau))`` (its port powers are ``cos^2`` and
+    ``sin^2`` of half the phase); measured, ``1 - s(gap / tau)`` with ``s`` the normalised step
+    response tabulated at ``tx`` (in units of ``tau``, the rise time) as ``ty``."""
     if gap != gap:
         return gap
-    if tau > 0:
-        transient = math.exp(-max(gap, 0.0) / tau)
-    else:
-        transient = 1.0 if gap < 0 else 0.0
-    return floor + (1.0 - floor) * transient
+    if gap < 0:
+        return 1.0
+    if tau <= 0 or gap == math.inf:
+        return 0.0
+    x = gap / tau
+    if code == FIRST_ORDER:
+        return math.exp(-x)
+    if code == MZI:
+        c = math.sin(0.5 * math.pi * math.exp(-x))  # cos(pi/2 (1 - e^-x)), exact as x grows
+        return c * c
+    if x >= tx[tx.shape[0] - 1]:
+        return 1.0 - ty[ty.shape[0] - 1]
+    return 1.0 - np.interp(x, tx, ty)
 
 
 @nb.njit(cache=True)
-def leaks(gaps, floor, tau, out):
+def remainders(gaps, code, tau, tx, ty, out):
     for i in range(gaps.shape[0]):
-        out[i] = leak(gaps[i], floor, tau)
+        out[i] = remainder(gaps[i], code, tau, tx, ty)
 
 
 @nb.njit(cache=True)
-def jittered_leaks(gaps, z, jitter, floor, tau, out):
+def jittered_remainders(gaps, z, jitter, code, tau, tx, ty, out):
+    """:func:`remainder` of each switching step's gap moved by ``-jitter z``; 0 on the steps that
+    do not switch (``gap = inf``)."""
     for t in range(z.shape[0]):
         for w in range(z.shape[1]):
-            out[t, w] = (leak(gaps[t] - jitter * z[t, w], floor, tau)
+            out[t, w] = (remainder(gaps[t] - jitter * z[t, w], code, tau, tx, ty)
                          if math.isfinite(gaps[t]) else 0.0)
 
 
@@ -159,12 +176,12 @@ def training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask,
 
 @nb.njit(cache=True, error_model="numpy")
 def training_pass(w, z, keys, w_max, step, differential, w_sigma, w_out, mask, gaps, jitter,
-                   floor, tau, eps, n_scale, noise, d_scale, det):
+                  code, tau, tx, ty, eps, n_scale, noise, d_scale, det):
     """The element-wise work of :class:`relaxsim.hardware.TrainingDraws`, given its draws (``keys``: programming,
-    element noise, detector noise): the switch leaks, then every block of programming and noise
+    element noise, detector noise): the switch transitions' remainders, then every block of programming and noise
     (:func:`training_block`), on one thread."""
     if z.shape[0]:
-        jittered_leaks(gaps, z, jitter, floor, tau, eps)
+        jittered_remainders(gaps, z, jitter, code, tau, tx, ty, eps)
     for bi in range(blocks(w.shape[0]) + blocks(noise.shape[0])
                     + blocks(det.shape[0])):
         training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale,
@@ -173,11 +190,11 @@ def training_pass(w, z, keys, w_max, step, differential, w_sigma, w_out, mask, g
 
 @nb.njit(cache=True, error_model="numpy", parallel=True)
 def training_pass_par(w, z, keys, w_max, step, differential, w_sigma, w_out, mask, gaps, jitter,
-                       floor, tau, eps, n_scale, noise, d_scale, det):
+                      code, tau, tx, ty, eps, n_scale, noise, d_scale, det):
     """:func:`training_pass` with the blocks shared among the threads: one parallel region for
     the programming and both noises, so that each thread gets its share of all three."""
     if z.shape[0]:
-        jittered_leaks(gaps, z, jitter, floor, tau, eps)
+        jittered_remainders(gaps, z, jitter, code, tau, tx, ty, eps)
     for bi in nb.prange(blocks(w.shape[0]) + blocks(noise.shape[0])
                         + blocks(det.shape[0])):
         training_block(bi, w, keys, w_max, step, differential, w_sigma, w_out, mask, n_scale,

@@ -21,20 +21,39 @@ def _transfer(act, act_params):
     return (lambda u: fn.f(u, g, s, p)), (lambda u: fn.df(u, g, s, p))
 
 
+def mixing(sched, prev, eps, banks, mix=None):
+    """The share ``m[t, r, j]`` of bank j in step t for row r, ``(T, B or 1, L_W)``: ``mix`` as
+    given, else the two-bank leak ``(1 - eps)`` on ``sched[t]`` and ``eps`` on ``prev[t]``."""
+    T = len(sched)
+    if mix is not None:
+        m = np.asarray(mix, dtype=float)
+        return m[:, None, :] if m.ndim == 2 else m
+    e = np.asarray(eps, dtype=float).reshape(T, -1)
+    m = np.zeros((T, e.shape[1], banks))
+    for t in range(T):
+        if sched[t] == prev[t]:
+            m[t, :, sched[t]] = 1.0
+        else:
+            m[t, :, sched[t]] = 1.0 - e[t]
+            m[t, :, prev[t]] = e[t]
+    return m
+
+
 def forward(params, X, slot, sched, prev, a, c, eps, act, noise=None, *, tr=None, det=None,
-            act_params=None):
+            act_params=None, mix=None):
     """Return ``(logits, H, U)`` with states ``H[t]`` (T+1, B, N) and pre-activations ``U[t]``."""
     f, _ = _transfer(act, act_params)
     W_in, W, b = params["W_in"], params["W"], params["b"]
     T, (_, B, _), N = len(sched), X.shape, W.shape[1]
     tr = np.ones(T) if tr is None else tr
+    m = mixing(sched, prev, np.zeros(T) if eps is None else eps, W.shape[0], mix)
     H = np.zeros((T + 1, B, N))
     U = np.zeros((T, B, N))
     for t in range(T):
-        k, p = sched[t], prev[t]
-        e = _col(eps, t)
-        u = _col(tr, t) * ((1 - e) * (H[t] @ W[k].T) + e * (H[t] @ W[p].T))
-        u = u + (1 - e) * b[k] + e * b[p]
+        u = np.zeros((B, N))
+        for j in range(W.shape[0]):
+            share = m[t, :, j][:, None]
+            u += _col(tr, t) * share * (H[t] @ W[j].T) + share * b[j]
         if slot[t] >= 0:
             u = u + X[slot[t]] @ W_in.T
         U[t] = u
@@ -57,26 +76,28 @@ def loss(Z, y):
 
 
 def backward(params, X, slot, sched, prev, a, c, eps, act, H, U, gZ, *, tr=None, det=None,
-             act_params=None):
-    """BPTT exactly as in DESIGN.md section 4, with the transmission ``tr`` and readout noise."""
+             act_params=None, mix=None):
+    """BPTT exactly as in DESIGN.md section 4, with the mixing, transmission and readout noise."""
     _, df = _transfer(act, act_params)
     W = params["W"]
     T = len(sched)
     tr = np.ones(T) if tr is None else tr
+    m = mixing(sched, prev, np.zeros(T) if eps is None else eps, W.shape[0], mix)
     grads = {key: np.zeros_like(value, dtype=float) for key, value in params.items()}
     read = H[T] if det is None else H[T] + det
     grads["W_out"] = gZ.T @ read
     grads["b_out"] = gZ.sum(axis=0)
     dh = gZ @ params["W_out"]
     for t in range(T - 1, -1, -1):
-        k, p = sched[t], prev[t]
-        e, g = _col(eps, t), _col(tr, t)
+        g = _col(tr, t)
         du = dh * _col(c, t) * df(U[t])
-        grads["W"][k] += ((1 - e) * du).T @ (g * H[t])
-        grads["b"][k] += ((1 - e) * du).sum(axis=0)
-        grads["W"][p] += (e * du).T @ (g * H[t])
-        grads["b"][p] += (e * du).sum(axis=0)
+        back = np.zeros_like(dh)
+        for j in range(W.shape[0]):
+            share = m[t, :, j][:, None]
+            grads["W"][j] += (share * du).T @ (g * H[t])
+            grads["b"][j] += (share * du).sum(axis=0)
+            back += (share * du) @ W[j]
         if slot[t] >= 0:
             grads["W_in"] += du.T @ X[slot[t]]
-        dh = _col(a, t) * dh + g * (((1 - e) * du) @ W[k] + (e * du) @ W[p])
+        dh = _col(a, t) * dh + g * back
     return grads

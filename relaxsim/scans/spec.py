@@ -48,7 +48,7 @@ import tomli_w
 
 from relaxsim.config import (DEVICE_KINDS, SCHEMA, TIME_KINDS, Config, anchor_overrides,
                              anchor_presets, apply_overrides, key_hint, network_kind,
-                             self_contained, validate)
+                             self_contained, validate, default_dict)
 from relaxsim.errors import ConfigError, RelaxsimError
 from relaxsim.io import read_toml
 from relaxsim.registry import closest
@@ -70,8 +70,20 @@ def config_id(cfg: Config) -> str:
 
 def legacy_config_id(cfg: Config) -> str:
     """The id of earlier versions: the hash of ``cfg.to_dict()``, quantities as written. Stores
-    written by them name their points so (:meth:`relaxsim.scans.store.Store.migrate` renames them)."""
-    return _digest(cfg.to_dict())
+    written by them name their points so (:meth:`relaxsim.scans.store.Store.migrate` renames them).
+    Keys added since (:data:`LATER_KEYS`) are left out where they hold their defaults, as those
+    versions' configs had no such key."""
+    data = cfg.to_dict()
+    defaults = default_dict()
+    for section, key in LATER_KEYS:
+        if data.get(section, {}).get(key) == defaults[section][key]:
+            data[section] = {k: v for k, v in data[section].items() if k != key}
+    return _digest(data)
+
+
+# Config keys added after point ids read quantities in SI units (0.3.0: the signal physics).
+LATER_KEYS = (("hardware", "signal"), ("hardware", "leak_phase"), ("hardware", "switch_topology"),
+              ("hardware", "mux"))
 
 
 def _digest(data: Mapping) -> str:

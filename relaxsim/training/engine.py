@@ -68,7 +68,7 @@ class HardwareEngine(Engine):
     def loss_and_grad(self, params, x, y):
         hw, net = self.hw, self.net
         if hw.update_every == 1:  # each write is read once, at once: one draw for both noises
-            W_hw, dW_factor, eps, noise, det = self._draws(len(y))(params["W"], self.rng)
+            W_hw, dW_factor, mix, noise, det = self._draws(len(y))(params["W"], self.rng)
             self._wrote()
         else:
             if self.programmed is None or self.batches_since_program >= hw.update_every:
@@ -76,11 +76,11 @@ class HardwareEngine(Engine):
                 self._wrote()
             W_hw, dW_factor = hw.read(self.programmed, self.clock_s - self.programmed_at,
                                       self.rng)
-            eps = hw.jittered_eps(net.coupling, len(y), self.rng)
+            mix = hw.jittered_mix(net.coupling, len(y), self.rng)
             noise, det = hw.draw_noise(self.rng, net.steps, len(y), net.hidden, net.dtype,
                                        out=self._buffer)
         loss, grads = net.loss_and_grad({**params, "W": W_hw}, x, y, noise=noise, det=det,
-                                        eps=eps)
+                                        mix=mix)
         grads["W"] *= dW_factor
         self.batches_since_program += 1
         self.clock_s += len(y) * self.inference_time_s
@@ -152,9 +152,9 @@ class HardwareEngine(Engine):
         """Logits of one chunk: a fresh read-noise and element-noise draw per chunk."""
         hw, net = self.hw, self.net
         W_hw, _ = hw.read(self._eval_programmed, hw.drift_time_s, self.rng)
-        eps = hw.jittered_eps(net.coupling, len(x), self.rng)
+        mix = hw.jittered_mix(net.coupling, len(x), self.rng)
         noise, det = hw.draw_noise(self.rng, net.steps, len(x), net.hidden, net.dtype)
-        return net.forward({**params, "W": W_hw}, x, noise=noise, det=det, eps=eps)
+        return net.forward({**params, "W": W_hw}, x, noise=noise, det=det, mix=mix)
 
 
 def engines_for(machine, seed: int):

@@ -1,0 +1,134 @@
+"""How the switches route the signal through the banks: the share of every bank in a step.
+
+A step selects bank ``k``; the step before selected ``p``. The routing side (the switch in front of
+the banks) sends a power fraction ``P_j`` of the signal towards each bank ``j``; the collecting
+side (a second, mirrored switch, or a passive ``L_W x 1`` combiner) brings the paths together
+again. What the kernels run is the mixing vector ``m[t, j]`` of :mod:`relaxsim.kernels.passes`:
+``W_eff,t = sum_j m[t, j] W_j``.
+
+Port powers (``e = 10^(-ER/10)``, the extinction floor; ``r`` the share of a switching
+transition still to go when the signal passes, :meth:`Switch.remainder`):
+
+- ``star``: one ``1 x L_W`` device. Settled, the selected port carries ``1 - e`` and every other
+  port ``e``. During a transition from ``p`` to ``k``: ``P_k = e + (1 - 2e)(1 - r)``,
+  ``P_p = e + (1 - 2e) r``, the others ``e``.
+- ``tree``: ``ceil(log2 L_W)`` levels of ``1 x 2`` stages, every stage of a level driven by the
+  same bit of the bank index. Bank ``j``'s power is the product over the levels of its stage
+  port's share: ``1 - e`` where its bit equals the selected bank's bit, ``e`` where not; on a level
+  whose bit changes, ``e + (1 - 2e)(1 - r)`` towards the new bit and ``e + (1 - 2e) r`` towards the
+  old one. Banks beyond ``L_W`` (when it is not a power of 2) are unused ports.
+
+Signal domain (:attr:`WeightElement.signal` or ``hardware.signal``), with the collecting side:
+
+- ``coherent`` (optical fields): a path carrying power fraction ``P`` contributes field
+  amplitude ``sqrt(P)``, times ``cos(phi_j - phi_k)`` for its phase relative to the selected path
+  (``leak_phase = "in_phase"``: 1, the worst case; ``"random"``: ``phi_j`` drawn once per bank
+  from the seed; the quadrature part is not detected). ``m_j = sqrt(P_j)`` through a combiner,
+  ``P_j`` through a mirrored switch (``sqrt(P_j)`` twice).
+- ``incoherent`` (optical powers add): ``m_j = P_j`` (combiner) or ``P_j^2`` (switch).
+- ``electrical`` (voltages or currents settle as amplitudes): the same formulas with the amplitude
+  floor ``10^(-ER/20)`` in place of ``e`` and ``r`` applied to the amplitude: ``m_j = A_j``
+  (combiner) or ``A_j^2`` (switch).
+
+Steady-state leak of a star with a combiner, into every other bank: ``m_other / m_selected =
+sqrt(e / (1 - e))`` coherent in phase, ``e / (1 - e)`` incoherent.
+
+Path loss (:func:`transmission`): ``IL`` per switch stage passed, on both sides with a mirrored
+switch, and ``10 log10(L_W)`` dB for a combiner; as an amplitude ``10^(-IL/20)`` (coherent,
+electrical) or a power ``10^(-IL/10)`` (incoherent). One bank (``L_W = 1``) has no switch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SIGNALS = ("coherent", "incoherent", "electrical")
+TOPOLOGIES = ("star", "tree")
+MUXES = ("switch", "combiner")
+LEAK_PHASES = ("in_phase", "random")
+
+
+def stages(banks: int, topology: str) -> int:
+    """Switch stages a signal passes on one side: 0 for one bank, 1 for a star,
+    ``ceil(log2 L_W)`` for a tree."""
+    if banks <= 1:
+        return 0
+    return 1 if topology == "star" else math.ceil(math.log2(banks))
+
+
+def port_powers(banks: int, k: int, p: int, r, topology: str, floor: float) -> np.ndarray:
+    """Share of the signal the routing side sends towards each bank, ``r.shape + (L_W,)``, for a
+    step on bank ``k`` after bank ``p`` with transition remainder ``r`` (a number or an array;
+    ignored when ``k == p``), extinction floor ``floor`` (a power, or an amplitude for an
+    electrical switch)."""
+    r = np.asarray(r, dtype=np.float64)
+    out = np.empty(r.shape + (banks,))
+    if banks == 1:
+        out[...] = 1.0
+        return out
+    f = floor
+    rise, fall = f + (1.0 - 2.0 * f) * (1.0 - r), f + (1.0 - 2.0 * f) * r
+    if topology == "star":
+        out[...] = f
+        if k == p:
+            out[..., k] = 1.0 - f
+        else:
+            out[..., k] = rise
+            out[..., p] = fall
+        return out
+    out[...] = 1.0
+    for level in range(stages(banks, topology)):
+        bk, bp = (k >> level) & 1, (p >> level) & 1
+        for j in range(banks):
+            bj = (j >> level) & 1
+            if bk == bp:
+                out[..., j] *= (1.0 - f) if bj == bk else f
+            else:
+                out[..., j] *= rise if bj == bk else fall
+    return out
+
+
+def mixing(banks: int, k: int, p: int, r, *, topology: str, mux: str, signal: str,
+           power_floor: float, amplitude_floor: float, phases=None) -> np.ndarray:
+    """The mixing vector ``m[j]`` (``r.shape + (L_W,)``) of a step on bank ``k`` after ``p``
+    with transition remainder ``r`` (see the module's formulas); ``phases``: each bank path's
+    phase (``None``: all in phase)."""
+    floor = amplitude_floor if signal == "electrical" else power_floor
+    P = port_powers(banks, k, p, r, topology, floor)
+    if signal == "coherent":
+        m = P if mux == "switch" else np.sqrt(P)
+        if phases is not None:
+            m = m * np.cos(np.asarray(phases) - phases[k])
+    else:
+        m = P * P if mux == "switch" else P
+    return m
+
+
+def transmission(banks: int, topology: str, mux: str, signal: str,
+                 insertion_loss_db: float) -> float:
+    """Transmission of the path through the switches (and combiner), in the domain's unit:
+    an amplitude ``10^(-IL/20)`` (coherent, electrical) or a power ``10^(-IL/10)``."""
+    n = stages(banks, topology)
+    loss = insertion_loss_db * n
+    if banks > 1:
+        loss += insertion_loss_db * n if mux == "switch" else 10.0 * math.log10(banks)
+    return 10.0 ** (-loss / (10.0 if signal == "incoherent" else 20.0))
+
+
+def path_loss_db(banks: int, topology: str, mux: str, insertion_loss_db: float) -> float:
+    """Loss of the switching path in dB (both sides)."""
+    n = stages(banks, topology)
+    if banks <= 1:
+        return 0.0
+    return insertion_loss_db * n + (insertion_loss_db * n if mux == "switch"
+                                    else 10.0 * math.log10(banks))
+
+
+def path_phases(banks: int, leak_phase: str, seed: int):
+    """Each bank path's phase: ``None`` in phase, else uniform in ``[0, 2 pi)``, drawn once from
+    ``seed``."""
+    if leak_phase == "in_phase":
+        return None
+    return np.random.default_rng([int(seed), 0x9A5E]).uniform(0.0, 2.0 * math.pi, banks)
