@@ -13,6 +13,8 @@ trace of one inference (a short stream when pipelined) goes to a CSV file
 
 from __future__ import annotations
 
+import numpy as np
+
 from pathlib import Path
 
 from relaxsim.config import network_kind
@@ -154,11 +156,20 @@ def report(cfg, hw, figures: dict, coupling=None) -> str:
         devices.append(["coupling", "", (
             f"switch leak eps up to {coupling.eps.max():.3g}, element carry-over up to "
             f"{(1.0 - coupling.c).max():.3g} per step" + note)])
+        devices.append(["routing", "", describe_routing(hw, net.banks, coupling)])
     lines = [
         f"{network_kind(net.banks, net.steps)} timing: N = {net.hidden}, L_W = {net.banks}, "
         f"L_T = {net.steps} ({schedule}), {describe_clock(hw)}, {mode}",
         *_table(devices),
     ]
+    if coupling is not None and coupling.mix is not None:
+        lines += ["", "mixing m[t, j]: each bank's share of step t (W_eff = sum_j m[t, j] W_j), "
+                  "a and c of the state update h' = a h + c f(u)"]
+        head = ["step", "bank", *[f"m[t,{j}]" for j in range(coupling.mix.shape[1])], "a", "c"]
+        lines += _table([head] + [
+            [str(t), str(int(k)), *[f"{x:.4g}" for x in coupling.mix[t]],
+             f"{coupling.a[t]:.4g}", f"{coupling.c[t]:.4g}"]
+            for t, k in enumerate(machine_schedule(coupling))])
     lines.append("")
     base_lat, base_thr = figures["latency_s"], figures["throughput_per_s"]
     rows = [["architecture", "banks", "latency", "period", "throughput", "latency ratio",
@@ -188,6 +199,30 @@ def report(cfg, hw, figures: dict, coupling=None) -> str:
                       f"{100 * e / total:.1f} %" if total > 0 else "-"]
                      for kind, e in figures["energy_breakdown_j"].items()])
     return "\n".join(lines)
+
+
+def machine_schedule(coupling) -> list[int]:
+    """The bank each step selects (the router's schedule)."""
+    return list(coupling.router.schedule)
+
+
+def describe_routing(hw, banks: int, coupling) -> str:
+    """``coherent, star 1 x 2 + mirrored switch, 1 dB path loss, leak into each other bank
+    sqrt(e/(1-e)) = 0.0563 settled``: the signal domain, topology and what it leaks."""
+    from relaxsim.devices import routing
+
+    loss = routing.path_loss_db(banks, hw.switch_topology, hw.mux, hw.switch.insertion_loss_db)
+    side = "mirrored switch" if hw.mux == "switch" else "combiner"
+    topo = (f"star 1 x {banks}" if hw.switch_topology == "star"
+            else f"tree of {routing.stages(banks, 'tree')} levels of 1 x 2")
+    text = f"{hw.signal}, {topo} + {side}, path loss {loss:.3g} dB"
+    if banks > 1 and coupling is not None and coupling.mix is not None:
+        settled = routing.mixing(banks, 0, 0, 0.0, topology=hw.switch_topology, mux=hw.mux,
+                                 signal=hw.signal, power_floor=hw.switch.leak_floor,
+                                 amplitude_floor=hw.switch.amplitude_floor)
+        worst = float(np.max(settled[1:]) / settled[0])
+        text += f"; settled leak into another bank {worst:.3g} of the selected bank's share"
+    return text
 
 
 GROUP_ABOVE = 8  # more resources of one kind than this print as one row: mean, min, max
