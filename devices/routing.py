@@ -90,6 +90,35 @@ def port_powers(banks: int, k: int, p: int, r, topology: str, floor: float) -> n
     return out
 
 
+def port_powers_steps(banks: int, k, p, r, topology: str, floor: float) -> np.ndarray:
+    """:func:`port_powers` of every step at once: banks ``k``, ``p`` ``(T,)``, remainders ``r``
+    ``(T,)`` or ``(T, W)``; returns ``r.shape + (L_W,)`` (one pass of whole-array operations:
+    it runs on every training batch with jitter)."""
+    k, p = np.asarray(k), np.asarray(p)
+    r = np.asarray(r, dtype=np.float64)
+    shape = r.shape + (banks,)
+    if banks == 1:
+        return np.ones(shape)
+    f = floor
+    pad = (slice(None),) + (None,) * (r.ndim - 1)  # (T,) -> broadcast over r's other axes
+    rise = (f + (1.0 - 2.0 * f) * (1.0 - r))[..., None]
+    fall = (f + (1.0 - 2.0 * f) * r)[..., None]
+    j = np.arange(banks)
+    if topology == "star":
+        ks, ps = k[pad][..., None], p[pad][..., None]
+        same = (k == p)[pad][..., None]
+        on = np.where(same, 1.0 - f, rise)
+        return np.where(j == ks, on, np.where((j == ps) & ~same, fall, f)) * np.ones(shape)
+    out = np.ones(shape)
+    for level in range(stages(banks, topology)):
+        bk, bp, bj = (k >> level) & 1, (p >> level) & 1, (j >> level) & 1
+        bk, bp = bk[pad][..., None], bp[pad][..., None]
+        settled = np.where(bj == bk, 1.0 - f, f)
+        moving = np.where(bj == bk, rise, fall)
+        out *= np.where(bk == bp, settled, moving)
+    return out
+
+
 def mixing(banks: int, k: int, p: int, r, *, topology: str, mux: str, signal: str,
            power_floor: float, amplitude_floor: float, phases=None) -> np.ndarray:
     """The mixing vector ``m[j]`` (``r.shape + (L_W,)``) of a step on bank ``k`` after ``p``
@@ -97,13 +126,30 @@ def mixing(banks: int, k: int, p: int, r, *, topology: str, mux: str, signal: st
     phase (``None``: all in phase)."""
     floor = amplitude_floor if signal == "electrical" else power_floor
     P = port_powers(banks, k, p, r, topology, floor)
+    return _domain(P, mux, signal, None if phases is None
+                   else np.cos(np.asarray(phases) - phases[k]))
+
+
+def _domain(P, mux: str, signal: str, cos_phase=None):
+    """Port powers (or amplitudes) to the mixing vector of ``signal`` through ``mux``."""
     if signal == "coherent":
         m = P if mux == "switch" else np.sqrt(P)
-        if phases is not None:
-            m = m * np.cos(np.asarray(phases) - phases[k])
-    else:
-        m = P * P if mux == "switch" else P
-    return m
+        return m if cos_phase is None else m * cos_phase
+    return P * P if mux == "switch" else P
+
+
+def mixing_steps(banks: int, k, p, r, *, topology: str, mux: str, signal: str,
+                 power_floor: float, amplitude_floor: float, phases=None) -> np.ndarray:
+    """:func:`mixing` of every step at once (``k``, ``p`` ``(T,)``; ``r`` ``(T,)`` or
+    ``(T, W)``)."""
+    floor = amplitude_floor if signal == "electrical" else power_floor
+    P = port_powers_steps(banks, k, p, r, topology, floor)
+    cos_phase = None
+    if phases is not None:
+        ph = np.asarray(phases)
+        cos_phase = np.cos(ph[None, :] - ph[np.asarray(k)][:, None])
+        cos_phase = cos_phase.reshape((len(k),) + (1,) * (np.ndim(r) - 1) + (banks,))
+    return _domain(P, mux, signal, cos_phase)
 
 
 def transmission(banks: int, topology: str, mux: str, signal: str,

@@ -121,15 +121,19 @@ class Router:
     def mix(self, r: np.ndarray) -> np.ndarray:
         """Mixing vectors for remainders ``r`` ``(T,)`` -> ``(T, L_W)``, or ``(T, W)`` ->
         ``(T, W, L_W)`` (one per sample or per draw)."""
-        from relaxsim.devices.routing import mixing
+        from relaxsim.devices.routing import mixing_steps
 
-        r = np.asarray(r, dtype=np.float64)
-        out = np.empty(r.shape + (self.banks,))
-        for t, (k, p) in enumerate(zip(self.schedule, self.prev)):
-            out[t] = mixing(self.banks, k, p, r[t], topology=self.topology, mux=self.mux,
-                            signal=self.signal, power_floor=self.power_floor,
+        return mixing_steps(self.banks, self._k, self._p, r, topology=self.topology,
+                            mux=self.mux, signal=self.signal, power_floor=self.power_floor,
                             amplitude_floor=self.amplitude_floor, phases=self.phases)
-        return out
+
+    @cached_property
+    def _k(self) -> np.ndarray:
+        return np.array(self.schedule, dtype=np.int64)
+
+    @cached_property
+    def _p(self) -> np.ndarray:
+        return np.array(self.prev, dtype=np.int64)
 
 
 @dataclass

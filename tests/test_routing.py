@@ -185,3 +185,20 @@ def test_cli_refuses_a_bad_topology_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("relaxsim: error: hardware.switch_topology")
+
+
+@pytest.mark.parametrize("topology", ["star", "tree"])
+@pytest.mark.parametrize("signal", ["coherent", "incoherent", "electrical"])
+@pytest.mark.parametrize("mux", ["switch", "combiner"])
+def test_mixing_of_all_steps_at_once_is_the_step_by_step_mixing(topology, signal, mux):
+    rng = np.random.default_rng(0)
+    banks, T = 5, 9
+    k = rng.integers(0, banks, T)
+    p = np.r_[k[0], k[:-1]]
+    phases = routing.path_phases(banks, "random", 1)
+    kw = dict(topology=topology, mux=mux, signal=signal, power_floor=0.02,
+              amplitude_floor=0.15, phases=phases if signal == "coherent" else None)
+    for r in (rng.uniform(0, 1, T), rng.uniform(0, 1, (T, 4))):
+        got = routing.mixing_steps(banks, k, p, r, **kw)
+        want = np.stack([routing.mixing(banks, k[t], p[t], r[t], **kw) for t in range(T)])
+        np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)

@@ -18,7 +18,8 @@ from relaxsim.errors import RelaxsimError
 from .common import Check, save, timed
 
 # name -> module of relaxsim.validation, in report order
-STUDIES = ("gradients", "kernels", "ideal_limit", "timing", "determinism", "equal_budget")
+STUDIES = ("gradients", "kernels", "ideal_limit", "timing", "determinism", "leak",
+           "equal_budget")
 
 
 def study(name: str):

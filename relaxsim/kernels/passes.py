@@ -692,22 +692,20 @@ def mix_plan(mix: np.ndarray, banks: int):
         base = mix
         tb, tc, nt = (np.zeros((T, 0), dtype=np.int64), np.zeros((T, 0, 1)),
                       np.zeros(T, dtype=np.int64))
-    at = np.empty(T, dtype=np.int64)
+    nz = base != 0
+    count = nz.sum(axis=1)
+    at = np.argmax(nz, axis=1).astype(np.int64)
+    alone = (count == 1) & (base[np.arange(T), at] == 1.0)
+    at[count == 0] = -1
     rows: list[np.ndarray] = []
     seen: dict[bytes, int] = {}
-    for t in range(T):
+    for t in np.flatnonzero((count > 0) & ~alone):
         row = base[t]
-        nz = np.flatnonzero(row)
-        if len(nz) == 0:
-            at[t] = -1
-        elif len(nz) == 1 and row[nz[0]] == 1.0:
-            at[t] = nz[0]
-        else:
-            key = row.tobytes()
-            if key not in seen:
-                seen[key] = len(rows)
-                rows.append(row)
-            at[t] = banks + seen[key]
+        key = row.tobytes()
+        if key not in seen:
+            seen[key] = len(rows)
+            rows.append(row)
+        at[t] = banks + seen[key]
     rows_arr = np.array(rows, dtype=np.float64).reshape(len(rows), banks)
     return at, rows_arr, tb, tc, nt
 
