@@ -9,14 +9,15 @@ again. What the kernels run is the mixing vector ``m[t, j]`` of :mod:`relaxsim.k
 Port powers (``e = 10^(-ER/10)``, the extinction floor; ``r`` the share of a switching
 transition still to go when the signal passes, :meth:`Switch.remainder`):
 
-- ``star``: one ``1 x L_W`` device. Settled, the selected port carries ``1 - e`` and every other
-  port ``e``. During a transition from ``p`` to ``k``: ``P_k = e + (1 - 2e)(1 - r)``,
-  ``P_p = e + (1 - 2e) r``, the others ``e``.
-- ``tree``: ``ceil(log2 L_W)`` levels of ``1 x 2`` stages, every stage of a level driven by the
-  same bit of the bank index. Bank ``j``'s power is the product over the levels of its stage
-  port's share: ``1 - e`` where its bit equals the selected bank's bit, ``e`` where not; on a level
-  whose bit changes, ``e + (1 - 2e)(1 - r)`` towards the new bit and ``e + (1 - 2e) r`` towards the
-  old one. Banks beyond ``L_W`` (when it is not a power of 2) are unused ports.
+- ``star``: one lossless ``1 x L_W`` device. Settled, every other port carries ``e`` and the
+  selected one the rest, ``on = 1 - (L_W - 1) e``. During a transition from ``p`` to ``k``:
+  ``P_k = e + (on - e)(1 - r)``, ``P_p = e + (on - e) r``, the others ``e`` (the powers sum to 1).
+- ``tree``: ``ceil(log2 L_W)`` levels of lossless ``1 x 2`` stages (``on = 1 - e``), every stage
+  of a level driven by the same bit of the bank index. Bank ``j``'s power is the product over the
+  levels of its stage port's share: ``on`` where its bit equals the selected bank's bit, ``e``
+  where not; on a level whose bit changes, ``e + (on - e)(1 - r)`` towards the new bit and
+  ``e + (on - e) r`` towards the old one. Banks beyond ``L_W`` (when it is not a power of 2) are
+  unused ports.
 
 Signal domain (:attr:`WeightElement.signal` or ``hardware.signal``), with the collecting side:
 
@@ -26,12 +27,14 @@ Signal domain (:attr:`WeightElement.signal` or ``hardware.signal``), with the co
   from the seed; the quadrature part is not detected). ``m_j = sqrt(P_j)`` through a combiner,
   ``P_j`` through a mirrored switch (``sqrt(P_j)`` twice).
 - ``incoherent`` (optical powers add): ``m_j = P_j`` (combiner) or ``P_j^2`` (switch).
-- ``electrical`` (voltages or currents settle as amplitudes): the same formulas with the amplitude
-  floor ``10^(-ER/20)`` in place of ``e`` and ``r`` applied to the amplitude: ``m_j = A_j``
-  (combiner) or ``A_j^2`` (switch).
+- ``electrical`` (voltages or currents settle as amplitudes): a switch passes its on path whole
+  (``on = 1``: an electrical switch conserves no power between its ports) and leaks the
+  amplitude floor ``a = 10^(-ER/20)`` (its off isolation) into each off path, ``r`` applied to
+  the amplitude; ``m_j = A_j`` (combiner) or ``A_j^2`` (switch).
 
 Steady-state leak of a star with a combiner, into every other bank: ``m_other / m_selected =
-sqrt(e / (1 - e))`` coherent in phase, ``e / (1 - e)`` incoherent.
+sqrt(e / (1 - (L_W - 1) e))`` coherent in phase, ``e / (1 - (L_W - 1) e)`` incoherent (for two
+banks ``sqrt(e / (1 - e))`` and ``e / (1 - e)``), ``a`` electrical.
 
 Path loss (:func:`transmission`): ``IL`` per switch stage passed, on both sides with a mirrored
 switch, and ``10 log10(L_W)`` dB for a combiner; as an amplitude ``10^(-IL/20)`` (coherent,
@@ -58,39 +61,27 @@ def stages(banks: int, topology: str) -> int:
     return 1 if topology == "star" else math.ceil(math.log2(banks))
 
 
-def port_powers(banks: int, k: int, p: int, r, topology: str, floor: float) -> np.ndarray:
+def _on(banks: int, topology: str, floor: float, electrical: bool) -> float:
+    """Share of a settled switch's selected port: 1 for an electrical switch; else what a
+    lossless device leaves after its off ports' floor (``1 - (L_W - 1) e`` for a star,
+    ``1 - e`` for a tree's 1 x 2 stage)."""
+    if electrical:
+        return 1.0
+    return 1.0 - ((banks - 1) if topology == "star" else 1) * floor
+
+
+def port_powers(banks: int, k: int, p: int, r, topology: str, floor: float,
+                electrical: bool = False) -> np.ndarray:
     """Share of the signal the routing side sends towards each bank, ``r.shape + (L_W,)``, for a
     step on bank ``k`` after bank ``p`` with transition remainder ``r`` (a number or an array;
-    ignored when ``k == p``), extinction floor ``floor`` (a power, or an amplitude for an
-    electrical switch)."""
-    r = np.asarray(r, dtype=np.float64)
-    out = np.empty(r.shape + (banks,))
-    if banks == 1:
-        out[...] = 1.0
-        return out
-    f = floor
-    rise, fall = f + (1.0 - 2.0 * f) * (1.0 - r), f + (1.0 - 2.0 * f) * r
-    if topology == "star":
-        out[...] = f
-        if k == p:
-            out[..., k] = 1.0 - f
-        else:
-            out[..., k] = rise
-            out[..., p] = fall
-        return out
-    out[...] = 1.0
-    for level in range(stages(banks, topology)):
-        bk, bp = (k >> level) & 1, (p >> level) & 1
-        for j in range(banks):
-            bj = (j >> level) & 1
-            if bk == bp:
-                out[..., j] *= (1.0 - f) if bj == bk else f
-            else:
-                out[..., j] *= rise if bj == bk else fall
-    return out
+    ignored when ``k == p``), extinction floor ``floor`` (a power, or with ``electrical`` an
+    amplitude)."""
+    return port_powers_steps(banks, np.array([k]), np.array([p]), np.asarray(r)[None],
+                             topology, floor, electrical)[0]
 
 
-def port_powers_steps(banks: int, k, p, r, topology: str, floor: float) -> np.ndarray:
+def port_powers_steps(banks: int, k, p, r, topology: str, floor: float,
+                      electrical: bool = False) -> np.ndarray:
     """:func:`port_powers` of every step at once: banks ``k``, ``p`` ``(T,)``, remainders ``r``
     ``(T,)`` or ``(T, W)``; returns ``r.shape + (L_W,)`` (one pass of whole-array operations:
     it runs on every training batch with jitter)."""
@@ -99,21 +90,21 @@ def port_powers_steps(banks: int, k, p, r, topology: str, floor: float) -> np.nd
     shape = r.shape + (banks,)
     if banks == 1:
         return np.ones(shape)
-    f = floor
+    f, on = floor, _on(banks, topology, floor, electrical)
     pad = (slice(None),) + (None,) * (r.ndim - 1)  # (T,) -> broadcast over r's other axes
-    rise = (f + (1.0 - 2.0 * f) * (1.0 - r))[..., None]
-    fall = (f + (1.0 - 2.0 * f) * r)[..., None]
+    rise = (f + (on - f) * (1.0 - r))[..., None]
+    fall = (f + (on - f) * r)[..., None]
     j = np.arange(banks)
     if topology == "star":
         ks, ps = k[pad][..., None], p[pad][..., None]
         same = (k == p)[pad][..., None]
-        on = np.where(same, 1.0 - f, rise)
-        return np.where(j == ks, on, np.where((j == ps) & ~same, fall, f)) * np.ones(shape)
+        selected = np.where(same, on, rise)
+        return np.where(j == ks, selected, np.where((j == ps) & ~same, fall, f)) * np.ones(shape)
     out = np.ones(shape)
     for level in range(stages(banks, topology)):
         bk, bp, bj = (k >> level) & 1, (p >> level) & 1, (j >> level) & 1
         bk, bp = bk[pad][..., None], bp[pad][..., None]
-        settled = np.where(bj == bk, 1.0 - f, f)
+        settled = np.where(bj == bk, on, f)
         moving = np.where(bj == bk, rise, fall)
         out *= np.where(bk == bp, settled, moving)
     return out
@@ -124,8 +115,9 @@ def mixing(banks: int, k: int, p: int, r, *, topology: str, mux: str, signal: st
     """The mixing vector ``m[j]`` (``r.shape + (L_W,)``) of a step on bank ``k`` after ``p``
     with transition remainder ``r`` (see the module's formulas); ``phases``: each bank path's
     phase (``None``: all in phase)."""
-    floor = amplitude_floor if signal == "electrical" else power_floor
-    P = port_powers(banks, k, p, r, topology, floor)
+    electrical = signal == "electrical"
+    P = port_powers(banks, k, p, r, topology, amplitude_floor if electrical else power_floor,
+                    electrical)
     return _domain(P, mux, signal, None if phases is None
                    else np.cos(np.asarray(phases) - phases[k]))
 
@@ -142,8 +134,9 @@ def mixing_steps(banks: int, k, p, r, *, topology: str, mux: str, signal: str,
                  power_floor: float, amplitude_floor: float, phases=None) -> np.ndarray:
     """:func:`mixing` of every step at once (``k``, ``p`` ``(T,)``; ``r`` ``(T,)`` or
     ``(T, W)``)."""
-    floor = amplitude_floor if signal == "electrical" else power_floor
-    P = port_powers_steps(banks, k, p, r, topology, floor)
+    electrical = signal == "electrical"
+    P = port_powers_steps(banks, k, p, r, topology,
+                          amplitude_floor if electrical else power_floor, electrical)
     cos_phase = None
     if phases is not None:
         ph = np.asarray(phases)

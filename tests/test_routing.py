@@ -16,14 +16,19 @@ E25 = 10 ** (-2.5)  # 25 dB
 
 @pytest.mark.parametrize("banks", [2, 3, 4, 8])
 def test_star_with_a_combiner_leaks_the_closed_form_ratio(banks):
-    """Settled star switch, combiner: m_other / m_selected = sqrt(e / (1 - e)) for fields in
-    phase, e / (1 - e) for powers."""
-    for signal, ratio in (("coherent", math.sqrt(E25 / (1 - E25))),
-                          ("incoherent", E25 / (1 - E25))):
+    """Settled lossless star switch, combiner: m_other / m_selected = sqrt(e / (1 - (L - 1) e))
+    for fields in phase, e / (1 - (L - 1) e) for powers (two banks: sqrt(e / (1 - e)) and
+    e / (1 - e)); an electrical switch leaks its amplitude floor a, its on path whole."""
+    on = 1 - (banks - 1) * E25
+    for signal, ratio in (("coherent", math.sqrt(E25 / on)), ("incoherent", E25 / on),
+                          ("electrical", math.sqrt(E25))):
         m = routing.mixing(banks, 1, 1, 0.0, topology="star", mux="combiner", signal=signal,
                            power_floor=E25, amplitude_floor=math.sqrt(E25))
         others = np.delete(m, 1)
         np.testing.assert_allclose(others / m[1], ratio, rtol=1e-12)
+        if signal != "electrical":  # the star conserves power
+            P = routing.port_powers(banks, 1, 0, 0.3, "star", E25)
+            assert P.sum() == pytest.approx(1.0, rel=1e-14)
     # the leak a coherent machine sees is 18 times the power fraction at 25 dB
     assert math.sqrt(E25 / (1 - E25)) / (E25 / (1 - E25)) == pytest.approx(17.7, rel=1e-2)
 
@@ -52,12 +57,12 @@ def test_tree_of_four_banks_worked_by_hand():
 
 def test_star_transition_and_electrical_amplitudes():
     e, r = 0.01, 0.3
-    P = routing.port_powers(3, 0, 2, r, "star", e)
-    np.testing.assert_allclose(P, [e + (1 - 2 * e) * (1 - r), e, e + (1 - 2 * e) * r])
-    a = 0.1  # an electrical switch: the amplitude floor, r applied to the amplitude
+    P = routing.port_powers(3, 0, 2, r, "star", e)  # lossless: on = 1 - 2e
+    np.testing.assert_allclose(P, [e + (1 - 3 * e) * (1 - r), e, e + (1 - 3 * e) * r])
+    a = 0.1  # an electrical switch: the amplitude floor, r applied to the amplitude, on = 1
     m = routing.mixing(3, 0, 2, r, topology="star", mux="combiner", signal="electrical",
                        power_floor=a * a, amplitude_floor=a)
-    np.testing.assert_allclose(m, [a + (1 - 2 * a) * (1 - r), a, a + (1 - 2 * a) * r])
+    np.testing.assert_allclose(m, [a + (1 - a) * (1 - r), a, a + (1 - a) * r])
 
 
 def test_random_leak_phase_is_fixed_per_path_from_the_seed():
@@ -68,7 +73,7 @@ def test_random_leak_phase_is_fixed_per_path_from_the_seed():
     m = routing.mixing(4, 1, 1, 0.0, topology="star", mux="combiner", signal="coherent",
                        power_floor=E25, amplitude_floor=math.sqrt(E25), phases=phases)
     expected = np.sqrt(E25) * np.cos(phases - phases[1])
-    expected[1] = math.sqrt(1 - E25)
+    expected[1] = math.sqrt(1 - 3 * E25)
     np.testing.assert_allclose(m, expected, rtol=1e-14)
 
 

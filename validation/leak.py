@@ -5,9 +5,10 @@ extinction ratio ER leaks ``e = 10^(-ER/10)`` of the signal into every bank it d
 - closed forms (the check): the mixing vectors ``m[t, j]`` of assembled machines (L_W = 4,
   L_T = 8) against the settled port powers worked out by hand, for every topology (star, tree),
   collecting side (mirrored switch, combiner) and optical signal domain (coherent in phase,
-  incoherent) at ER = 10 ... 30 dB. A star with a combiner leaks ``m_other / m_selected =
-  sqrt(e / (1 - e))`` coherently and ``e / (1 - e)`` incoherently; in a tree every level whose bit
-  differs from the selected bank's multiplies the port power by ``e / (1 - e)``.
+  incoherent) at ER = 10 ... 30 dB. A lossless star with a combiner leaks ``m_other /
+  m_selected = sqrt(e / (1 - (L_W - 1) e))`` coherently and ``e / (1 - (L_W - 1) e)``
+  incoherently; in a tree every level whose bit differs from the selected bank's multiplies the
+  port power by ``e / (1 - e)``.
 - accuracy (a measurement, no verdict): the default experiment trained on machines with a 15 dB
   switch (coherent and incoherent, star and tree) and in mode ``ideal``.
 
@@ -66,12 +67,13 @@ def exponent(mux: str, signal: str) -> float:
 
 def settled_shares(banks: int, k: int, topology: str, mux: str, signal: str,
                    e: float) -> np.ndarray:
-    """Every bank's settled share of a step on bank ``k``, from the port powers: a star sends
-    ``1 - e`` to ``k`` and ``e`` to every other bank; a tree, per level, ``1 - e`` where the
-    bank's bit equals ``k``'s and ``e`` where not, multiplied over the levels."""
+    """Every bank's settled share of a step on bank ``k``, from the port powers: a lossless star
+    sends ``e`` to every other bank and the rest, ``1 - (L_W - 1) e``, to ``k``; a tree, per
+    level, ``1 - e`` where the bank's bit equals ``k``'s and ``e`` where not, multiplied over
+    the levels."""
     if topology == "star":
         P = np.full(banks, e)
-        P[k] = 1.0 - e
+        P[k] = 1.0 - (banks - 1) * e
     else:
         P = np.ones(banks)
         for level in range(levels(banks, topology)):
@@ -80,11 +82,14 @@ def settled_shares(banks: int, k: int, topology: str, mux: str, signal: str,
     return P ** exponent(mux, signal)
 
 
-def leak_ratio(e: float, mux: str, signal: str, differing: int = 1) -> float:
+def leak_ratio(e: float, mux: str, signal: str, differing: int = 1,
+               on: float | None = None) -> float:
     """``m_other / m_selected`` for a bank ``differing`` switch levels away from the selected one
-    (a star: 1 for every other bank): ``(e / (1 - e))^(differing * exponent)``, i.e.
-    ``sqrt(e / (1 - e))`` coherent and ``e / (1 - e)`` incoherent through a star and combiner."""
-    return (e / (1.0 - e)) ** (differing * exponent(mux, signal))
+    (a star: 1 for every other bank): ``(e / on)^(differing * exponent)`` with ``on`` the
+    selected port's power (``1 - e`` for a 1 x 2 stage, ``1 - (L_W - 1) e`` for a star), i.e.
+    ``sqrt(e / on)`` coherent and ``e / on`` incoherent through a star and combiner."""
+    on = 1.0 - e if on is None else on
+    return (e / on) ** (differing * exponent(mux, signal))
 
 
 def differing_levels(banks: int, j: int, k: int, topology: str) -> int:
@@ -121,10 +126,11 @@ def closed_form_rows(ers_db=ERS_DB, banks: int = BANKS, steps: int = STEPS) -> l
             mix = np.asarray(coupling.mix, dtype=np.float64)
             switching = np.asarray(coupling.switching, dtype=bool)
             errors, ratios = np.zeros(len(schedule)), []
+            on = 1.0 - (banks - 1) * e if topology == "star" else 1.0 - e
             for t, k in enumerate(schedule):
                 want = settled_shares(banks, k, topology, mux, signal, e)
                 want_ratio = np.array([leak_ratio(e, mux, signal,
-                                                  differing_levels(banks, j, k, topology))
+                                                  differing_levels(banks, j, k, topology), on)
                                        for j in range(banks)])
                 got_ratio = mix[t] / mix[t, k]
                 errors[t] = max(np.max(np.abs(mix[t] / want - 1.0)),
@@ -136,7 +142,7 @@ def closed_form_rows(ers_db=ERS_DB, banks: int = BANKS, steps: int = STEPS) -> l
                          if gaps.size else 0.0)
             rows.append({
                 "topology": topology, "mux": mux, "signal": signal, "er_db": er, "e": e,
-                "expected_ratio": leak_ratio(e, mux, signal), "ratio": max(ratios),
+                "expected_ratio": leak_ratio(e, mux, signal, on=on), "ratio": max(ratios),
                 "error": float(np.max(errors[~switching])), "steps": int(np.sum(~switching)),
                 "switching_error": (float(np.max(errors[switching])) if switching.any()
                                     else 0.0),
