@@ -31,12 +31,14 @@ def join_field(prefix: str, key: str) -> str:
 
 def quantity(default: float, dimension: str, doc: str, *, lo: float | None = None,
              lo_open: bool = False, hi: float | None = None, hi_open: bool = False,
-             inf: bool = False, whole: bool = False):
+             inf: bool = False, whole: bool = False, auto: bool = False):
     """A numeric field in SI units: ``lo <= value`` (``<`` when ``lo_open``), likewise ``hi``;
-    ``inf`` allows +inf, ``whole`` asks for an integer (or inf)."""
+    ``inf`` allows +inf, ``whole`` asks for an integer (or inf); ``auto`` allows the value
+    ``"auto"`` (held as the string: the machine works it out, e.g. a noise from the power
+    budget)."""
     return dataclasses.field(default=default, metadata=dict(
         dimension=dimension, doc=doc, lo=lo, lo_open=lo_open, hi=hi, hi_open=hi_open, inf=inf,
-        whole=whole, choices=None))
+        whole=whole, choices=None, auto=auto))
 
 
 def choice(default: str, choices: tuple[str, ...] | None, doc: str):
@@ -111,8 +113,13 @@ class DeviceRecord:
         return list(cls.specs())
 
     def values(self) -> dict[str, Any]:
-        """``{TOML key: value in SI}`` for every physical field."""
+        """``{TOML key: value in SI}`` for every physical field (``"auto"`` where it is)."""
         return {key: getattr(self, f.name) for key, f in self.specs().items()}
+
+    def is_auto(self, key: str) -> bool:
+        """Whether the field ``key`` is ``"auto"`` (the machine works it out)."""
+        f = self.specs()[key]
+        return bool(f.metadata.get("auto")) and getattr(self, f.name) == "auto"
 
     def display(self, key: str) -> str:
         """The value of ``key`` with its unit, e.g. ``"200 ps"``."""
@@ -120,6 +127,8 @@ class DeviceRecord:
         value = getattr(self, f.name)
         if f.metadata["dimension"] is None:
             return value
+        if self.is_auto(key):
+            return "auto"
         return format_quantity(value, f.metadata["dimension"])
 
     # -- validation -------------------------------------------------------------------------------
@@ -136,6 +145,8 @@ class DeviceRecord:
             raw = getattr(self, f.name)
             if meta["dimension"] is None:
                 self._check_choice(field, meta, raw)
+                continue
+            if meta.get("auto") and raw == "auto":
                 continue
             value = parse_quantity(raw, meta["dimension"], field)
             self._check_range(field, meta, value)

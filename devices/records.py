@@ -229,8 +229,23 @@ class ActiveElement(DeviceRecord):
     transfer: str = choice("network", None, 'transfer function: a registered activation, or '
                            '"network" for network.activation')
     response_time_s: float = quantity(0.0, "time", "response time constant tau_a", lo=0)
-    noise: float = quantity(0.0, "ratio", "additive rms noise on the element output", lo=0)
-    detector_noise: float = quantity(0.0, "ratio", "additive rms noise at the readout", lo=0)
+    noise: float = quantity(0.0, "ratio", "additive rms noise on the element output, of full "
+                            "scale (auto: from the power budget)", lo=0, auto=True)
+    detector_noise: float = quantity(0.0, "ratio", "additive rms noise at the readout, of full "
+                                     "scale (auto: from the power budget)", lo=0, auto=True)
+    detection: str = choice("oeo", ("oeo", "optical"),
+                            "oeo: a detector in front of the element (O-E-O); optical: "
+                            "all-optical (no detector until the readout)")
+    responsivity: float = quantity(1.0, "ratio", "detector responsivity, A/W", lo=0,
+                                   lo_open=True)
+    thermal_noise: float = quantity(0.0, "ratio", "detector input-referred noise current "
+                                    "density, A/sqrt(Hz)", lo=0)
+    rin_db: float = quantity(-200.0, "db", "laser relative intensity noise, dB/Hz", hi=0)
+    noise_figure_db: float = quantity(0.0, "db", "noise figure of an optical amplifier in the "
+                                      "element (ASE); 0 dB: no amplifier", lo=0)
+    bandwidth_hz: float = quantity(0.0, "frequency", "detector noise bandwidth (0: 1 / (4 "
+                                   "tau_a) of the element's response, else half the step rate)",
+                                   lo=0)
     gain: float = quantity(1.0, "ratio", "small-signal gain of the transfer function", lo=0,
                            lo_open=True)
     saturation: float = quantity(1.0, "ratio", "input scale at which the response saturates",
@@ -314,6 +329,8 @@ class WeightElement(DeviceRecord):
     endurance_writes: float = quantity(INF, "ratio", "writes a device survives (inf: no limit)",
                                        lo=0, lo_open=True, inf=True)
     static_power_w: float = quantity(0.0, "power", "power to hold one weight", lo=0)
+    insertion_loss_db: float = quantity(0.0, "db", "optical loss of one pass through a bank",
+                                        lo=0)
     signal: str = choice("coherent", ("coherent", "incoherent", "electrical"),
                          "what the banks act on: coherent (optical fields), incoherent (optical "
                          "powers) or electrical (voltages, currents)")

@@ -100,6 +100,6 @@ def assemble(cfg: Config, info: TaskInfo | None = None) -> Assembly:
     once."""
     net = cfg.network
     schedule = resolve(net.schedule, net.banks, net.steps)
-    hardware = build_hardware(cfg.hardware)
+    hardware = build_hardware(cfg.hardware, net.banks)
     return Assembly(config=cfg, hardware=hardware, schedule=schedule,
                     timing=MachineTiming(hardware, schedule, net.banks), task=info)

@@ -136,6 +136,11 @@ SCHEMA["hardware"] = {
                            "(ceil(log2 L_W) levels of 1 x 2 stages)", _one_of("star", "tree")),
     "mux": Key("str", "collecting side: switch (a mirrored switch) or combiner (passive, "
                "10 log10(L_W) dB)", _one_of("switch", "combiner")),
+    "laser_power": Key("power", "optical power per channel at the laser; with the losses it sets "
+                       "the received power and the noise of 'auto' noise fields"),
+    "coupling_loss": Key("loss", "fibre-to-chip and waveguide loss on a channel's path, total"),
+    "input_bits": Key("bits", "DAC of the inputs injected at each step: bits, or inf (none)"),
+    "readout_bits": Key("bits", "ADC at the readout: bits, or inf (none)"),
     "switch": Key("device", "the fast switches: a table with preset = NAME and field overrides"),
     "weights": Key("device", "the slow weight elements: preset = NAME and field overrides"),
     "active": Key("device", "the fast active elements: preset = NAME and field overrides"),
@@ -167,6 +172,27 @@ def seconds_of(field: str, value: Any, positive: bool = False) -> float:
     return seconds
 
 
+# Kinds of key that hold a quantity other than a time, and what each allows.
+QUANTITY_KINDS = {"power": "a power > 0 such as '1 mW'", "loss": "a loss >= 0 dB such as '3 dB'",
+                  "bits": "a whole number of bits >= 1, or 'inf' (no converter)"}
+
+
+def quantity_of(field: str, kind: str, value: Any) -> float:
+    """A ``power`` (W, > 0), ``loss`` (dB, >= 0) or ``bits`` (>= 1 whole, or inf) setting in SI
+    units; one-line errors naming the field and what is allowed."""
+    if kind == "bits":
+        if value == "inf" or (isinstance(value, float) and value == math.inf):
+            return math.inf
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(field, "must be " + QUANTITY_KINDS[kind], _describe(value))
+        return float(value)
+    number = parse_quantity(value, "power" if kind == "power" else "db", field)
+    bad = (not math.isfinite(number) or number < 0 or (kind == "power" and number == 0))
+    if bad:
+        raise ConfigError(field, "must be " + QUANTITY_KINDS[kind], _describe(value))
+    return number
+
+
 def _coerce(field: str, kind: str, value: Any) -> Any:
     """Check the type of ``value`` for ``kind``; ints are accepted where floats are expected."""
     if kind == "int":
@@ -190,6 +216,9 @@ def _coerce(field: str, kind: str, value: Any) -> Any:
             return value
         seconds_of(field, value, positive=kind != "time")
         return value  # kept as written ("10 ps"); Section.seconds holds it parsed
+    if kind in QUANTITY_KINDS:
+        quantity_of(field, kind, value)
+        return value  # kept as written ("1 mW"); Section.quantity parses it
     if kind == "device":
         if isinstance(value, str):  # shorthand: switch = "eo_mzi"
             value = {"preset": value}
@@ -234,6 +263,13 @@ class Section(Mapping):
             return self._seconds[key]
         except KeyError:
             raise KeyError(f"{self._name}.{key}: not a time setting") from None
+
+    def quantity(self, key: str) -> float:
+        """The power, loss or bits setting ``key`` in SI units (W, dB, bits; inf: none)."""
+        kind = SCHEMA.get(self._name, {}).get(key)
+        if kind is None or kind.kind not in QUANTITY_KINDS:
+            raise KeyError(f"{self._name}.{key}: not a power, loss or bits setting")
+        return quantity_of(f"{self._name}.{key}", kind.kind, self._values[key])
 
     def device(self, key: str):
         """The device table ``key`` (``switch``, ``weights``, ``active``) as its record

@@ -27,6 +27,7 @@ element settles. With ``clock = "auto"`` the window lasts until both have settle
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -173,6 +174,11 @@ class Hardware:
     leak_phase: str = "in_phase"
     switch_topology: str = "star"
     mux: str = "switch"
+    laser_power_w: float = 1e-3
+    coupling_loss_db: float = 0.0
+    input_bits: float = float("inf")
+    readout_bits: float = float("inf")
+    banks: int = 1  # L_W: the switches' stages on the path, for the power budget
 
     def timing_spec(self, schedule, banks: int, architecture: str = "relaxnet",
                     pipelining: str | None = None) -> TimingSpec:
@@ -242,6 +248,58 @@ class Hardware:
                         tr=np.full(T, self.transmission(banks), dtype=dtype), code=code,
                         act_params=(float(g), float(s), float(p)), gaps=gaps, mix=mix,
                         router=router)
+
+    @cached_property
+    def budget(self):
+        """The optical power budget at full scale (:mod:`relaxsim.devices.budget`): received
+        power, SNR, and the noise of every ``auto`` noise field; ``None`` for an electrical
+        machine (no optical path)."""
+        from relaxsim.devices import budget as B
+        from relaxsim.devices.routing import path_loss_db
+
+        if self.signal == "electrical":
+            return None
+        act = self.active
+        losses = {"coupling": self.coupling_loss_db,
+                  "weights": self.weights.insertion_loss_db,
+                  "switches": path_loss_db(self.banks, self.switch_topology, self.mux,
+                                           self.switch.insertion_loss_db)}
+        loss = float(sum(losses.values()))
+        received = B.received_power(self.laser_power_w, loss)
+        if act.bandwidth_hz > 0:
+            bw = act.bandwidth_hz
+        elif act.response_time_s > 0:
+            bw = 1.0 / (4.0 * act.response_time_s)  # noise bandwidth of a first-order response
+        else:
+            bw = 1.0 / (2.0 * (self.clock_s or self.propagation_time_s))
+        snr = B.detector_snr(received, act.responsivity, bw, act.thermal_noise, act.rin_db)
+        ase = B.ase_snr(received, act.noise_figure_db, bw)
+        detector_sigma = 0.0 if math.isinf(snr) else 1.0 / snr
+        if act.detection == "oeo":
+            element_sigma = detector_sigma
+        else:
+            element_sigma = 0.0 if math.isinf(ase) else 1.0 / math.sqrt(ase)
+        return B.Budget(
+            laser_w=self.laser_power_w, loss_db=loss, losses_db=losses, received_w=received,
+            responsivity=act.responsivity, bandwidth_hz=bw, snr=snr,
+            shot_snr=B.shot_limited_snr(received, act.responsivity, bw), ase_snr=ase,
+            element_sigma=element_sigma, detector_sigma=detector_sigma,
+            shot_equals_thermal_w=B.shot_equals_thermal_w(act.responsivity, act.thermal_noise))
+
+    @cached_property
+    def element_sigma(self) -> float:
+        """rms element noise per step: the active element's ``noise``, or from the budget when
+        it is ``auto`` (0 for an electrical machine)."""
+        if not self.active.is_auto("noise"):
+            return float(self.active.noise)
+        return 0.0 if self.budget is None else self.budget.element_sigma
+
+    @cached_property
+    def detector_sigma(self) -> float:
+        """rms detector noise at the readout: ``detector_noise``, or from the budget."""
+        if not self.active.is_auto("detector_noise"):
+            return float(self.active.detector_noise)
+        return 0.0 if self.budget is None else self.budget.detector_sigma
 
     def cautions(self, coupling: Coupling, settling: bool = True) -> list[str]:
         """Every warning this machine deserves, one line each: settings that have no effect,
@@ -424,13 +482,13 @@ class Hardware:
         function ``(name, shape, dtype) -> array`` giving the arrays to fill (work buffers)."""
         element = detector = None
         dtype = np.dtype(dtype)
-        if self.active.noise > 0:  # drawn in the network's dtype (relaxsim.kernels.rng)
+        if self.element_sigma > 0:  # drawn in the network's dtype (relaxsim.kernels.rng)
             shape = (steps, batch, hidden)
-            element = normal(rng, shape, self.active.noise, dtype,
+            element = normal(rng, shape, self.element_sigma, dtype,
                              None if out is None else out("element_noise", shape, dtype))
-        if self.active.detector_noise > 0:
+        if self.detector_sigma > 0:
             shape = (batch, hidden)
-            detector = normal(rng, shape, self.active.detector_noise, dtype,
+            detector = normal(rng, shape, self.detector_sigma, dtype,
                               None if out is None else out("detector_noise", shape, dtype))
         return element, detector
 
@@ -462,22 +520,22 @@ class TrainingDraws:
         self.jitter = sw.jitter_s != 0 and coupling.switches and coupling.router is not None
         self.z_shape = (T, batch if hw.jitter_draws == "sample" else 1)
         self.eps = np.empty(self.z_shape if self.jitter else (0, 1))  # remainders, float64
-        self.noise = out("element_noise", (T, batch, hidden), dtype) if act.noise > 0 else None
-        self.det = (out("detector_noise", (batch, hidden), dtype)
-                    if act.detector_noise > 0 else None)
+        noise, det = hw.element_sigma, hw.detector_sigma
+        self.noise = out("element_noise", (T, batch, hidden), dtype) if noise > 0 else None
+        self.det = out("detector_noise", (batch, hidden), dtype) if det > 0 else None
         self.keys = np.zeros(3, dtype=np.uint64)
         # on threads when all the draws together pay for it (the bytes do not depend on it)
-        draws = int(np.prod(w_shape)) + (act.noise > 0) * T * batch * hidden \
-            + (act.detector_noise > 0) * batch * hidden
+        draws = int(np.prod(w_shape)) + (noise > 0) * T * batch * hidden \
+            + (det > 0) * batch * hidden
         self.run = training_pass_par if threads_pay(draws) else training_pass
         self.per_sample = hw.jitter_draws == "sample"
         nothing = np.zeros(0, dtype=dtype)
         self.args = (
             *wts.grid(dtype), self.sigma, self.W_hw.reshape(-1),
             self.mask.reshape(-1), coupling.gaps64, float(sw.jitter_s), *sw.kernel_args(),
-            self.eps, float(act.noise),
+            self.eps, float(noise),
             nothing if self.noise is None else self.noise.reshape(-1),
-            float(act.detector_noise), nothing if self.det is None else self.det.reshape(-1))
+            float(det), nothing if self.det is None else self.det.reshape(-1))
 
     def __call__(self, W: np.ndarray, rng: np.random.Generator):
         W = np.ascontiguousarray(W, dtype=self.dtype)  # the network's banks: as they are
@@ -565,10 +623,11 @@ class MachineTiming:
                                 record=True)
 
 
-def build_hardware(hw_cfg) -> Hardware:
+def build_hardware(hw_cfg, banks: int = 1) -> Hardware:
     """Build the machine described by a validated ``hardware`` config section (its parsed
     times and device records: :meth:`relaxsim.config.Section.seconds`, ``.device``); an
-    ``auto`` signal domain is the weight element's (:attr:`WeightElement.signal`)."""
+    ``auto`` signal domain is the weight element's (:attr:`WeightElement.signal`); ``banks``:
+    the network's ``L_W`` (the switch stages in the power budget)."""
     signal = hw_cfg["signal"]
     if signal == "auto":
         signal = hw_cfg.device("weights").signal
@@ -591,6 +650,11 @@ def build_hardware(hw_cfg) -> Hardware:
         leak_phase=hw_cfg["leak_phase"],
         switch_topology=hw_cfg["switch_topology"],
         mux=hw_cfg["mux"],
+        laser_power_w=hw_cfg.quantity("laser_power"),
+        coupling_loss_db=hw_cfg.quantity("coupling_loss"),
+        input_bits=hw_cfg.quantity("input_bits"),
+        readout_bits=hw_cfg.quantity("readout_bits"),
+        banks=int(banks),
     )
     return hw  # a clock shorter than the propagation is refused when the config is validated
 

@@ -295,7 +295,8 @@ def test_training_batch_draws_what_the_separate_calls_draw(dtype, jitter_draws, 
     cfg = relaxsim.load_config(overrides={
         "network.hidden": hidden, "network.steps": 6, "network.banks": 3, "network.dtype": dtype,
         "hardware.mode": "hardware_aware", "hardware.switch": "si_mzi_carrier",
-        "hardware.weights.preset": "pcm", "hardware.active": "soa", "hardware.clock": "60 ps",
+        "hardware.weights.preset": "pcm", "hardware.clock": "60 ps",
+        "hardware.active": {"preset": "soa", "noise": 0.02, "detector_noise": 0.01},
         "hardware.jitter_draws": jitter_draws, "hardware.weights.bits": 6,
         "hardware.weights.program_noise": weight_noise, "hardware.weights.read_noise": weight_noise})
     net = build(cfg, TaskInfo(n_inputs=5, n_classes=3))

@@ -108,7 +108,7 @@ class TorchStep:
             self.prog_sigma, self.read_sigma = w.program_noise * w.w_max, w.read_sigma()
             nu = w.drift_exponents(P_shape := params["W"].shape, np.random.default_rng(seed))
             self.drift = torch.tensor(w.drift_factor(1.0, P_shape, nu=nu), dtype=self.td)
-            self.noise, self.det = hw.active.noise, hw.active.detector_noise
+            self.noise, self.det = hw.element_sigma, hw.detector_sigma
             self.gaps = torch.tensor(np.where(np.isinf(cp.gaps), 0.0, cp.gaps), dtype=self.td)
             self.tau, self.jitter = hw.switch.rise_time_s, hw.switch.jitter_s
 

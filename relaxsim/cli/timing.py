@@ -13,9 +13,9 @@ trace of one inference (a short stream when pipelined) goes to a CSV file
 
 from __future__ import annotations
 
-import numpy as np
-
 from pathlib import Path
+
+import numpy as np
 
 from relaxsim.config import network_kind
 from relaxsim.devices import format_quantity
