@@ -64,6 +64,19 @@ class Assembly:
                                       np.dtype(net.dtype), sim=self.timing.alone(),
                                       banks=net.banks, seed=self.config.training.seed)
 
+    def coupling_summary(self) -> dict:
+        """The coupling as ``result.json`` and ``timing --json`` hold it
+        (:meth:`Coupling.summary`), with the power budget: ``received_power_w`` and ``snr`` at the
+        detector (``None`` for an electrical machine) and the whole ``budget``, and the noise the
+        network sees (``element_noise``, ``detector_noise``)."""
+        hw = self.hardware
+        budget = hw.budget
+        return {**self.coupling.summary(),
+                "received_power_w": None if budget is None else budget.received_w,
+                "snr": None if budget is None else budget.summary()["snr"],
+                "element_noise": hw.element_sigma, "detector_noise": hw.detector_sigma,
+                "budget": None if budget is None else budget.summary()}
+
     @cached_property
     def network_on_hardware(self) -> Network:
         """The network with the machine's coupling (what hardware modes train and test)."""

@@ -187,7 +187,7 @@ def _hardware_summary(machine, train_engine, cautions: list[str]) -> dict:
         "training_hardware_time_s": train_s,
         "programming_fraction": programming_s / train_s if train_s > 0 else 0.0,
         "programming_events": getattr(train_engine, "writes", 0),
-        "coupling": machine.coupling.summary(),
+        "coupling": machine.coupling_summary(),
         "warnings": list(cautions),
     }
 

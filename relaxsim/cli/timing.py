@@ -81,7 +81,7 @@ def cmd_timing(args) -> int:
     print(report(cfg, hw, figures, coupling))
     if args.json:
         write_output("--json", args.json, lambda p: write_json(p, {
-            **figures, "coupling": coupling.summary(),
+            **figures, "coupling": machine.coupling_summary(),
             "warnings": cautions, "config": cfg.to_dict()}))
     if args.trace or args.plot:
         sim = machine.timing.trace(args.inferences)
@@ -157,6 +157,7 @@ def report(cfg, hw, figures: dict, coupling=None) -> str:
             f"switch leak eps up to {coupling.eps.max():.3g}, element carry-over up to "
             f"{(1.0 - coupling.c).max():.3g} per step" + note)])
         devices.append(["routing", "", describe_routing(hw, net.banks, coupling)])
+        devices.append(["budget", "", describe_budget(hw)])
     lines = [
         f"{network_kind(net.banks, net.steps)} timing: N = {net.hidden}, L_W = {net.banks}, "
         f"L_T = {net.steps} ({schedule}), {describe_clock(hw)}, {mode}",
@@ -204,6 +205,23 @@ def report(cfg, hw, figures: dict, coupling=None) -> str:
 def machine_schedule(coupling) -> list[int]:
     """The bank each step selects (the router's schedule)."""
     return list(coupling.router.schedule)
+
+
+def describe_budget(hw) -> str:
+    """``laser 1 mW per channel, loss 7 dB (...), received 199.5 uW, SNR 79.1 (shot limit
+    141), noise 1.26 % per step, 1.26 % at the readout``."""
+    noise = (f"noise {100 * hw.element_sigma:.3g} % per step, {100 * hw.detector_sigma:.3g} % "
+             "at the readout" + ("" if hw.active.is_auto("noise") and
+                                 hw.active.is_auto("detector_noise") else " (as set)"))
+    b = hw.budget
+    if b is None:
+        return f"electrical signal: no optical budget; {noise}"
+    parts = ", ".join(f"{k} {v:.3g}" for k, v in b.losses_db.items())
+    snr = "inf" if b.snr == float("inf") else f"{b.snr:.3g}"
+    return (f"laser {format_quantity(b.laser_w, 'power')} per channel, loss {b.loss_db:.3g} dB "
+            f"({parts}), received {format_quantity(b.received_w, 'power')}, SNR {snr} "
+            f"(shot limit {b.shot_snr:.3g}) in {format_quantity(b.bandwidth_hz, 'frequency')}; "
+            + noise)
 
 
 def describe_routing(hw, banks: int, coupling) -> str:

@@ -103,7 +103,7 @@ def evaluate_run(run_dir: str | Path, overrides: dict | None = None, repeats: in
         "hardware": {"switch": hw.switch.name, "weights": hw.weights.name,
                      "active": hw.active.name,
                      "latency_s": machine.timing.alone().latency(),
-                     "coupling": machine.coupling.summary(), "warnings": cautions},
+                     "coupling": machine.coupling_summary(), "warnings": cautions},
         "overrides": overrides,
     }
 
