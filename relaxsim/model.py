@@ -114,24 +114,25 @@ class Network:
             return mix, eps
         return self.coupling.mix, None
 
-    def _forward(self, params, x, noise=None, det=None, eps=None, mix=None):
+    def _forward(self, params, x, noise=None, det=None, eps=None, mix=None, converters=None):
         X, slot = self.input_slots(x)
         cp = self.coupling
         mix, eps = self._mix(eps, mix)
         return kernels.forward(params, X, slot, self.schedule, self.prev, cp.a, cp.c, eps,
                                cp.code, noise, dtype=self.dtype, tr=cp.tr, det=det,
-                               act_params=cp.act_params, mix=mix)
+                               act_params=cp.act_params, mix=mix, converters=converters)
 
     def forward(self, params: dict[str, np.ndarray], x: np.ndarray, noise=None,
-                det=None, eps=None, mix=None) -> np.ndarray:
+                det=None, eps=None, mix=None, converters=None) -> np.ndarray:
         """Logits ``(B, C)`` for the batch ``x`` (with element noise ``(T, B, N)`` and detector
         noise ``(B, N)`` draws, if given, and this batch's mixing of the banks ``mix``,
         ``(T, L_W)`` or ``(T, B, L_W)``, or a two-bank leak ``eps`` into the previous bank,
-        ``(T,)`` or ``(T, B)``, in place of the coupling's)."""
-        return self._forward(params, x, noise, det, eps, mix)[0]
+        ``(T,)`` or ``(T, B)``, in place of the coupling's; ``converters``: ``(fs_in, bits_in,
+        fs_out, bits_out)`` of the input DAC and the readout ADC, :func:`kernels.forward`)."""
+        return self._forward(params, x, noise, det, eps, mix, converters)[0]
 
-    def loss_and_grad(self, params, x, y, noise=None, det=None, eps=None,
-                      mix=None) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_and_grad(self, params, x, y, noise=None, det=None, eps=None, mix=None,
+                      converters=None) -> tuple[float, dict[str, np.ndarray]]:
         """Mean cross-entropy on ``(x, y)`` and its exact gradient (keys and shapes of ``params``),
         with the noise draws (if any) held fixed; arguments as :meth:`forward`."""
         X, slot = self.input_slots(x)
@@ -139,7 +140,17 @@ class Network:
         mix, eps = self._mix(eps, mix)
         return kernels.loss_and_grad(params, X, slot, self.schedule, self.prev, cp.a, cp.c,
                                      eps, cp.code, y, noise, dtype=self.dtype, tr=cp.tr,
-                                     det=det, act_params=cp.act_params, mix=mix)
+                                     det=det, act_params=cp.act_params, mix=mix,
+                                     converters=converters)
+
+    def full_scales(self, params, x) -> tuple[float, float]:
+        """``(max |W_in x|, max |h_T|)`` over the batch ``x`` on this network's coupling, without
+        noise or converters: the full scales a DAC of the injected drive and an ADC at the
+        readout are calibrated to."""
+        X, _ = self.input_slots(x)
+        drive = float(np.max(np.abs(X @ np.asarray(params["W_in"], dtype=self.dtype).T)))
+        _, tape = self._forward(params, x)
+        return drive, float(np.max(np.abs(tape.HR)))
 
     @staticmethod
     def score(Z, y) -> tuple[float, int]:

@@ -114,3 +114,53 @@ def test_cli_refuses_a_negative_laser_power_with_exit_2(tmp_path, capsys):
     assert status == 2 and "Traceback" not in err
     assert "hardware.laser_power: must be a power > 0" in err
     assert not out.exists()  # nothing written
+
+
+def test_converters_are_calibrated_on_the_training_split():
+    """The full scales: the largest |W_in x| and |h_T| over the first training samples with the
+    current weights, no noise; bits from the config; a whole run trains with them."""
+    from relaxsim.data.tasks import load_task
+    from relaxsim.training.engine import CALIBRATION_ROWS, engines_for
+
+    cfg = relaxsim.load_config(overrides={"hardware.input_bits": 4, "hardware.readout_bits": 5,
+                                          "network.hidden": 16})
+    data = load_task(cfg)
+    machine = relaxsim.assemble(cfg, data.info)
+    engine = engines_for(machine, 0)[0]
+    params = machine.network.init_params(0)
+    engine.calibrate(params, data)
+    n = min(CALIBRATION_ROWS, len(data.labels("train")))
+    x = data.batch("train", np.arange(n), np.float64)
+    drive = np.abs(x @ params["W_in"].T).max()
+    assert engine.converters[:2] == (pytest.approx(drive, rel=1e-12), 4.0)
+    net = machine.network_on_hardware
+    _, tape = net._forward(params, x)
+    assert engine.converters[2:] == (pytest.approx(np.abs(tape.HR).max(), rel=1e-12), 5.0)
+    ideal = engines_for(relaxsim.assemble(cfg.replace({"hardware.mode": "ideal"}), data.info),
+                        0)[0]
+    ideal.calibrate(params, data)  # the ideal machine has no converters: nothing to do
+    assert not hasattr(ideal, "converters")
+
+
+def test_fewer_bits_change_what_the_network_computes():
+    from relaxsim.data.tasks import load_task
+    from relaxsim.training.engine import engines_for
+
+    cfg = relaxsim.load_config(overrides={"network.hidden": 16})
+    data = load_task(cfg)
+    x = data.batch("train", np.arange(64), np.float64)
+    out = {}
+    for bits in ("inf", 2):
+        c = cfg.replace({"hardware.input_bits": bits, "hardware.readout_bits": bits,
+                         "hardware.active": "ideal", "hardware.weights": "ideal",
+                         "hardware.switch": "ideal"})
+        machine = relaxsim.assemble(c, data.info)
+        engine = engines_for(machine, 0)[0]
+        params = machine.network.init_params(0)
+        engine.calibrate(params, data)
+        engine.begin_evaluation(params)
+        out[bits] = engine.logits(params, x)
+    assert not np.allclose(out["inf"], out[2])
+    np.testing.assert_allclose(out["inf"], relaxsim.assemble(cfg.replace({
+        "hardware.mode": "ideal"}), data.info).network.forward(params, x), rtol=1e-12,
+        atol=1e-12)

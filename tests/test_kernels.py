@@ -302,3 +302,39 @@ def test_work_split_gives_both_threads_a_share(N, B):
     assert 1 <= rows <= max(1, -(-B // 2))
     if B >= 2:
         assert -(-B // rows) >= 2
+
+
+@pytest.mark.parametrize("slots", ["static", "first", "sequence"])
+@pytest.mark.parametrize("bits", [(3, 4), (6, np.inf), (np.inf, 2)])
+def test_converters_match_the_twin(slots, bits, rng):
+    """A DAC on the injected drive and an ADC at the readout, some values clipped: the
+    quantised forward and the straight-through gradient (stopped where clipped) as the twin."""
+    from relaxsim.kernels import reference
+
+    p = random_problem(rng, slots=slots, per_sample=False, mixing="full")
+    conv = (0.8, bits[0], 0.5, bits[1])
+    kw = dict(tr=p["tr"], det=p["det"], mix=p["mix"], converters=conv)
+    args = (p["X"], p["slot"], p["sched"], p["prev"], p["a"], p["c"], p["eps"], 0, p["noise"])
+    Z, tape = kernels.forward(p["params"], *args, **kw)
+    grads = kernels.backward(p["params"], tape, kernels.loss(Z, p["y"])[1])
+    Zr, H, U = reference.forward(p["params"], *args, **kw)
+    grads_r = reference.backward(p["params"], *args[:-1], H, U, reference.loss(Zr, p["y"])[1],
+                                 **kw)
+    assert max_rel(Z, Zr) < TWIN_TOL
+    for key in grads_r:
+        assert max_rel(grads[key], grads_r[key]) < TWIN_TOL, key
+    if np.isfinite(bits[1]):  # the readout takes 2^bits values at most
+        assert len(np.unique(tape.HR)) <= 2 ** bits[1]
+        assert 0 < tape.MO.mean() < 1  # some states clipped, some not
+    plain, _ = kernels.forward(p["params"], *args, tr=p["tr"], det=p["det"], mix=p["mix"])
+    assert not np.allclose(plain, Z)  # the converters change the logits
+
+
+def test_converter_steps_and_bad_converters():
+    np.testing.assert_array_equal(kernels.converter_steps(None), [0, 0, 0, 0])
+    np.testing.assert_allclose(kernels.converter_steps((1.0, 2, 3.0, np.inf)),
+                               [1.0, 2 / 3, 0, 0])
+    with pytest.raises(ValueError, match="converters: readout full scale must be finite"):
+        kernels.converter_steps((1.0, 4, 0.0, 4))
+    with pytest.raises(ValueError, match="converters: input bits must be a whole number"):
+        kernels.converter_steps((1.0, 0, 1.0, 4))

@@ -264,27 +264,27 @@ def _transfer(code, U, D, g, s, p):
 
 @_pjit
 def _forward_par(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, act, ap, noise,
-                 det, chunk, H, G, Z):
+                 det, conv, QM, chunk, H, G, Z):
     B = X.shape[1]
     for ci in prange((B + chunk - 1) // chunk):
         r0 = ci * chunk
         _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, act, ap,
-                      noise, det, r0, min(B, r0 + chunk), H, G, Z)
+                      noise, det, conv, QM, r0, min(B, r0 + chunk), H, G, Z)
 
 
 @_jit
 def _forward_ser(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, act, ap, noise,
-                 det, chunk, H, G, Z):
+                 det, conv, QM, chunk, H, G, Z):
     B = X.shape[1]
     for ci in range((B + chunk - 1) // chunk):
         r0 = ci * chunk
         _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, act, ap,
-                      noise, det, r0, min(B, r0 + chunk), H, G, Z)
+                      noise, det, conv, QM, r0, min(B, r0 + chunk), H, G, Z)
 
 
 @_jit
 def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, act, ap, noise,
-                  det, r0, r1, H, G, Z):
+                  det, conv, QM, r0, r1, H, G, Z):
     T = bank_at.shape[0]
     N = W.shape[1]
     dt = H.dtype
@@ -312,6 +312,8 @@ def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, 
                     U[rr, i] += w * U2[rr, i]
         if sl >= 0 and sl != loaded:
             gemm(False, True, 1.0, X[sl, r0:r1], W_in, 0.0, Din)
+            if conv[1] > 0:  # the DAC of the injected drive (its in-range mask for the STE)
+                _convert(Din, conv[0], conv[1], QM[sl, r0:r1])
             loaded = sl
         for rr in range(nr):  # pre-activation, in place in U
             r = r0 + rr
@@ -356,21 +358,38 @@ def _forward_rows(X, slot, W_in, W, b, W_out, b_out, bank_at, tb, tc, nt, coef, 
             Z[r, j] += b_out[j]
 
 
+@_jit
+def _convert(V, fs, step, mask):
+    """A converter of full scale ``fs`` and level spacing ``step`` in place on ``V``: clipped to
+    ``[-fs, fs]`` and rounded to the grid ``-fs + k step``; ``mask`` gets 1 where the value was
+    in range (the straight-through gradient passes), 0 where it was clipped."""
+    for r in range(V.shape[0]):
+        for i in range(V.shape[1]):
+            x = V[r, i]
+            inside = -fs <= x <= fs
+            x = min(max(x, -fs), fs)
+            q = -fs + np.rint((x + fs) / step) * step
+            V[r, i] = min(max(q, -fs), fs)
+            mask[r, i] = 1.0 if inside else 0.0
+
+
 @_pjit
-def _rows_backward_par(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, chunk, DU, GX, HS):
+def _rows_backward_par(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, QM, MO, chunk, DU,
+                       GX, HS):
     B = H.shape[1]
     for ci in prange((B + chunk - 1) // chunk):
         r0 = ci * chunk
-        _backward_rows(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, r0,
+        _backward_rows(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, QM, MO, r0,
                        min(B, r0 + chunk), DU, GX, HS)
 
 
 @_jit
-def _rows_backward_ser(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, chunk, DU, GX, HS):
+def _rows_backward_ser(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, QM, MO, chunk, DU,
+                       GX, HS):
     B = H.shape[1]
     for ci in range((B + chunk - 1) // chunk):
         r0 = ci * chunk
-        _backward_rows(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, r0,
+        _backward_rows(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, QM, MO, r0,
                        min(B, r0 + chunk), DU, GX, HS)
 
 
@@ -395,9 +414,11 @@ def _weights_backward_ser(X, bank_at, tb, tc, nt, HB, alpha, DU, GX, block, rows
 
 
 @_jit
-def _backward_rows(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, r0, r1, DU, GX, HS):
+def _backward_rows(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, QM, MO, r0, r1, DU, GX,
+                   HS):
     """The recursion for dh over rows r0:r1; stores du_t per step and the gradient reaching
-    each input slot, all row-major."""
+    each input slot, all row-major. Converters pass the gradient straight through where their
+    input was in range (``QM``: the DAC's mask per slot, ``MO``: the ADC's; empty: none)."""
     T = bank_at.shape[0]
     N = W.shape[1]
     dt = G.dtype
@@ -413,12 +434,22 @@ def _backward_rows(W, W_out, bank_at, tb, tc, nt, slot, coef, H, G, gZ, r0, r1, 
                 for i in range(N):
                     HS[t, r, i] = tt * H[t, r, i]
     gemm(False, False, 1.0, gZ[r0:r1], W_out, 0.0, dh)
+    if MO.shape[0] > 0:
+        for rr in range(nr):
+            for i in range(N):
+                dh[rr, i] *= MO[r0 + rr, i]
+    dac = QM.shape[0] > 0
     for t in range(T - 1, -1, -1):
         k = bank_at[t]
         sl = slot[t]
         for rr in range(nr):
             r = r0 + rr
-            if sl >= 0:  # the input's gradient in the same pass
+            if sl >= 0 and dac:
+                for i in range(N):
+                    gu = dh[rr, i] * G[t, r, i]
+                    DU[t, r, i] = gu
+                    GX[sl, r, i] += gu * QM[sl, r, i]
+            elif sl >= 0:  # the input's gradient in the same pass
                 for i in range(N):
                     gu = dh[rr, i] * G[t, r, i]
                     DU[t, r, i] = gu
@@ -714,7 +745,7 @@ class Tape:
     """What the forward pass keeps for the backward pass."""
 
     __slots__ = ("X", "slot", "bank_at", "tb", "tc", "nt", "coef", "H", "G", "HR", "Z", "chunk",
-                 "W", "rows")
+                 "W", "rows", "QM", "MO")
 
     def __init__(self, **kw):
         for key, value in kw.items():
@@ -760,19 +791,41 @@ def _buffer(ws, name, shape, dtype, zero=False):
 
 
 def loss_and_grad(params, X, slot, bank_at, prev, a, c, eps, act, y, noise=None,
-                  dtype=np.float64, *, tr=None, det=None, act_params=None, mix=None):
+                  dtype=np.float64, *, tr=None, det=None, act_params=None, mix=None,
+                  converters=None):
     """Forward pass, mean cross-entropy against ``y`` and every parameter's gradient, in one call
     that keeps its work buffers for the next (the tape never leaves it). Arguments as
     :func:`forward`; returns ``(loss, grads)``."""
     ws = workspace()
     Z, tape = forward(params, X, slot, bank_at, prev, a, c, eps, act, noise, dtype, tr=tr,
-                      det=det, act_params=act_params, mix=mix, _ws=ws)
+                      det=det, act_params=act_params, mix=mix, converters=converters, _ws=ws)
     value, gZ = loss(Z, y)
     return value, backward(params, tape, gZ, _ws=ws)
 
 
+def converter_steps(converters) -> np.ndarray:
+    """``(fs_in, bits_in, fs_out, bits_out)`` (``None``: no converters) as the kernels take
+    them: ``[fs_in, step_in, fs_out, step_out]``, ``step = 2 fs / (2^bits - 1)`` (0: none)."""
+    out = np.zeros(4)
+    if converters is None:
+        return out
+    fs_in, bits_in, fs_out, bits_out = (float(v) for v in converters)
+    for i, (fs, bits, name) in enumerate(((fs_in, bits_in, "input"), (fs_out, bits_out,
+                                                                       "readout"))):
+        if math.isinf(bits):
+            continue
+        if not (bits >= 1 and bits == int(bits)):
+            raise ValueError(f"converters: {name} bits must be a whole number >= 1 or inf "
+                             f"(got {bits!r})")
+        if not (math.isfinite(fs) and fs > 0):
+            raise ValueError(f"converters: {name} full scale must be finite and > 0 "
+                             f"(got {fs!r})")
+        out[2 * i], out[2 * i + 1] = fs, 2.0 * fs / (2.0 ** bits - 1.0)
+    return out
+
+
 def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np.float64, *,
-            tr=None, det=None, act_params=None, mix=None, _ws=None):
+            tr=None, det=None, act_params=None, mix=None, converters=None, _ws=None):
     """Run the forward pass; return ``(logits, tape)``.
 
     ``params`` holds ``W_in (N, D)``, ``W (L_W, N, N)``, ``b (L_W, N)``, ``W_out (C, N)``,
@@ -786,6 +839,11 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     biases likewise). Without ``mix``, the two-bank leak ``eps`` (``(T,)`` or ``(T, B)``) into
     the previous bank ``prev[t]`` of the step's bank ``bank_at[t]``
     (:func:`mix_from_eps`; ``eps = None``: no leak).
+
+    ``converters``: ``(fs_in, bits_in, fs_out, bits_out)``, a DAC on the injected drive
+    ``W_in x`` and an ADC at the readout, each clipping to ``[-fs, fs]`` and rounding to
+    ``2^bits`` levels (``bits = inf``: none), with a straight-through gradient where the value
+    was in range.
     """
     W_in = _as(params["W_in"], dtype, 2, "W_in")
     W = _as(params["W"], dtype, 3, "W")
@@ -819,13 +877,24 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     chunk = chunk_rows(B, N, big_enough(B, N, D, T))
     single_threaded_kernel_blas()
     driver = _forward_par if parallel_pays(B, N, D, T) else _forward_ser
+    conv = converter_steps(converters)
+    QM = (_buffer(_ws, "QM", (X.shape[0], B, N), dtype) if conv[1] > 0
+          else np.zeros((0, 1, 1), dtype=dtype))
     driver(X, slot, W_in, W, b, W_out, b_out, at, tb, tc, nt, coef, act, ap, noise, det,
-           chunk, H, G, Z)
+           conv, QM, chunk, H, G, Z)
     HR = H[T]
     if det.shape[0]:
         HR = np.add(HR, det, out=_buffer(_ws, "HR", HR.shape, dtype))
+    MO = np.zeros((0, 1), dtype=dtype)
+    if conv[3] > 0:  # the ADC at the readout: the logits from the converted states
+        if not det.shape[0]:  # a copy: H keeps the states as they were
+            HR = _buffer(_ws, "HR", HR.shape, dtype)
+            HR[...] = H[T]
+        MO = _buffer(_ws, "MO", HR.shape, dtype)
+        _convert(HR, conv[2], conv[3], MO)
+        np.add(HR @ W_out.T, b_out, out=Z)
     tape = Tape(X=X, slot=slot, bank_at=at, tb=tb, tc=tc, nt=nt, coef=coef, H=H, G=G, HR=HR,
-                Z=Z, chunk=chunk, W=W, rows=rows.astype(dtype))
+                Z=Z, chunk=chunk, W=W, rows=rows.astype(dtype), QM=QM, MO=MO)
     return Z, tape
 
 
@@ -927,7 +996,7 @@ def backward(params, tape, gZ, *, _ws=None):
     par = parallel_pays(B, N, D, T)
     (_rows_backward_par if par else _rows_backward_ser)(
         W, W_out, tape.bank_at, tape.tb, tape.tc, tape.nt, tape.slot, coef, tape.H, tape.G, gZ,
-        tape.chunk, DU, GX, HS)
+        tape.QM, tape.MO, tape.chunk, DU, GX, HS)
     # Phase 2, over blocks of rows of the weight gradients: each block sums its rows over every
     # step, in step order; blocks never share an output row.
     block = grad_block(N, B)

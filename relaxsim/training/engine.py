@@ -12,9 +12,13 @@ quantisation and noise, scaled by the drift factor, and stops where the target w
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from relaxsim.hardware import Hardware, MachineTiming, Programmed
+
+CALIBRATION_ROWS = 1024  # training samples the converters' full scales are calibrated on
 from relaxsim.kernels.passes import Workspace
 from relaxsim.model import Network
 
@@ -30,6 +34,10 @@ class Engine:
 
     def begin_evaluation(self, params) -> None:
         """Prepare to evaluate ``params`` (on hardware: program the banks once)."""
+
+    def calibrate(self, params, data) -> None:
+        """Set the converters' full scales for ``params`` from the training split of ``data``
+        (on hardware with converters; nothing otherwise)."""
 
     def logits(self, params, x):
         return self.net.forward(params, x)
@@ -62,6 +70,7 @@ class HardwareEngine(Engine):
         self.clock_s = 0.0
         self.programming_s = 0.0
         self.programmed_at = 0.0
+        self.converters = None  # (fs_in, bits_in, fs_out, bits_out) once calibrated
 
     # -- training ----------------------------------------------------------------------------
 
@@ -80,7 +89,7 @@ class HardwareEngine(Engine):
             noise, det = hw.draw_noise(self.rng, net.steps, len(y), net.hidden, net.dtype,
                                        out=self._buffer)
         loss, grads = net.loss_and_grad({**params, "W": W_hw}, x, y, noise=noise, det=det,
-                                        mix=mix)
+                                        mix=mix, converters=self.converters)
         grads["W"] *= dW_factor
         self.batches_since_program += 1
         self.clock_s += len(y) * self.inference_time_s
@@ -154,7 +163,22 @@ class HardwareEngine(Engine):
         W_hw, _ = hw.read(self._eval_programmed, hw.drift_time_s, self.rng)
         mix = hw.jittered_mix(net.coupling, len(x), self.rng)
         noise, det = hw.draw_noise(self.rng, net.steps, len(x), net.hidden, net.dtype)
-        return net.forward({**params, "W": W_hw}, x, noise=noise, det=det, mix=mix)
+        return net.forward({**params, "W": W_hw}, x, noise=noise, det=det, mix=mix,
+                           converters=self.converters)
+
+    def calibrate(self, params, data) -> None:
+        """The converters' full scales, from the first :data:`CALIBRATION_ROWS` samples of the
+        training split with ``params`` (no noise, no converters): the largest injected drive
+        ``|W_in x|`` and the largest readout state ``|h_T|``. A function of ``params`` and the
+        data alone (no random draws), so a resumed run calibrates as the uninterrupted one."""
+        hw = self.hw
+        if math.isinf(hw.input_bits) and math.isinf(hw.readout_bits):
+            return
+        n = min(CALIBRATION_ROWS, len(data.labels("train")))
+        x = data.batch("train", np.arange(n), self.net.dtype)
+        fs_in, fs_out = self.net.full_scales(params, x)
+        tiny = np.finfo(np.float64).tiny  # all-zero drive: any full scale is exact
+        self.converters = (max(fs_in, tiny), hw.input_bits, max(fs_out, tiny), hw.readout_bits)
 
 
 def engines_for(machine, seed: int):

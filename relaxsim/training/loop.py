@@ -90,6 +90,7 @@ def train(cfg: Config, net: Network, data: Dataset, quiet: bool = False,
     for epoch in bar:
         t0 = time.perf_counter()
         loss_sum = 0.0
+        train_engine.calibrate(params, data)  # the converters' full scales, per epoch
         for batch, idx in enumerate(batches(n, tc.batch_size, state.rng), start=1):
             x = data.batch("train", idx, net.dtype)  # built per batch: no float copy of the data
             loss, grads = train_engine.loss_and_grad(params, x, y_train[idx])
@@ -133,6 +134,7 @@ def evaluate(engine: Engine | Network, params: dict[str, np.ndarray], data: Data
     built by ``data.batch`` (a large split is never held as floats)."""
     if isinstance(engine, Network):
         engine = Engine(engine)
+    engine.calibrate(params, data)
     engine.begin_evaluation(params)
     total_loss, correct, n = 0.0, 0, 0
     for x, y in data.chunks(split, rows, engine.net.dtype):
