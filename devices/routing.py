@@ -133,16 +133,26 @@ def _domain(P, mux: str, signal: str, cos_phase=None):
 def mixing_steps(banks: int, k, p, r, *, topology: str, mux: str, signal: str,
                  power_floor: float, amplitude_floor: float, phases=None) -> np.ndarray:
     """:func:`mixing` of every step at once (``k``, ``p`` ``(T,)``; ``r`` ``(T,)`` or
-    ``(T, W)``)."""
+    ``(T, W)``), in one compiled pass (:func:`relaxsim.kernels.programming.mixing`: it runs on
+    every training batch with jitter)."""
+    from relaxsim.kernels.programming import mixing as compiled
+
+    k = np.ascontiguousarray(k, dtype=np.int64)
+    p = np.ascontiguousarray(p, dtype=np.int64)
+    r = np.asarray(r, dtype=np.float64)
+    r2 = np.ascontiguousarray(r.reshape(len(k), -1))
     electrical = signal == "electrical"
-    P = port_powers_steps(banks, k, p, r, topology,
-                          amplitude_floor if electrical else power_floor, electrical)
-    cos_phase = None
-    if phases is not None:
-        ph = np.asarray(phases)
-        cos_phase = np.cos(ph[None, :] - ph[np.asarray(k)][:, None])
-        cos_phase = cos_phase.reshape((len(k),) + (1,) * (np.ndim(r) - 1) + (banks,))
-    return _domain(P, mux, signal, cos_phase)
+    floor = amplitude_floor if electrical else power_floor
+    on = _on(banks, topology, floor, electrical)
+    levels = 0 if topology == "star" else stages(banks, topology)
+    cos_phase = np.zeros((0, banks))
+    if phases is not None and signal == "coherent":
+        ph = np.asarray(phases, dtype=np.float64)
+        cos_phase = np.ascontiguousarray(np.cos(ph[None, :] - ph[k][:, None]))
+    out = np.empty(r2.shape + (banks,))
+    compiled(k, p, r2, banks, levels, on, floor, mux == "switch" and signal != "coherent",
+             mux == "combiner" and signal == "coherent", cos_phase, out)
+    return out.reshape(r.shape + (banks,))
 
 
 def transmission(banks: int, topology: str, mux: str, signal: str,

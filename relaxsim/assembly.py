@@ -68,13 +68,16 @@ class Assembly:
         """The coupling as ``result.json`` and ``timing --json`` hold it
         (:meth:`Coupling.summary`), with the power budget: ``received_power_w`` and ``snr`` at the
         detector (``None`` for an electrical machine) and the whole ``budget``, and the noise the
-        network sees (``element_noise``, ``detector_noise``)."""
+        network sees (``element_noise``, ``detector_noise``, and the converters' quantisation
+        noise relative to their full scales)."""
         hw = self.hardware
         budget = hw.budget
         return {**self.coupling.summary(),
                 "received_power_w": None if budget is None else budget.received_w,
                 "snr": None if budget is None else budget.summary()["snr"],
                 "element_noise": hw.element_sigma, "detector_noise": hw.detector_sigma,
+                "input_quantisation_noise": hw.quantisation_noise(hw.input_bits),
+                "readout_quantisation_noise": hw.quantisation_noise(hw.readout_bits),
                 "budget": None if budget is None else budget.summary()}
 
     @cached_property

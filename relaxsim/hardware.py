@@ -286,6 +286,13 @@ class Hardware:
             element_sigma=element_sigma, detector_sigma=detector_sigma,
             shot_equals_thermal_w=B.shot_equals_thermal_w(act.responsivity, act.thermal_noise))
 
+    def quantisation_noise(self, bits: float) -> float:
+        """rms noise of a converter of ``bits`` relative to its full scale: a uniform error over
+        a step ``2 / (2^bits - 1)`` of full scale has rms ``step / sqrt(12)`` (0 without one)."""
+        if math.isinf(bits):
+            return 0.0
+        return 2.0 / ((2.0 ** bits - 1.0) * math.sqrt(12.0))
+
     @cached_property
     def element_sigma(self) -> float:
         """rms element noise per step: the active element's ``noise``, or from the budget when

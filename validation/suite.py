@@ -18,7 +18,7 @@ from relaxsim.errors import RelaxsimError
 from .common import Check, save, timed
 
 # name -> module of relaxsim.validation, in report order
-STUDIES = ("gradients", "kernels", "ideal_limit", "timing", "determinism", "leak",
+STUDIES = ("gradients", "kernels", "ideal_limit", "timing", "determinism", "leak", "power",
            "equal_budget")
 
 

@@ -24,7 +24,9 @@ BANKS = 4
 # weights (6 bits, programming and read noise, power-law drift), SOA active elements (gain saturation, ASE
 # and detector noise), reprogrammed every batch.
 PHYSICS = {"hardware.mode": "hardware_aware", "hardware.switch": "si_mzi_carrier",
-           "hardware.weights.preset": "pcm", "hardware.active": "soa", "hardware.clock": "60 ps",
+           "hardware.weights.preset": "pcm", "hardware.clock": "60 ps",
+           # explicit noise: the PCM crossbar is electrical, where 'auto' noise has no budget
+           "hardware.active": {"preset": "soa", "noise": 0.02, "detector_noise": 0.01},
            "hardware.drift_time": "1 s", "hardware.update_every": 1, "hardware.weights.bits": 6}
 
 
@@ -109,8 +111,7 @@ class TorchStep:
             nu = w.drift_exponents(P_shape := params["W"].shape, np.random.default_rng(seed))
             self.drift = torch.tensor(w.drift_factor(1.0, P_shape, nu=nu), dtype=self.td)
             self.noise, self.det = hw.element_sigma, hw.detector_sigma
-            self.gaps = torch.tensor(np.where(np.isinf(cp.gaps), 0.0, cp.gaps), dtype=self.td)
-            self.tau, self.jitter = hw.switch.rise_time_s, hw.switch.jitter_s
+            self.jitter = hw.switch.jitter_s
 
     def _program(self, W):
         """Clip, quantise and add programming noise (no gradient: straight through)."""
@@ -133,22 +134,20 @@ class TorchStep:
             # straight-through: the forward pass sees the programmed, read weights
             W = P["W"] + (self.drift * prog + self.read_sigma * torch.randn(
                 P["W"].shape, generator=self.gen, dtype=self.td) - P["W"]).detach()
-            jitter = self.jitter * torch.randn((len(self.schedule), B), generator=self.gen,
-                                               dtype=self.td)
-            eps = torch.exp(-(self.gaps[:, None] - jitter).clamp(min=0) / self.tau)
+            # the banks' mixing with one jitter draw per step for the batch, as ours draws it
+            # (hardware.jitter_draws = "batch"): every bank's share, one mixed bank per step
+            z = torch.randn((len(self.schedule), 1), generator=self.gen, dtype=torch.float64)
+            r = self.hw.switch.jittered_remainder(self.cp.gaps, z.numpy())
+            mix = torch.tensor(self.cp.router.mix(r)[:, 0], dtype=self.td)
         else:
             W = P["W"]
         h = torch.zeros(B, N, dtype=self.td)
         xin = x @ P["W_in"].T
         for t, k in enumerate(self.schedule):
-            p = self.prev[t]
             if self.physics:
-                if t > 0 and p != k:
-                    e = eps[t][:, None]
-                    u = self.tr[t] * ((1 - e) * (h @ W[k].T) + e * (h @ W[p].T)) \
-                        + (1 - e) * P["b"][k] + e * P["b"][p] + xin
-                else:
-                    u = self.tr[t] * (h @ W[k].T) + P["b"][k] + xin
+                m = mix[t]
+                W_eff = (m[:, None, None] * W).sum(dim=0)
+                u = self.tr[t] * (h @ W_eff.T) + m @ P["b"] + xin
                 q = u / self.sat
                 f = self.gain * u / torch.sqrt(1 + q * q)
                 h = self.a[t] * h + self.c[t] * f + self.noise * torch.randn(

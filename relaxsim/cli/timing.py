@@ -158,6 +158,7 @@ def report(cfg, hw, figures: dict, coupling=None) -> str:
             f"{(1.0 - coupling.c).max():.3g} per step" + note)])
         devices.append(["routing", "", describe_routing(hw, net.banks, coupling)])
         devices.append(["budget", "", describe_budget(hw)])
+        devices.append(["converters", "", describe_converters(hw)])
     lines = [
         f"{network_kind(net.banks, net.steps)} timing: N = {net.hidden}, L_W = {net.banks}, "
         f"L_T = {net.steps} ({schedule}), {describe_clock(hw)}, {mode}",
@@ -222,6 +223,19 @@ def describe_budget(hw) -> str:
             f"({parts}), received {format_quantity(b.received_w, 'power')}, SNR {snr} "
             f"(shot limit {b.shot_snr:.3g}) in {format_quantity(b.bandwidth_hz, 'frequency')}; "
             + noise)
+
+
+def describe_converters(hw) -> str:
+    """``DAC 6 bits (quantisation noise 0.916 % of full scale), no ADC``."""
+    def one(name, bits):
+        if bits == float("inf"):
+            return f"no {name}"
+        return (f"{name} {bits:.0f} bits (quantisation noise "
+                f"{100 * hw.quantisation_noise(bits):.3g} % of full scale)")
+
+    return (f"{one('DAC', hw.input_bits)} on the injected inputs, "
+            f"{one('ADC', hw.readout_bits)} at the readout; full scales calibrated on the "
+            "training split")
 
 
 def describe_routing(hw, banks: int, coupling) -> str:

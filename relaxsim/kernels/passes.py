@@ -723,22 +723,49 @@ def mix_plan(mix: np.ndarray, banks: int):
         base = mix
         tb, tc, nt = (np.zeros((T, 0), dtype=np.int64), np.zeros((T, 0, 1)),
                       np.zeros(T, dtype=np.int64))
-    nz = base != 0
-    count = nz.sum(axis=1)
-    at = np.argmax(nz, axis=1).astype(np.int64)
-    alone = (count == 1) & (base[np.arange(T), at] == 1.0)
-    at[count == 0] = -1
-    rows: list[np.ndarray] = []
-    seen: dict[bytes, int] = {}
-    for t in np.flatnonzero((count > 0) & ~alone):
-        row = base[t]
-        key = row.tobytes()
-        if key not in seen:
-            seen[key] = len(rows)
-            rows.append(row)
-        at[t] = banks + seen[key]
-    rows_arr = np.array(rows, dtype=np.float64).reshape(len(rows), banks)
-    return at, rows_arr, tb, tc, nt
+    at = np.empty(T, dtype=np.int64)
+    rows_buf = np.empty((T, banks))
+    F = _plan_rows(np.ascontiguousarray(base), at, rows_buf)
+    rows = rows_buf[:F]
+    return at, rows, tb, tc, nt
+
+
+@_jit
+def _plan_rows(base, at, rows):
+    """The bank of each step (``at``): a raw bank where its row is that bank alone with share
+    1, -1 where the row is empty, ``L_W + j`` for the ``j``-th distinct mixed row (in order of
+    first use, into ``rows``); returns the number of distinct mixed rows."""
+    T, L = base.shape
+    F = 0
+    for t in range(T):
+        count, last = 0, -1
+        for j in range(L):
+            if base[t, j] != 0:
+                count += 1
+                last = j
+        if count == 0:
+            at[t] = -1
+            continue
+        if count == 1 and base[t, last] == 1.0:
+            at[t] = last
+            continue
+        found = -1
+        for f in range(F):
+            same = True
+            for j in range(L):
+                if rows[f, j] != base[t, j]:
+                    same = False
+                    break
+            if same:
+                found = f
+                break
+        if found < 0:
+            for j in range(L):
+                rows[F, j] = base[t, j]
+            found = F
+            F += 1
+        at[t] = L + found
+    return F
 
 
 class Tape:

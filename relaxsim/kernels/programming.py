@@ -211,3 +211,40 @@ def write(w, w_max, step, differential, key, sigma, out, in_range, parallel: boo
     else:
         (clip_quantise_par if parallel else clip_quantise)(w, w_max, step, differential, out,
                                                            in_range)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def mixing(k, p, r, banks, levels, on, floor, square, root, cos_phase, out):
+    """Every bank's share of each step (:func:`relaxsim.devices.routing.mixing_steps`):
+    ``k, p (T,)`` the banks of each step and of the step before, ``r (T, W)`` the transition
+    remainders, ``levels`` 0 for a star else the tree's levels, ``on``/``floor`` a settled port's
+    share selected / not; the port share ``P`` becomes ``P^2`` (``square``: a mirrored switch,
+    not coherent), ``sqrt(P)`` (``root``: coherent through a combiner) or ``P``, times
+    ``cos_phase[t, j]`` (empty: in phase). Into ``out (T, W, L_W)``."""
+    T, W = r.shape
+    phased = cos_phase.shape[0] > 0
+    for t in range(T):
+        kt, pt = k[t], p[t]
+        for w in range(W):
+            rise = floor + (on - floor) * (1.0 - r[t, w])
+            fall = floor + (on - floor) * r[t, w]
+            for j in range(banks):
+                if banks == 1:
+                    P = 1.0
+                elif levels == 0:
+                    if j == kt:
+                        P = on if kt == pt else rise
+                    elif j == pt:
+                        P = fall
+                    else:
+                        P = floor
+                else:
+                    P = 1.0
+                    for lv in range(levels):
+                        bk, bp, bj = (kt >> lv) & 1, (pt >> lv) & 1, (j >> lv) & 1
+                        if bk == bp:
+                            P *= on if bj == bk else floor
+                        else:
+                            P *= rise if bj == bk else fall
+                m = P * P if square else (math.sqrt(P) if root else P)
+                out[t, w, j] = m * cos_phase[t, j] if phased else m
