@@ -319,7 +319,44 @@ class Hardware:
             out.append(f"hardware.in_flight = {self.in_flight} has no effect with "
                        "hardware.pipelining = 'sequential' (one inference in flight); set "
                        "hardware.pipelining = 'pipelined' to keep several in flight")
-        return out + (self.settling_warnings(coupling) if settling else [])
+        return out + self.noise_warnings() + (self.settling_warnings(coupling) if settling
+                                              else [])
+
+    def noise_warnings(self) -> list[str]:
+        """A line when the power budget leaves the network noise above :data:`SETTLE_WARNING`
+        of full scale (an ``auto`` noise field), with the laser power that brings it down to
+        that share (found by bisection on the monotone budget; none when RIN or the amplifier
+        alone already exceeds it)."""
+        from dataclasses import replace
+
+        from relaxsim.devices import format_quantity
+
+        auto = self.active.is_auto("noise") or self.active.is_auto("detector_noise")
+        if self.budget is None or not auto:
+            return []
+        sigma = max(self.element_sigma if self.active.is_auto("noise") else 0.0,
+                    self.detector_sigma if self.active.is_auto("detector_noise") else 0.0)
+        x = SETTLE_WARNING
+        if sigma <= x:
+            return []
+
+        def noise_at(power):
+            b = replace(self, laser_power_w=power).budget
+            return max(b.element_sigma, b.detector_sigma)
+
+        lo, hi = self.laser_power_w, self.laser_power_w
+        while noise_at(hi) > x and hi < 1e3:
+            hi *= 10.0
+        if noise_at(hi) > x:
+            need = "no laser power helps (RIN or the amplifier's noise alone exceeds it)"
+        else:
+            for _ in range(60):
+                mid = math.sqrt(lo * hi)
+                lo, hi = (mid, hi) if noise_at(mid) > x else (lo, mid)
+            need = f"it needs hardware.laser_power >= {format_quantity(hi, 'power')}"
+        return [f"hardware.laser_power = {format_quantity(self.laser_power_w, 'power')} leaves "
+                f"the detector an SNR of {self.budget.snr:.3g}: noise {100 * sigma:.3g} % of "
+                f"full scale (above {100 * x:.3g} %); " + need]
 
     def settling_warnings(self, coupling: Coupling) -> list[str]:
         """One line per device that the step timing leaves unsettled by more than

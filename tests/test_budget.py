@@ -164,3 +164,13 @@ def test_fewer_bits_change_what_the_network_computes():
     np.testing.assert_allclose(out["inf"], relaxsim.assemble(cfg.replace({
         "hardware.mode": "ideal"}), data.info).network.forward(params, x), rtol=1e-12,
         atol=1e-12)
+
+
+def test_a_starved_detector_is_warned_with_the_power_it_needs():
+    hw = _machine(**{"hardware.laser_power": "1 uW"}).hardware
+    (line,) = hw.noise_warnings()
+    assert line.startswith("hardware.laser_power = 1 uW leaves the detector an SNR of 0.113")
+    need = float(line.rsplit(">= ", 1)[1].split()[0])  # in uW
+    enough = _machine(**{"hardware.laser_power": f"{need * 1.001} uW"}).hardware
+    assert max(enough.element_sigma, enough.detector_sigma) <= 0.1
+    assert _machine().hardware.noise_warnings() == []
