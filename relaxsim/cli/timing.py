@@ -233,6 +233,8 @@ def describe_converters(hw) -> str:
         return (f"{name} {bits:.0f} bits (quantisation noise "
                 f"{100 * hw.quantisation_noise(bits):.3g} % of full scale)")
 
+    if hw.input_bits == float("inf") and hw.readout_bits == float("inf"):
+        return "none (hardware.input_bits and readout_bits are inf)"
     return (f"{one('DAC', hw.input_bits)} on the injected inputs, "
             f"{one('ADC', hw.readout_bits)} at the readout; full scales calibrated on the "
             "training split")
