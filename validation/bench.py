@@ -168,13 +168,14 @@ def step_section(sizes, batches, dtypes, repeats: int, use_torch: bool) -> dict:
           f"({os.cpu_count()} cores); median of {repeats}")
     head = (f"{'dtype':>7} {'B':>4} {'N':>4} | {'ours ms':>8} {'torch ms':>9} {'bound ms':>9} | "
             f"{'phys ms':>8} {'torch ms':>9} | {'ours/torch':>10} {'phys/torch':>10} "
-            f"{'bound/ours':>10} {'phys/ideal':>10}")
+            f"{'bound/ours':>10} {'phys/ideal':>10} {'dflt/ideal':>10}")
     print(head)
     rows = []
     for dtype in dtypes:
         for B in batches:
             for N in sizes:
-                cases = {"ours": OursStep(N, B, dtype, False), "physics": OursStep(N, B, dtype, True)}
+                cases = {"ours": OursStep(N, B, dtype, False), "physics": OursStep(N, B, dtype, True),
+                         "default": OursStep(N, B, dtype, "default")}
                 if torch is not None:
                     cases["torch"] = TorchStep(N, B, dtype, False)
                     cases["torch_physics"] = TorchStep(N, B, dtype, True)
@@ -189,7 +190,8 @@ def step_section(sizes, batches, dtypes, repeats: int, use_torch: bool) -> dict:
                        **{f"{k}_s": v for k, v in t.items()},
                        "bound_over_ours": paired_ratio(times, "bound", "ours"),
                        "bound_over_physics": paired_ratio(times, "bound_physics", "physics"),
-                       "physics_over_ideal": paired_ratio(times, "physics", "ours")}
+                       "physics_over_ideal": paired_ratio(times, "physics", "ours"),
+                       "default_over_ideal": paired_ratio(times, "default", "ours")}
                 if torch is not None:
                     row["ours_over_torch"] = paired_ratio(times, "ours", "torch")
                     row["physics_over_torch_physics"] = paired_ratio(times, "physics",
@@ -202,7 +204,8 @@ def step_section(sizes, batches, dtypes, repeats: int, use_torch: bool) -> dict:
                       f"{_fmt(row.get('ours_over_torch'), 10, 2)} "
                       f"{_fmt(row.get('physics_over_torch_physics'), 10, 2)} "
                       f"{_fmt(row['bound_over_ours'], 10, 2)} "
-                      f"{_fmt(row['physics_over_ideal'], 10, 2)}", flush=True)
+                      f"{_fmt(row['physics_over_ideal'], 10, 2)} "
+                      f"{_fmt(row['default_over_ideal'], 10, 2)}", flush=True)
     summary = step_summary(rows, torch is not None)
     for line in summary["lines"]:
         print(line)
@@ -233,6 +236,9 @@ def step_summary(rows: list[dict], have_torch: bool) -> dict:
         worst = max(r["physics_over_ideal"] for r in rows)
         out["worst_physics_over_ideal"] = worst
         lines.append(f"worst physics/ideal: {worst:.2f} (target <= {TARGET_PHYSICS})")
+        worst = max(r["default_over_ideal"] for r in rows)
+        out["worst_default_over_ideal"] = worst
+        lines.append(f"worst default machine/ideal: {worst:.2f} (target <= {TARGET_PHYSICS})")
     out["lines"] = lines
     return out
 

@@ -30,15 +30,19 @@ PHYSICS = {"hardware.mode": "hardware_aware", "hardware.switch": "si_mzi_carrier
            "hardware.drift_time": "1 s", "hardware.update_every": 1, "hardware.weights.bits": 6}
 
 
-def config(N: int, B: int, dtype: str, physics: bool):
-    """The config of a benchmark step: digits-sized inputs, ``L_T = 8``, ``L_W = 4``, cyclic."""
+def config(N: int, B: int, dtype: str, physics):
+    """The config of a benchmark step: digits-sized inputs, ``L_T = 8``, ``L_W = 4``, cyclic;
+    ``physics``: False (ideal), True (:data:`PHYSICS`, every effect on) or ``"default"`` (the
+    default experiment's machine)."""
     import relaxsim
 
     overrides = {"network.hidden": N, "network.steps": STEPS, "network.banks": BANKS,
                  "network.schedule": "cyclic", "network.dtype": dtype,
                  "network.activation": "tanh", "training.batch_size": B,
                  "training.optimizer": "adam", "hardware.mode": "ideal"}
-    if physics:
+    if physics == "default":  # the default machine's devices (relaxsim/default.toml)
+        overrides["hardware.mode"] = "hardware_aware"
+    elif physics:
         overrides.update(PHYSICS)
     return relaxsim.load_config(overrides=overrides)
 

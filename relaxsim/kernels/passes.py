@@ -695,6 +695,9 @@ def check_mix(mix, T: int, B: int, banks: int) -> np.ndarray:
     return m
 
 
+_PLANS: dict = {}  # per-step mixing matrices seen lately -> their plan (the same on every batch)
+
+
 def mix_plan(mix: np.ndarray, banks: int):
     """Split a mixing matrix into what the kernels run: the bank of each step, ``(T,)`` (a raw
     bank ``0 .. L_W - 1`` when its row is that bank alone with share 1, ``L_W + j`` for the
@@ -705,6 +708,19 @@ def mix_plan(mix: np.ndarray, banks: int):
     A per-sample matrix ``(T, B, L_W)`` is run as a common part (baked, one product) plus one
     product per bank whose share differs between samples (jitter moves only the banks a
     switching transition touches)."""
+    T = mix.shape[0]
+    if mix.ndim == 2:  # the same matrix batch after batch: planned once
+        key = (banks, mix.shape, mix.tobytes())
+        plan = _PLANS.get(key)
+        if plan is None:
+            if len(_PLANS) > 256:
+                _PLANS.clear()
+            plan = _PLANS[key] = _mix_plan(mix, banks)
+        return plan
+    return _mix_plan(mix, banks)
+
+
+def _mix_plan(mix: np.ndarray, banks: int):
     T = mix.shape[0]
     if mix.ndim == 3:
         varying = (mix != mix[:, :1, :]).any(axis=1)
@@ -830,6 +846,19 @@ def loss_and_grad(params, X, slot, bank_at, prev, a, c, eps, act, y, noise=None,
     return value, backward(params, tape, gZ, _ws=ws)
 
 
+_NO_CONVERTERS = np.zeros(4)
+_EMPTY = {}
+
+
+def _empty(dtype, ndim: int) -> np.ndarray:
+    """An empty array of ``dtype`` and rank ``ndim`` (a kernel's "none"), made once."""
+    key = (np.dtype(dtype), ndim)
+    arr = _EMPTY.get(key)
+    if arr is None:
+        arr = _EMPTY[key] = np.zeros((0,) + (1,) * (ndim - 1), dtype=dtype)
+    return arr
+
+
 def converter_steps(converters) -> np.ndarray:
     """``(fs_in, bits_in, fs_out, bits_out)`` (``None``: no converters) as the kernels take
     them: ``[fs_in, step_in, fs_out, step_out]``, ``step = 2 fs / (2^bits - 1)`` (0: none)."""
@@ -896,23 +925,24 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     ap = np.asarray(by_code(act).ideal if act_params is None else act_params, dtype=np.float64)
     at, rows, tb, tc, nt = mix_plan(mix, L)
     tc = np.ascontiguousarray(tc, dtype=dtype)
+    rows = rows.astype(dtype, copy=False)
     if len(rows):
-        W, b = _bake_mix(W, b, rows.astype(dtype), _ws)
+        W, b = _bake_mix(W, b, rows, _ws)
     H = _buffer(_ws, "H", (T + 1, B, N), dtype)
     G = _buffer(_ws, "G", (T, B, N), dtype)
     Z = np.empty((B, W_out.shape[0]), dtype=dtype)
     chunk = chunk_rows(B, N, big_enough(B, N, D, T))
     single_threaded_kernel_blas()
     driver = _forward_par if parallel_pays(B, N, D, T) else _forward_ser
-    conv = converter_steps(converters)
+    conv = _NO_CONVERTERS if converters is None else converter_steps(converters)
     QM = (_buffer(_ws, "QM", (X.shape[0], B, N), dtype) if conv[1] > 0
-          else np.zeros((0, 1, 1), dtype=dtype))
+          else _empty(dtype, 3))
     driver(X, slot, W_in, W, b, W_out, b_out, at, tb, tc, nt, coef, act, ap, noise, det,
            conv, QM, chunk, H, G, Z)
     HR = H[T]
     if det.shape[0]:
         HR = np.add(HR, det, out=_buffer(_ws, "HR", HR.shape, dtype))
-    MO = np.zeros((0, 1), dtype=dtype)
+    MO = _empty(dtype, 2)
     if conv[3] > 0:  # the ADC at the readout: the logits from the converted states
         if not det.shape[0]:  # a copy: H keeps the states as they were
             HR = _buffer(_ws, "HR", HR.shape, dtype)
@@ -921,7 +951,7 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
         _convert(HR, conv[2], conv[3], MO)
         np.add(HR @ W_out.T, b_out, out=Z)
     tape = Tape(X=X, slot=slot, bank_at=at, tb=tb, tc=tc, nt=nt, coef=coef, H=H, G=G, HR=HR,
-                Z=Z, chunk=chunk, W=W, rows=rows.astype(dtype), QM=QM, MO=MO)
+                Z=Z, chunk=chunk, W=W, rows=rows, QM=QM, MO=MO)
     return Z, tape
 
 
