@@ -137,10 +137,22 @@ def mixing_steps(banks: int, k, p, r, *, topology: str, mux: str, signal: str,
     every training batch with jitter)."""
     from relaxsim.kernels.programming import mixing as compiled
 
+    args = mixing_args(banks, k, p, topology=topology, mux=mux, signal=signal,
+                       power_floor=power_floor, amplitude_floor=amplitude_floor, phases=phases)
+    r = np.asarray(r, dtype=np.float64)
+    r2 = np.ascontiguousarray(r.reshape(len(args[0]), -1))
+    out = np.empty(r2.shape + (banks,))
+    compiled(args[0], args[1], r2, *args[2:], out)
+    return out.reshape(r.shape + (banks,))
+
+
+def mixing_args(banks: int, k, p, *, topology: str, mux: str, signal: str, power_floor: float,
+                amplitude_floor: float, phases=None) -> tuple:
+    """The arguments of :func:`relaxsim.kernels.programming.mixing` but the remainders and the
+    output: ``(k, p, banks, levels, on, floor, square, root, cos_phase)``, fixed for a machine
+    and a schedule (worked out once, used on every batch)."""
     k = np.ascontiguousarray(k, dtype=np.int64)
     p = np.ascontiguousarray(p, dtype=np.int64)
-    r = np.asarray(r, dtype=np.float64)
-    r2 = np.ascontiguousarray(r.reshape(len(k), -1))
     electrical = signal == "electrical"
     floor = amplitude_floor if electrical else power_floor
     on = _on(banks, topology, floor, electrical)
@@ -149,10 +161,8 @@ def mixing_steps(banks: int, k, p, r, *, topology: str, mux: str, signal: str,
     if phases is not None and signal == "coherent":
         ph = np.asarray(phases, dtype=np.float64)
         cos_phase = np.ascontiguousarray(np.cos(ph[None, :] - ph[k][:, None]))
-    out = np.empty(r2.shape + (banks,))
-    compiled(k, p, r2, banks, levels, on, floor, mux == "switch" and signal != "coherent",
-             mux == "combiner" and signal == "coherent", cos_phase, out)
-    return out.reshape(r.shape + (banks,))
+    return (k, p, banks, levels, on, floor, mux == "switch" and signal != "coherent",
+            mux == "combiner" and signal == "coherent", cos_phase)
 
 
 def transmission(banks: int, topology: str, mux: str, signal: str,

@@ -128,6 +128,23 @@ class Router:
                             mux=self.mux, signal=self.signal, power_floor=self.power_floor,
                             amplitude_floor=self.amplitude_floor, phases=self.phases)
 
+    def mix_into(self, r: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """:meth:`mix` of contiguous float64 remainders ``r`` ``(T, W)`` into ``out``
+        ``(T, W, L_W)`` (a training batch's work array): one compiled call."""
+        from relaxsim.kernels.programming import mixing
+
+        args = self._args
+        mixing(args[0], args[1], r, *args[2:], out)
+        return out
+
+    @cached_property
+    def _args(self) -> tuple:
+        from relaxsim.devices.routing import mixing_args
+
+        return mixing_args(self.banks, self._k, self._p, topology=self.topology, mux=self.mux,
+                           signal=self.signal, power_floor=self.power_floor,
+                           amplitude_floor=self.amplitude_floor, phases=self.phases)
+
     @cached_property
     def _k(self) -> np.ndarray:
         return np.array(self.schedule, dtype=np.int64)
@@ -573,6 +590,8 @@ class TrainingDraws:
             + (det > 0) * batch * hidden
         self.run = training_pass_par if threads_pay(draws) else training_pass
         self.per_sample = hw.jitter_draws == "sample"
+        self.mix = (np.empty(self.z_shape + (coupling.router.banks,)) if self.jitter
+                    else None)
         nothing = np.zeros(0, dtype=dtype)
         self.args = (
             *wts.grid(dtype), self.sigma, self.W_hw.reshape(-1),
@@ -596,7 +615,7 @@ class TrainingDraws:
         self.run(W.reshape(-1), z, keys, *self.args)
         mix = None
         if self.jitter:  # the transitions' remainders -> every bank's share
-            mix = self.coupling.router.mix(self.eps)
+            mix = self.coupling.router.mix_into(self.eps, self.mix)
             mix = mix if self.per_sample else mix[:, 0]
         return self.W_hw, self.mask, mix, self.noise, self.det
 
