@@ -338,3 +338,18 @@ def test_converter_steps_and_bad_converters():
         kernels.converter_steps((1.0, 4, 0.0, 4))
     with pytest.raises(ValueError, match="converters: input bits must be a whole number"):
         kernels.converter_steps((1.0, 0, 1.0, 4))
+
+
+def test_per_sample_mixing_of_every_bank_matches_the_twin(rng):
+    """A tree switch in transition moves every bank's share per sample: one product per
+    varying bank on top of the common part (here all three vary on the switching steps)."""
+    p = random_problem(rng, per_sample=True, mixing="full")
+    T, B, L = p["mix"].shape
+    for t in range(1, T):
+        if p["sched"][t] != p["prev"][t]:
+            p["mix"][t] = rng.uniform(0.0, 1.0, (B, L))
+    (Z, tape, _, grads), (Zr, _, _, grads_r) = run_both(p, 0)
+    assert tape.nt.max() == L
+    assert max_rel(Z, Zr) < TWIN_TOL
+    for key in grads_r:
+        assert max_rel(grads[key], grads_r[key]) < TWIN_TOL, key
