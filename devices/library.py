@@ -141,14 +141,19 @@ def read_preset_file(path: str | os.PathLike, kind: str | None = None) -> Device
     """The record in the TOML file ``path`` (its name is the file's stem); ``kind`` if given
     must match the file's ``kind``."""
     path = Path(path)
-    return _preset_record(read_toml(path), kind, path.stem, f"preset file {str(path)!r}: ")
+    return _preset_record(read_toml(path), kind, path.stem, f"preset file {str(path)!r}: ",
+                          base=path.parent)
 
 
 def _preset_record(data: Mapping, kind: str | None, name: str, prefix: str,
-                   extra: tuple[str, ...] = ()) -> DeviceRecord:
+                   extra: tuple[str, ...] = (), base: Path | None = None) -> DeviceRecord:
     """The record a preset file's ``data`` describes; ``prefix`` names the file (or the inline
-    table) in messages, ``extra`` are further keys allowed beside the file's."""
+    table) in messages, ``extra`` are further keys allowed beside the file's; a relative
+    ``response_file`` is read relative to ``base`` (the preset file's directory)."""
     data = dict(data)
+    rf = data.get("response_file")
+    if base is not None and isinstance(rf, str) and rf and not Path(rf).expanduser().is_absolute():
+        data["response_file"] = str(Path(os.path.abspath(base / rf)))
     file_kind = data.pop("kind", None)
     if file_kind not in KINDS or (kind is not None and file_kind != kind):
         allowed = f'must be "{kind}"' if kind else f"must be one of {', '.join(KINDS)}"
@@ -189,6 +194,9 @@ def inline_preset(kind: str, preset, field: str | None = None,
             return preset
         path = Path(os.path.abspath(entry.path))
     data = read_toml(path)
+    rf = data.get("response_file")
+    if isinstance(rf, str) and rf and not Path(rf).expanduser().is_absolute():
+        data["response_file"] = str(Path(os.path.abspath(path.parent / rf)))  # kept inline
     _preset_record(data, kind, path.stem, f"preset file {str(path)!r}: ")
     return {"path": str(path), **{key: _finite_or_text(value) for key, value in data.items()}}
 
@@ -229,7 +237,8 @@ def load_device(kind: str, table: Mapping | None = None, field: str | None = Non
         if not isinstance(path, str):
             raise ConfigError(join_field(where, "path"), "must be the path of the preset file",
                               describe_value(path))
-        base = _preset_record(preset, kind, Path(path).stem or "custom", where, ("path",))
+        base = _preset_record(preset, kind, Path(path).stem or "custom", where, ("path",),
+                              base=Path(path).parent if path else None)
     elif not isinstance(preset, str):
         raise ConfigError(join_field(field, "preset"), "must be a preset name or a TOML file",
                           describe_value(preset))

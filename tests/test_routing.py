@@ -207,3 +207,16 @@ def test_mixing_of_all_steps_at_once_is_the_step_by_step_mixing(topology, signal
         got = routing.mixing_steps(banks, k, p, r, **kw)
         want = np.stack([routing.mixing(banks, k[t], p[t], r[t], **kw) for t in range(T)])
         np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)
+
+
+def test_a_preset_file_reads_its_step_response_relative_to_itself(tmp_path, monkeypatch):
+    d = tmp_path / "lab"
+    d.mkdir()
+    (d / "step.csv").write_text("t,s\n0,0\n1,0.5\n2,0.9\n3,1\n")
+    (d / "my_switch.toml").write_text('kind = "switch"\nrise_time = "2 ps"\n'
+                                      'response = "measured"\nresponse_file = "step.csv"\n')
+    monkeypatch.chdir(tmp_path)  # elsewhere than the preset file
+    cfg = relaxsim.load_config(overrides={"hardware.switch.preset": str(d / "my_switch.toml")})
+    sw = relaxsim.assemble(cfg).hardware.switch
+    assert sw.response == "measured" and sw.response_file == str(d / "step.csv")
+    assert 0 < sw.remainder(1e-12) < 1
