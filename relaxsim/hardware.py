@@ -574,7 +574,7 @@ class TrainingDraws:
         self.dtype = dtype = np.dtype(coupling.a.dtype)
         out = out or (lambda name, shape, dt: np.empty(shape, dtype=dt))
         T = len(coupling.a)
-        wts, act, sw = hw.weights, hw.active, hw.switch
+        wts, sw = hw.weights, hw.switch
         self.w_shape = w_shape
         self.W_hw, self.mask = out("W_hw", w_shape, dtype), out("W_mask", w_shape, dtype)
         self.sigma = wts.written_read_sigma()

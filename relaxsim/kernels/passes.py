@@ -707,7 +707,6 @@ def mix_plan(mix: np.ndarray, banks: int):
     A per-sample matrix ``(T, B, L_W)`` is run as a common part (baked, one product) plus one
     product per bank whose share differs between samples (jitter moves only the banks a
     switching transition touches)."""
-    T = mix.shape[0]
     if mix.ndim == 2:  # the same matrix batch after batch: planned once
         key = (banks, mix.shape, mix.tobytes())
         plan = _PLANS.get(key)
