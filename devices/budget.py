@@ -15,9 +15,10 @@ with the noise currents (Agrawal, *Fiber-Optic Communication Systems*, 4th ed., 
 
 and ``SNR = I / sqrt(i_sh^2 + i_th^2 + i_rin^2)`` (:func:`detector_snr`); shot noise alone gives
 ``SNR = sqrt(P_rx R / (2 q B))``. An optical amplifier of noise figure ``NF`` in front of an
-all-optical element adds amplified spontaneous emission; its signal-ASE beat sets
-``SNR_ASE = P_in / (NF h nu B)`` in power (Agrawal sec. 7.1.4; ``h nu`` at 1550 nm), a field
-noise of ``1 / sqrt(SNR_ASE)`` of the full scale (:func:`ase_snr`).
+all-optical element adds amplified spontaneous emission: a shot-noise-limited input has
+``SNR_in = P_in / (2 h nu B)`` and the amplifier divides it by its noise figure ``F_n``, so
+``SNR_ASE = P_in / (2 F_n h nu B)`` (Agrawal sec. 7.1.4; ``h nu`` at 1550 nm), a field noise of
+``1 / sqrt(SNR_ASE)`` of the full scale (:func:`ase_snr`).
 
 The noise the network sees is the rms noise relative to the full-scale signal, ``sigma = 1 / SNR``
 (element noise per step, detector noise at the readout). Assumptions: every channel carries its
@@ -64,11 +65,11 @@ def shot_equals_thermal_w(responsivity: float, thermal_a_per_rthz: float) -> flo
 
 
 def ase_snr(power_w: float, noise_figure_db: float, bandwidth_hz: float) -> float:
-    """Power SNR of a signal ``power_w`` behind an amplifier of noise figure ``NF``:
-    ``P / (NF h nu B)`` (inf for ``NF = 0 dB``: no amplifier)."""
+    """Power SNR of a signal ``power_w`` behind an amplifier of noise figure ``F_n``:
+    ``P / (2 F_n h nu B)`` (inf for ``F_n = 0 dB``: no amplifier)."""
     if noise_figure_db == 0:
         return math.inf
-    return power_w / (10.0 ** (noise_figure_db / 10.0) * PHOTON_J * bandwidth_hz)
+    return power_w / (2.0 * 10.0 ** (noise_figure_db / 10.0) * PHOTON_J * bandwidth_hz)
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def _mzi_x(share: float) -> float:
     return -math.log(1.0 - (2.0 / math.pi) * math.asin(math.sqrt(share)))
 
 
-MZI_RISE = _mzi_x(0.9) - _mzi_x(0.1)  # 10-90 % rise of the MZI shape, in units of tau: 1.3565
+MZI_RISE = _mzi_x(0.9) - _mzi_x(0.1)  # 10-90 % rise of the MZI shape, in units of tau: 1.3564
 
 
 def read_step_response(path: str, field: str) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +133,7 @@ class Switch(DeviceRecord):
     @property
     def tau_s(self) -> float:
         """Time constant of the transition, s, from the 10-90 % rise time: ``rise / ln 9``
-        (first order), ``rise / 1.3565`` (MZI), the rise time itself (measured: the table's
+        (first order), ``rise / 1.3564`` (MZI), the rise time itself (measured: the table's
         time is in units of its own rise time)."""
         if self.response == "mzi":
             return self.rise_time_s / MZI_RISE
@@ -244,7 +244,8 @@ class ActiveElement(DeviceRecord):
     noise_figure_db: float = quantity(0.0, "db", "noise figure of an optical amplifier in the "
                                       "element (ASE); 0 dB: no amplifier", lo=0)
     bandwidth_hz: float = quantity(0.0, "frequency", "detector noise bandwidth (0: 1 / (4 "
-                                   "tau_a) of the element's response, else half the step rate)",
+                                   "tau_a) of the element's response; for an instant element, "
+                                   "half the clock rate, or of 1 / T_MM with the auto clock)",
                                    lo=0)
     gain: float = quantity(1.0, "ratio", "small-signal gain of the transfer function", lo=0,
                            lo_open=True)

@@ -174,7 +174,7 @@ def seconds_of(field: str, value: Any, positive: bool = False) -> float:
 
 # Kinds of key that hold a quantity other than a time, and what each allows.
 QUANTITY_KINDS = {"power": "a power > 0 such as '1 mW'", "loss": "a loss >= 0 dB such as '3 dB'",
-                  "bits": "a whole number of bits >= 1, or 'inf' (no converter)"}
+                  "bits": "a whole number of bits from 1 to 32, or 'inf' (no converter)"}
 
 
 def quantity_of(field: str, kind: str, value: Any) -> float:
@@ -183,7 +183,7 @@ def quantity_of(field: str, kind: str, value: Any) -> float:
     if kind == "bits":
         if value == "inf" or (isinstance(value, float) and value == math.inf):
             return math.inf
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
             raise ConfigError(field, "must be " + QUANTITY_KINDS[kind], _describe(value))
         return float(value)
     number = parse_quantity(value, "power" if kind == "power" else "db", field)

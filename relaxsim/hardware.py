@@ -103,6 +103,14 @@ class Coupling:
                    code=activation.code, act_params=tuple(activation.ideal))
 
 
+def leak_share(row: np.ndarray, k: int) -> float:
+    """Share of a step's mixing vector ``row`` that is not its selected bank ``k``'s:
+    ``sum_{j != k} |m_j| / sum_j |m_j|``."""
+    a = np.abs(np.asarray(row, dtype=np.float64))
+    total = float(a.sum())
+    return 0.0 if total == 0 else float((total - a[k]) / total)
+
+
 @dataclass(frozen=True, eq=False)
 class Router:
     """The switches of one machine on one schedule: each step's mixing vector over the banks
@@ -223,12 +231,31 @@ class Hardware:
         from relaxsim.schedules import previous_banks
 
         schedule = np.asarray(schedule, dtype=np.int64)
+        self.check_extinction(int(banks))
         return Router(banks=int(banks), schedule=tuple(int(k) for k in schedule),
                       prev=tuple(int(k) for k in previous_banks(schedule)),
                       topology=self.switch_topology, mux=self.mux, signal=self.signal,
                       power_floor=self.switch.leak_floor,
                       amplitude_floor=self.switch.amplitude_floor,
                       phases=path_phases(int(banks), self.leak_phase, seed))
+
+    def check_extinction(self, banks: int) -> None:
+        """Refuse a switch whose extinction floor leaves the selected bank no brighter than an
+        off one: a lossless star needs ``e < 1 / L_W`` (ER > 10 log10 L_W dB), a tree's 1 x 2
+        stage ``e < 1/2`` (ER > 3.01 dB); an electrical switch ``a < 1``."""
+        from relaxsim.errors import ConfigError
+
+        if banks <= 1 or self.signal == "electrical":
+            return
+        e = self.switch.leak_floor
+        limit = 1.0 / banks if self.switch_topology == "star" else 0.5
+        if e >= limit:
+            need = 10.0 * math.log10(1.0 / limit)
+            raise ConfigError(
+                "hardware.switch.extinction_ratio",
+                f"must be > {need:.3g} dB for a {self.switch_topology} switch over "
+                f"{banks} banks (its off ports' floor would leave the selected bank no "
+                "brighter than the others)", f"{self.switch.extinction_ratio_db:g} dB")
 
     def transmission(self, banks: int) -> float:
         """Transmission of the switching path (both sides), in the signal domain's unit
@@ -283,6 +310,12 @@ class Hardware:
                                            self.switch.insertion_loss_db)}
         loss = float(sum(losses.values()))
         received = B.received_power(self.laser_power_w, loss)
+        if not received * act.responsivity > 0:
+            from relaxsim.errors import ConfigError
+
+            raise ConfigError("hardware.coupling_loss", "leaves no light at the detector: "
+                              f"{loss:g} dB from laser to detector in all",
+                              f"{self.coupling_loss_db:g} dB")
         if act.bandwidth_hz > 0:
             bw = act.bandwidth_hz
         elif act.response_time_s > 0:
@@ -331,6 +364,14 @@ class Hardware:
         from relaxsim.config import default_dict
 
         out = []
+        if self.signal == "electrical" and (self.active.is_auto("noise")
+                                            or self.active.is_auto("detector_noise")):
+            out.append(f"hardware.active.noise = 'auto' is 0 on an electrical machine (signal "
+                       f"{self.signal}: no optical power budget); set the active element's "
+                       "noise and detector_noise")
+        if self.leak_phase == "random" and self.signal != "coherent":
+            out.append(f"hardware.leak_phase = 'random' has no effect with hardware.signal = "
+                       f"'{self.signal}' (only fields have a phase)")
         default_in_flight = default_dict()["hardware"]["in_flight"]
         if self.pipelining == "sequential" and self.in_flight != default_in_flight:
             out.append(f"hardware.in_flight = {self.in_flight} has no effect with "
@@ -365,7 +406,8 @@ class Hardware:
         while noise_at(hi) > x and hi < 1e3:
             hi *= 10.0
         if noise_at(hi) > x:
-            need = "no laser power helps (RIN or the amplifier's noise alone exceeds it)"
+            need = ("no laser power up to 1 kW per channel brings it down (RIN, the "
+                    "amplifier's noise or the losses)")
         else:
             for _ in range(60):
                 mid = math.sqrt(lo * hi)
@@ -375,16 +417,27 @@ class Hardware:
                 f"the detector an SNR of {self.budget.snr:.3g}: noise {100 * sigma:.3g} % of "
                 f"full scale (above {100 * x:.3g} %); " + need]
 
+    @staticmethod
+    def _worst_leak(coupling: Coupling) -> tuple[float, int]:
+        """The largest share of a step's mixing that is not its selected bank's
+        (:func:`leak_share`), and its step; ``(0, 0)`` without a router."""
+        if coupling.router is None or coupling.mix is None:
+            return 0.0, 0
+        shares = [leak_share(row, k) for row, k in zip(coupling.mix, coupling.router.schedule)]
+        t = int(np.argmax(shares))
+        return float(shares[t]), t
+
     def settling_warnings(self, coupling: Coupling) -> list[str]:
         """One line per device that the step timing leaves unsettled by more than
         :data:`SETTLE_WARNING`: the switch (its leak ``eps`` on a switching step) and the active
         element (its carry-over ``1 - c``), each with the clock it needs.
 
         A fixed clock ``T_clk`` leaves each device ``w = T_clk - T_MM`` after the signal left the
-        bank (one inference, no stall). The switch's leak ``e_ER + (1 - 2 e_ER) r(w)`` falls to
-        the threshold ``x`` where the transition's remainder ``r`` is ``(x - e_ER) / (1 - 2
-        e_ER)`` (:meth:`Switch.time_to_remainder`; never, when its extinction floor ``e_ER`` is
-        itself above ``x``); the element's ``exp(-w / tau_a)`` at ``w = tau_a ln(1 / x)``."""
+        bank (one inference, no stall). The switch's leak is the share of a step's mixing that is
+        not its selected bank's, ``sum_{j != k} |m_j| / sum_j |m_j|`` (:func:`leak_share`), at the
+        worst step; it falls to the threshold ``x`` after the window found by bisection on the
+        transition's remainder (never, when the settled floor alone leaks more than ``x``); the
+        element's ``exp(-w / tau_a)`` at ``w = tau_a ln(1 / x)``."""
         from relaxsim.devices import format_quantity
 
         def time(x):
@@ -397,19 +450,29 @@ class Hardware:
         where = (f"hardware.clock = {time(self.clock_s)}" if self.clock_s is not None else
                  f"hardware.settle_tolerance = {self.settle_tolerance:g}")
         out = []
-        eps = float(np.max(coupling.eps[coupling.switching], initial=0.0))
-        if eps > x:
-            floor = self.switch.leak_floor
-            if floor >= x:
-                need = (f"no clock helps: its extinction floor alone leaks {pct(floor)} "
+        leak, t = self._worst_leak(coupling)
+        if leak > x:
+            router, sw = coupling.router, self.switch
+            k = router.schedule[t]
+            settled = leak_share(router.mix(np.zeros(len(router.schedule)))[t], k)
+            if settled >= x:
+                need = (f"no clock helps: its extinction floor alone leaks {pct(settled)} "
                         "(raise hardware.switch.extinction_ratio)")
             else:
-                w = self.switch.time_to_remainder((x - floor) / (1.0 - 2.0 * floor))
+                def leak_after(w):
+                    r = np.zeros(len(router.schedule))
+                    r[t] = sw.remainder(w)
+                    return leak_share(router.mix(r)[t], k)
+
+                lo, hi = 0.0, max(sw.settle_time_s(1e-15), 1e-18)
+                for _ in range(100):
+                    mid = 0.5 * (lo + hi)
+                    lo, hi = (mid, hi) if leak_after(mid) > x else (lo, mid)
+                w = hi
                 need = (f"it needs hardware.clock >= {time(t_mm + w)} "
                         f"(T_MM {time(t_mm)} + {time(w)} to leak {pct(x)})")
-            out.append(f"{where} leaves switch {self.switch.name} leaking {pct(eps)} of the "
-                       f"signal into the previous bank on a switching step (above {pct(x)}); "
-                       + need)
+            out.append(f"{where} leaves switch {self.switch.name} leaking {pct(leak)} of the "
+                       f"signal into other banks (step {t}, above {pct(x)}); " + need)
         rho = float(np.max(1.0 - coupling.c, initial=0.0))
         if rho > x:
             w = self.active.response_time_s * np.log(1.0 / x)

@@ -32,8 +32,9 @@ def test_detector_snr_adds_the_noise_powers():
     assert 2 * B.Q * R * p_eq == pytest.approx(i_n ** 2, rel=1e-12)
     assert B.received_power(1e-3, 10.0) == pytest.approx(1e-4, rel=1e-12)
     assert B.ase_snr(1e-4, 0.0, bw) == math.inf
+    # Agrawal 7.1.4: SNR_in = P / (2 h nu B), SNR_out = SNR_in / F_n
     assert B.ase_snr(1e-4, 6.0, bw) == pytest.approx(
-        1e-4 / (10 ** 0.6 * B.H * B.C_LIGHT / 1550e-9 * bw), rel=1e-12)
+        1e-4 / (2 * 10 ** 0.6 * B.H * B.C_LIGHT / 1550e-9 * bw), rel=1e-12)
 
 
 def _machine(**overrides):
@@ -94,8 +95,10 @@ def test_the_budget_is_in_timing_json_and_printed(tmp_path, capsys):
     ("hardware.laser_power", "-1 mW", "must be a power > 0 such as '1 mW'"),
     ("hardware.laser_power", "0 W", "must be a power > 0 such as '1 mW'"),
     ("hardware.coupling_loss", "-3 dB", "must be a loss >= 0 dB such as '3 dB'"),
-    ("hardware.input_bits", 0, "must be a whole number of bits >= 1, or 'inf' (no converter)"),
-    ("hardware.readout_bits", 2.5, "must be a whole number of bits >= 1, or 'inf'"),
+    ("hardware.input_bits", 0, "must be a whole number of bits from 1 to 32, or 'inf'"),
+    ("hardware.readout_bits", 2.5, "must be a whole number of bits from 1 to 32, or 'inf'"),
+    ("hardware.readout_bits", 1024, "must be a whole number of bits from 1 to 32, or 'inf'"),
+    ("hardware.coupling_loss", "4000 dB", "leaves no light at the detector"),
     ("hardware.active.responsivity", 0, "must be > 0"),
 ])
 def test_bad_budget_settings_are_one_line(key, value, message):

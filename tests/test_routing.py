@@ -220,3 +220,54 @@ def test_a_preset_file_reads_its_step_response_relative_to_itself(tmp_path, monk
     sw = relaxsim.assemble(cfg).hardware.switch
     assert sw.response == "measured" and sw.response_file == str(d / "step.csv")
     assert 0 < sw.remainder(1e-12) < 1
+
+
+def test_a_floor_brighter_than_the_selected_port_is_refused():
+    """A lossless star over L_W banks needs e < 1 / L_W; a tree's stage e < 1/2."""
+    with pytest.raises(ConfigError) as info:
+        relaxsim.assemble(relaxsim.load_config(overrides={
+            "network.banks": 4, "network.steps": 8,
+            "hardware.switch.extinction_ratio": "5 dB"})).coupling
+    assert str(info.value) == (
+        "hardware.switch.extinction_ratio: must be > 6.02 dB for a star switch over 4 banks "
+        "(its off ports' floor would leave the selected bank no brighter than the others) "
+        "(got 5 dB)")
+    tree = relaxsim.load_config(overrides={"network.banks": 4, "network.steps": 8,
+                                           "hardware.switch_topology": "tree",
+                                           "hardware.switch.extinction_ratio": "5 dB"})
+    assert np.all(np.isfinite(relaxsim.assemble(tree).coupling.mix))
+
+
+def test_the_settling_warning_reads_the_mixing_the_network_sees():
+    """A coherent combiner leaks sqrt(P) of each path: the warning measures the share of the
+    step's mixing that is not the selected bank's, where the power fraction would miss it."""
+    from relaxsim.hardware import leak_share
+
+    machine = relaxsim.assemble(relaxsim.load_config(overrides={
+        "hardware.mux": "combiner", "hardware.clock": "14 ps"}))
+    cp = machine.coupling
+    line = machine.hardware.settling_warnings(cp)[0]  # the switch's (then the element's)
+    t = int(line.split("(step ")[1].split(",")[0])
+    share = leak_share(cp.mix[t], machine.schedule[t])
+    m = np.abs(cp.mix[t])
+    assert share == pytest.approx((m.sum() - m[machine.schedule[t]]) / m.sum(), rel=1e-12)
+    assert share == max(leak_share(row, k) for row, k in zip(cp.mix, machine.schedule))
+    assert f"leaking {100 * share:.3g} %" in line and "into other banks" in line
+    w = float(line.split("+ ")[-1].split(" ps")[0]) * 1e-12  # the window it asks for
+    r = np.zeros(4)
+    r[t] = machine.hardware.switch.remainder(w)
+    assert leak_share(cp.router.mix(r)[t], machine.schedule[t]) == pytest.approx(0.1, rel=1e-2)
+    floor = relaxsim.assemble(relaxsim.load_config(overrides={
+        "network.banks": 4, "network.steps": 8, "hardware.mux": "combiner",
+        "hardware.switch.extinction_ratio": "15 dB"}))
+    (line,) = floor.hardware.settling_warnings(floor.coupling)
+    assert "no clock helps: its extinction floor alone leaks" in line
+
+
+def test_settings_without_effect_are_cautioned():
+    electrical = relaxsim.assemble(relaxsim.load_config(overrides={"hardware.weights": "pcm"}))
+    assert any("is 0 on an electrical machine" in c for c in electrical.cautions())
+    incoherent = relaxsim.assemble(relaxsim.load_config(overrides={
+        "hardware.signal": "incoherent", "hardware.leak_phase": "random"}))
+    assert any("leak_phase = 'random' has no effect" in c for c in incoherent.cautions())
+    assert relaxsim.assemble(relaxsim.load_config()).cautions() == []

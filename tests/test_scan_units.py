@@ -130,7 +130,7 @@ def test_store_with_the_old_ids_resumes_running_nothing(tmp_path, capsys, weight
     blocks = {"grid": {"hardware.switch.rise_time": ["3.5 ps", "10 ps"]}, "seeds": [0, 1]}
     root, points = old_store(tmp_path, blocks, weights)
     assert main(["scan", str(root), "--status"]) == 0  # read-only: the old names are read
-    assert f"4 points: 4 done, 0 failed, 0 missing" in capsys.readouterr().out
+    assert "4 points: 4 done, 0 failed, 0 missing" in capsys.readouterr().out
     # no cluster is started for a scan with nothing to run
     assert main(["scan", str(root), "--quiet"]) == 0
     out, err = capsys.readouterr()
@@ -376,11 +376,11 @@ def test_legacy_ids_are_the_ids_earlier_stores_hold():
     ("0.1.0", 0.5, "hardware_aware", 1, True),   # the carry-over fix of 0.2.0 changes it
     ("0.1.0", 0.5, "deploy", 1, True),
     ("0.1.0", 0.5, "ideal", 2, False),           # no machine: no carry-over, no switch
-    ("0.1.0", 0.0, "hardware_aware", 1, False),  # a_t = rho either way; one bank: no switch
-    ("0.2.0", 0.5, "hardware_aware", 1, False),
-    ("0.2.0", 0.0, "hardware_aware", 2, True),   # the switch physics of 0.3.0 changes it
+    ("0.1.0", 0.0, "ideal", 1, False),
+    ("0.2.0", 0.0, "hardware_aware", 1, True),   # the signal physics of 0.3.0 changes it
+    ("0.2.0", 0.0, "hardware_aware", 2, True),   # (the budget's noise: with one bank too)
     ("0.2.0", 0.0, "ideal", 2, False),
-    ("0.3.0", 0.0, "hardware_aware", 2, False),
+    ("0.3.0", 0.5, "hardware_aware", 2, False),
 ])
 def test_a_point_stored_before_a_fix_that_changes_it_runs_again(tmp_path, version, alpha, mode,
                                                                 banks, stale):
@@ -402,7 +402,7 @@ def test_a_point_stored_before_a_fix_that_changes_it_runs_again(tmp_path, versio
     assert len(state["missing" if stale else "done"]) == 1
     messages = [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
     fix = ("the carry-over fix of 0.2.0" if version == "0.1.0"
-           else "the switch physics of 0.3.0")
+           else "the signal physics of 0.3.0")
     assert messages == ([f"{store.path(point.id)}: written by relaxsim {version}, before "
                          f"{fix}, which changes this point's results; counted as missing"]
                         if stale else [])

@@ -356,3 +356,25 @@ def test_the_documented_spec_example_expands():
     data.pop("base")  # a file of the reader's
     points = load_spec(data).expand()
     assert len(points) == 8 * 2 * 2 * 2 * 2 * 3  # budget family x points x zip x grid x seeds
+
+
+def test_power_loss_and_bits_settings_are_one_point_however_written(tmp_path):
+    from relaxsim.scans.spec import config_id
+
+    ids = {config_id(load_config(overrides={"hardware.laser_power": v}))
+           for v in ("1 mW", "1000 uW", 1e-3)}
+    assert len(ids) == 1
+    assert config_id(load_config(overrides={"hardware.input_bits": "inf"})) == config_id(
+        load_config())
+
+
+def test_a_measured_step_response_is_part_of_the_point_id(tmp_path):
+    from relaxsim.scans.spec import config_id
+
+    path = tmp_path / "step.csv"
+    path.write_text("0,0\n1,0.5\n2,1\n")
+    cfg = load_config(overrides={"hardware.switch.response": "measured",
+                                 "hardware.switch.response_file": str(path)})
+    before = config_id(cfg)
+    path.write_text("0,0\n1,0.8\n2,1\n")  # the same path, another response
+    assert config_id(cfg) != before

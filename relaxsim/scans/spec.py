@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import itertools
 import json
 import math
@@ -46,7 +47,8 @@ from typing import Any, Mapping
 
 import tomli_w
 
-from relaxsim.config import (DEVICE_KINDS, SCHEMA, TIME_KINDS, Config, anchor_overrides,
+from relaxsim.config import (DEVICE_KINDS, QUANTITY_KINDS, SCHEMA, TIME_KINDS, Config,
+                             anchor_overrides, quantity_of,
                              anchor_presets, apply_overrides, key_hint, network_kind,
                              self_contained, validate, default_dict)
 from relaxsim.errors import ConfigError, RelaxsimError
@@ -121,6 +123,14 @@ def si_value(name: str, value: Any) -> Any:
     spec = SCHEMA.get(section, {}).get(rest)
     if spec is not None and spec.kind == "device" and isinstance(value, Mapping):
         return {k: si_value(f"{name}.{k}", v) for k, v in value.items()}
+    if spec is not None and spec.kind in QUANTITY_KINDS:  # power (W), loss (dB), bits
+        try:
+            number = quantity_of(name, spec.kind, value)
+        except RelaxsimError:
+            return value
+        return "inf" if number == float("inf") else number
+    if name.endswith(".response_file") and isinstance(value, str) and value:
+        return _file_digest(value)  # the step response's content, not its path
     dim = field_dimension(name)
     if dim is None or isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return value
@@ -128,6 +138,16 @@ def si_value(name: str, value: Any) -> Any:
         return parse_quantity(value, dim, name)
     except RelaxsimError:  # "auto" (the clock), or a value the config's validation reports
         return value
+
+
+def _file_digest(path: str) -> str:
+    """``sha256:<hex>`` of a file's bytes (the path as given when it cannot be read: the
+    config's validation reports that)."""
+    try:
+        with open(os.path.expanduser(path), "rb") as fh:
+            return "sha256:" + hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return path
 
 
 def canonical_config(cfg: Config | Mapping) -> dict[str, dict[str, Any]]:

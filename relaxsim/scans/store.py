@@ -322,15 +322,14 @@ def read_point_file(path: Path) -> tuple[dict | None, str]:
 # Results that a later version computes differently, by the version that fixed them: a point
 # stored before is run again. 0.2.0: the active element's carry-over with a leak alpha > 0
 # (a_t = rho + (1 - rho) alpha, was alpha + rho) on every machine but the ideal mode's. 0.3.0:
-# the switch physics (leak into every bank, coherent fields, MZI response, both sides' loss) on
-# every machine with more than one bank but the ideal mode's.
+# the signal physics (leak into every bank, coherent fields, MZI response, both sides' loss, the
+# active presets' noise from the power budget) on every machine but the ideal mode's.
 FIXED_IN = (
     ((0, 2, 0), "the carry-over fix of 0.2.0",
      lambda cfg: cfg.get("network", {}).get("alpha", 0) > 0
      and cfg.get("hardware", {}).get("mode") != "ideal"),
-    ((0, 3, 0), "the switch physics of 0.3.0",
-     lambda cfg: cfg.get("network", {}).get("banks", 1) > 1
-     and cfg.get("hardware", {}).get("mode") != "ideal"),
+    ((0, 3, 0), "the signal physics of 0.3.0",
+     lambda cfg: cfg.get("hardware", {}).get("mode") != "ideal"),
 )
 
 
