@@ -305,7 +305,7 @@ def timing_events_per_second(n: int, repeats: int) -> dict:
     cfg = relaxsim.load_config(overrides={"hardware.pipelining": "pipelined",
                                           "hardware.in_flight": 4})
     net = cfg.network
-    spec = build_hardware(cfg.hardware).timing_spec(
+    spec = build_hardware(cfg.hardware, cfg.network.banks).timing_spec(
         resolve(net.schedule, net.banks, net.steps), net.banks)
     simulate(spec, n=100, record=False)  # warm up
     rates, events = [], 0

@@ -59,7 +59,7 @@ def fingerprints(quick: bool = False, work: Path | None = None) -> dict[str, str
                                                                                *IGNORED)))
         cfg = relaxsim.load_config()
         net = cfg.network
-        hw = build_hardware(cfg.hardware)
+        hw = build_hardware(cfg.hardware, cfg.network.banks)
         schedule = resolve(net.schedule, net.banks, net.steps)
         out["timing/figures"] = _sha(_canonical(hw.figures(schedule, net.banks, net.hidden)))
         out["timing/coupling"] = _sha(_canonical(

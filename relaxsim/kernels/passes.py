@@ -950,7 +950,8 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
             HR[...] = H[T]
         MO = _buffer(_ws, "MO", HR.shape, dtype)
         _convert(HR, conv[2], conv[3], MO)
-        np.add(HR @ W_out.T, b_out, out=Z)
+        gemm(False, True, 1.0, HR, W_out, 0.0, Z)  # the kernels' BLAS, as the kernel's own
+        Z += b_out
     tape = Tape(X=X, slot=slot, bank_at=at, tb=tb, tc=tc, nt=nt, coef=coef, H=H, G=G, HR=HR,
                 Z=Z, chunk=chunk, W=W, rows=rows, QM=QM, MO=MO)
     return Z, tape
