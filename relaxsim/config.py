@@ -72,6 +72,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "input_injection": Key("str", "where the input enters: every_step, first_step or sequence",
                                _one_of("every_step", "first_step", "sequence")),
         "dtype": Key("str", "floating-point type of the kernels", _one_of("float64", "float32")),
+        "init": Key("str", "initial banks: normal (variance 1/N), orthogonal, or identity",
+                    _one_of("normal", "orthogonal", "identity")),
     },
     "training": {
         "epochs": Key("int", "passes over the training split", _at_least(1)),
@@ -82,6 +84,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "seed": Key("int", "seed of initialisation and shuffling", _at_least(0)),
         "checkpoint_every": Key("int", "epochs between checkpoints of a run with an output "
                                 "directory (0: none)", _at_least(0)),
+        "clip_norm": Key("limit", "largest global gradient norm: larger gradients are scaled "
+                         "down to it ('inf': no clipping)"),
+        "schedule": Key("str", "learning rate over training: constant, or cosine (decay to 0 "
+                        "after the warm-up)", _one_of("constant", "cosine")),
+        "warmup": Key("int", "epochs of linear warm-up of the learning rate (0: none)",
+                      _at_least(0)),
+        "weight_decay": Key("float", "decoupled weight decay of the weight matrices per step, "
+                            "times the learning rate (0: none)",
+                            lambda v: None if math.isfinite(v) and v >= 0 else "must be >= 0"),
     },
     "task": {
         "name": Key("str", "task (see `relaxsim.data.tasks.TASKS`)"),
@@ -100,6 +111,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "text_fraction": Key("float", "shakespeare: share of the text used, from its start",
                              lambda v: None if math.isfinite(v) and 0 < v <= 1
                              else "must be in (0, 1]"),
+        "chunk": Key("int", "mnist1d with sequence input: values per step (L_T = 40 / chunk)",
+                     _at_least(1)),
+        "shuffle_seq": Key("bool", "mnist1d: the published variant with the 40 positions "
+                           "shuffled (one fixed permutation)"),
+        "label": Key("str", "arrays from a CSV file: the label column's name"),
     },
 }
 
@@ -210,6 +226,17 @@ def _coerce(field: str, kind: str, value: Any) -> Any:
     if kind == "str":
         if not isinstance(value, str):
             raise ConfigError(field, "must be a string", _describe(value))
+        return value
+    if kind == "limit":  # a number > 0, or "inf" (written as a string: result.json is JSON)
+        if value == "inf":
+            return value
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value > 0)):
+            raise ConfigError(field, "must be a number > 0, or 'inf' (none)", _describe(value))
+        return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(field, "must be true or false", _describe(value))
         return value
     if kind in TIME_KINDS:
         if kind == "clock" and value == "auto":
@@ -495,6 +522,9 @@ def _check_together(cfg: dict[str, dict[str, Any]], hw: Section) -> None:
     task_kind = TASKS.get(task["name"], field="task.name")
     _check_memory(cfg, task_kind)  # before anything is built at the config's sizes
     resolve(net["schedule"], net["banks"], net["steps"])
+    if train["warmup"] > train["epochs"]:
+        raise ConfigError("training.warmup", "must not be longer than training.epochs",
+                          f"{train['warmup']} > {train['epochs']}")
     if task["val_fraction"] + task["test_fraction"] >= 1:
         raise ConfigError("task.test_fraction", "must leave data for training: "
                           "task.val_fraction + task.test_fraction < 1",

@@ -86,7 +86,10 @@ def legacy_config_id(cfg: Config) -> str:
 # Config keys added after point ids read quantities in SI units (0.3.0: the signal physics).
 LATER_KEYS = (("hardware", "signal"), ("hardware", "leak_phase"), ("hardware", "switch_topology"),
               ("hardware", "mux"), ("hardware", "laser_power"), ("hardware", "coupling_loss"),
-              ("hardware", "input_bits"), ("hardware", "readout_bits"))
+              ("hardware", "input_bits"), ("hardware", "readout_bits"), ("network", "init"),
+              ("training", "clip_norm"), ("training", "schedule"), ("training", "warmup"),
+              ("training", "weight_decay"), ("task", "chunk"), ("task", "shuffle_seq"),
+              ("task", "label"))
 
 
 def _digest(data: Mapping) -> str:
