@@ -24,7 +24,8 @@ from functools import cached_property
 import numpy as np
 
 from relaxsim.config import Config
-from relaxsim.data.tasks import TASKS, TaskInfo
+from relaxsim.data.tasks import TaskInfo
+from relaxsim.data.tasks import task_info as tasks_info
 from relaxsim.hardware import Coupling, Hardware, MachineTiming, build_hardware
 from relaxsim.model import Network, build
 from relaxsim.schedules import resolve
@@ -104,7 +105,7 @@ class Assembly:
 
 def task_info(cfg: Config) -> TaskInfo:
     """What the network needs to know of ``cfg``'s task, without reading its data."""
-    return TASKS.get(cfg.task.name, field="task.name").info(cfg.task)
+    return tasks_info(cfg)
 
 
 def assemble(cfg: Config, info: TaskInfo | None = None) -> Assembly:

@@ -103,9 +103,21 @@ class ArrayDataset(Dataset):
 
 
 def load_task(cfg) -> Dataset:
-    """The dataset of the config ``cfg``, with the context length ``network.steps``."""
+    """The dataset of the config ``cfg``, with the context length ``network.steps`` (a task
+    whose layout depends on more of the config, e.g. the input injection, has ``load_config``)."""
     task = TASKS.get(cfg.task.name, field="task.name")
+    if hasattr(task, "load_config"):
+        return task.load_config(cfg)
     return task.load(cfg.task, steps=cfg.network.steps)
+
+
+def task_info(cfg) -> TaskInfo:
+    """What the network needs to know of ``cfg``'s task, without reading its data (a task
+    whose sizes depend on more of the config has ``info_of(cfg)``)."""
+    task = TASKS.get(cfg.task.name, field="task.name")
+    if hasattr(task, "info_of"):
+        return task.info_of(cfg)
+    return task.info(cfg.task)
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int):
@@ -182,3 +194,5 @@ class Digits:
 # imported when a config names them.
 TASKS.register_lazy("svhn", "relaxsim.data.svhn:SVHN")
 TASKS.register_lazy("shakespeare", "relaxsim.data.text:Shakespeare")
+TASKS.register_lazy("mnist1d", "relaxsim.data.mnist1d:MNIST1D")
+TASKS.register_lazy("arrays", "relaxsim.data.arrays:Arrays")
