@@ -63,6 +63,10 @@ def _read(path: str, mtime: int, size: int, label: str, val_fraction: float,
         data = _read_npz(p)
     else:
         data = _csv_splits(_read_csv(p, label), test_fraction, val_fraction, seed)
+    for split in ("train", "val", "test"):
+        if f"x_{split}" in data and len(data[f"x_{split}"]) != len(data[f"y_{split}"]):
+            raise _fail(f"x_{split} has {len(data[f'x_{split}'])} samples but y_{split} "
+                        f"{len(data[f'y_{split}'])}", p)
     if "x_val" not in data:  # carved from the training split
         n = len(data["y_train"])
         order = np.random.default_rng(seed).permutation(n)
