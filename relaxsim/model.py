@@ -13,12 +13,32 @@ import numpy as np
 
 from relaxsim.activations import ACTIVATIONS, Activation
 from relaxsim.config import Config, ConfigError
-from relaxsim.data.tasks import TASKS, TaskInfo
+from relaxsim.data.tasks import TaskInfo, task_info
 from relaxsim.hardware import Coupling
 from relaxsim.kernels import passes as kernels
 from relaxsim.schedules import previous_banks, resolve
 
 EVAL_BATCH = 1024  # rows per kernel call when evaluating a whole split: bounds the tape's memory
+
+# How the initial banks are drawn (network.init); see Network.init_params.
+INITS = ("normal", "orthogonal", "identity")
+
+
+def orthogonal_banks(gauss: np.ndarray) -> np.ndarray:
+    """Orthogonal matrices from standard Gaussian ones ``(L, N, N)``, each its own: the ``Q`` of
+    ``A = Q R`` with column ``j`` multiplied by ``sign(R[j, j])`` (Mezzadri 2007), so that ``Q``
+    is Haar-distributed; in float64, with one BLAS thread (the same bytes for any thread count)."""
+    from threadpoolctl import threadpool_limits
+
+    out = np.empty(gauss.shape, dtype=np.float64)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for k, A in enumerate(np.asarray(gauss, dtype=np.float64)):
+            Q, R = np.linalg.qr(A)
+            signs = np.sign(np.diag(R))
+            signs[signs == 0] = 1.0  # a zero pivot (probability 0): keep the column
+            out[k] = Q * signs
+    return out
+
 
 
 @dataclass(frozen=True)
@@ -28,7 +48,8 @@ class Network:
     RNN (``banks = 1``) and DNN (``banks = steps``) are the same network with other sizes.
     ``coupling`` holds the per-step arrays and transfer function the kernels run with: by
     default the ideal machine's (``a = alpha``, ``c = 1``, each step on its bank alone,
-    ``tr = 1``, the textbook activation).
+    ``tr = 1``, the textbook activation). ``init`` names how :meth:`init_params` draws the banks
+    (``INITS``).
     """
 
     hidden: int
@@ -44,8 +65,11 @@ class Network:
     coupling: Coupling | None = None  # None: the ideal machine
     prev: np.ndarray = field(init=False)
     eval_batch: int = EVAL_BATCH
+    init: str = "normal"
 
     def __post_init__(self):
+        if self.init not in INITS:
+            raise ValueError(f"init: expected one of {', '.join(INITS)} (got {self.init!r})")
         set_ = object.__setattr__
         set_(self, "schedule", np.asarray(self.schedule, dtype=np.int64))
         set_(self, "prev", previous_banks(self.schedule))
@@ -71,13 +95,32 @@ class Network:
         return {"W_in": (N, D), "W": (L, N, N), "b": (L, N), "W_out": (C, N), "b_out": (C,)}
 
     def init_params(self, seed: int | np.random.Generator = 0) -> dict[str, np.ndarray]:
-        """Gaussian weights with variance 1/fan-in, zero biases."""
+        """Initial parameters: zero biases, Gaussian ``W_in`` and ``W_out`` of variance 1/fan-in,
+        and banks as :attr:`init` says.
+
+        The generator draws, in this order, ``W_in`` ``(N, D)``, one standard Gaussian ``(N, N)``
+        per bank (bank 0 first) and ``W_out`` ``(C, N)``, whatever the init, so ``W_in``,
+        ``W_out`` and every later draw of the generator are the same for every init:
+
+        - ``normal``: each bank is its Gaussian divided by ``sqrt(N)`` (variance 1/N);
+        - ``orthogonal``: each bank is the ``Q`` of the QR decomposition of its Gaussian, its
+          columns multiplied by the signs of ``diag(R)`` (Mezzadri 2007: Haar-distributed);
+        - ``identity``: each bank is the identity (its Gaussian is drawn and discarded).
+        """
         rng = np.random.default_rng(seed)
         N, D = self.hidden, self.n_inputs
         shapes = self.param_shapes()
+        W_in = rng.standard_normal(shapes["W_in"]) / np.sqrt(D)
+        gauss = rng.standard_normal(shapes["W"])  # the banks' draws, bank after bank
+        if self.init == "orthogonal":
+            W = orthogonal_banks(gauss)
+        elif self.init == "identity":
+            W = np.broadcast_to(np.eye(N), shapes["W"]).copy()
+        else:
+            W = gauss / np.sqrt(N)
         params = {
-            "W_in": rng.standard_normal(shapes["W_in"]) / np.sqrt(D),
-            "W": rng.standard_normal(shapes["W"]) / np.sqrt(N),
+            "W_in": W_in,
+            "W": W,
             "b": np.zeros(shapes["b"]),
             "W_out": rng.standard_normal(shapes["W_out"]) / np.sqrt(N),
             "b_out": np.zeros(shapes["b_out"]),
@@ -178,7 +221,7 @@ def build(cfg: Config, info: TaskInfo | None = None) -> Network:
     """Build the network that ``cfg`` describes, sized for its task (or for ``info``)."""
     net = cfg.network
     if info is None:
-        info = TASKS.get(cfg.task.name, field="task.name").info(cfg.task)
+        info = task_info(cfg)
     if net.input_injection == "sequence" and not getattr(info, "sequence", False):
         raise ConfigError("network.input_injection",
                           f"'sequence' needs a task whose samples are sequences "
@@ -195,4 +238,5 @@ def build(cfg: Config, info: TaskInfo | None = None) -> Network:
         n_inputs=info.n_inputs,
         n_classes=info.n_classes,
         dtype=np.dtype(net.dtype),
+        init=net.init,
     )

@@ -169,7 +169,8 @@ BAD_INPUTS = [
     _cfg("optimizer-unknown", UE,
          "training.optimizer: unknown optimizer 'adamw'; known: adam, sgd",
          overrides={"training.optimizer": "adamw"}),
-    _cfg("task-unknown", UE, "task.name: unknown task 'mnist'; known: digits",
+    _cfg("task-unknown", UE, "task.name: unknown task 'mnist'; known: arrays, digits, mnist1d, shakespeare, svhn; "
+         "did you mean 'mnist1d'?",
          overrides={"task.name": "mnist"}),
     _cfg("dtype-unknown", CE, "network.dtype: must be one of float64, float32 (got 'float16'); did you mean 'float64'?",
          "network.dtype", overrides={"network.dtype": "float16"}),

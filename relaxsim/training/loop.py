@@ -16,7 +16,7 @@ from relaxsim.errors import RelaxsimError
 from relaxsim.kernels import passes as kernels
 from relaxsim.model import EVAL_BATCH, Network
 from relaxsim.training.engine import Engine
-from relaxsim.training.optim import OPTIMIZERS
+from relaxsim.training.optim import OPTIMIZERS, LearningRate, clip_gradients
 
 
 class DivergedError(RelaxsimError, FloatingPointError):
@@ -36,7 +36,9 @@ class TrainResult:
 class TrainState:
     """Everything training carries from one epoch to the next: what a checkpoint saves.
 
-    (The machine's state lives in the engines; see ``Engine.state``.)
+    (The machine's state lives in the engines; see ``Engine.state``. The optimizer step count
+    that sets the learning rate is not kept: it follows from ``epoch`` and the batches per
+    epoch.)
     """
 
     epoch: int                      # epochs done
@@ -53,7 +55,8 @@ def initial_state(cfg: Config, net: Network) -> TrainState:
     tc = cfg.training
     rng = np.random.default_rng(tc.seed)
     params = net.init_params(rng)
-    opt = OPTIMIZERS.get(tc.optimizer)(params, lr=tc.lr, momentum=tc.momentum)
+    opt = OPTIMIZERS.get(tc.optimizer)(params, lr=tc.lr, momentum=tc.momentum,
+                                       weight_decay=tc.weight_decay)
     best = TrainResult(params={k: v.copy() for k, v in params.items()}, best_epoch=0)
     return TrainState(epoch=0, params=params, rng=rng, optimizer=opt, best=best,
                       best_accuracy=-1.0)
@@ -77,6 +80,11 @@ def train(cfg: Config, net: Network, data: Dataset, quiet: bool = False,
     ``after_epoch(state)`` is called after every epoch (the runner writes checkpoints there).
     A loss, or a weight after an optimizer step, that is NaN or infinite raises
     :class:`DivergedError` naming the epoch and the batch.
+
+    Each step's gradients are clipped to the global norm ``training.clip_norm`` (unless
+    ``"inf"``), and the optimizer steps with the rate :class:`LearningRate` gives for its step
+    ``t = (epoch - 1) * batches_per_epoch + batch - 1`` (``training.schedule``,
+    ``training.warmup`` epochs); it applies ``training.weight_decay`` itself.
     """
     train_engine, val_engine = engines or (Engine(net), Engine(net))
     tc = cfg.training
@@ -84,6 +92,9 @@ def train(cfg: Config, net: Network, data: Dataset, quiet: bool = False,
     params, best = state.params, state.best
     y_train = data.labels("train")
     n = len(y_train)
+    per_epoch = -(-n // tc.batch_size)  # batches (optimizer steps) per epoch
+    rate = LearningRate.of(tc, per_epoch)
+    clip = None if tc.clip_norm == "inf" else float(tc.clip_norm)
     show = not quiet and sys.stderr.isatty()
     bar = tqdm(range(state.epoch + 1, tc.epochs + 1), desc="training", unit="epoch",
                disable=not show, leave=False, initial=state.epoch, total=tc.epochs)
@@ -98,7 +109,12 @@ def train(cfg: Config, net: Network, data: Dataset, quiet: bool = False,
                 raise DivergedError(
                     f"training diverged at epoch {epoch}, batch {batch}: the loss is {loss}; "
                     f"try a smaller training.lr (got {tc.lr})")
-            state.optimizer.step(params, grads)
+            if clip is not None:
+                clip_gradients(grads, clip)
+            if rate.constant:  # the optimizer's own rate, as an optimizer without a schedule
+                state.optimizer.step(params, grads)
+            else:
+                state.optimizer.step(params, grads, rate((epoch - 1) * per_epoch + batch - 1))
             _check_weights(params, epoch, batch, tc.lr)
             loss_sum += loss * len(idx)
         train_loss = float(loss_sum / n)
