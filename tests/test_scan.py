@@ -262,3 +262,19 @@ def test_store_api_reads_what_the_scan_wrote(client, tmp_path):
     state = store.status(store.spec().expand())
     assert [len(state[k]) for k in ("done", "failed", "missing")] == [4, 0, 0]
     assert [rec for _, rec in state["done"]] == list(results)
+
+
+def test_mnist1d_with_the_new_training_keys_is_the_same_alone_and_in_a_scan(client, tmp_path):
+    """MNIST-1D in sequence chunks with clipping, a cosine schedule, warm-up, weight decay and
+    orthogonal banks: a point's result is the same alone and on the cluster."""
+    base = {"network": {"hidden": 8, "input_injection": "sequence", "steps": 8,
+                        "init": "orthogonal"},
+            "training": {"epochs": 2, "clip_norm": 1.0, "schedule": "cosine", "warmup": 1,
+                         "weight_decay": 0.01},
+            "task": {"name": "mnist1d", "chunk": 5, "path": str(tmp_path / "data")},
+            "hardware": {"mode": "ideal"}}
+    spec = {"base": base, "grid": {"network.banks": [2]}, "seeds": [0]}
+    (point,) = load_spec(spec).expand()
+    alone = relaxsim.run(point.config)
+    (in_scan,) = scan(spec, client)
+    assert {k: v for k, v in alone.items() if k != "seconds"} == metrics(in_scan)
