@@ -393,7 +393,9 @@ class Model:
                           for t in range(spec.steps)]
         self.changes = [t > 0 and arch == "relaxnet" and spec.schedule[t] != spec.schedule[t - 1]
                         for t in range(spec.steps)]
-        self.loaded = 0  # reprogram: the step whose weights the single bank holds
+        # reprogram: the weights (the ReLaX-Net bank of the schedule) the single bank holds; it is
+        # rewritten only when a step needs other weights (a blocked schedule keeps them)
+        self.loaded = spec.schedule[0]
         self.busy_since: dict[str, float] = {}  # resources busy now, since when
         # per element, its latest settling: the element is free once that has ended
         self.settling: list[simpy.Process | None] = [None] * slots
@@ -541,15 +543,16 @@ class Model:
 
     def programmer(self, t: int, req):
         """Take the single bank (another inference may be using it) and program it for step
-        ``t``; the bank stays held for the step: nobody may use or reprogram it in between."""
+        ``t`` when it holds other weights; the bank stays held for the step: nobody may use or
+        reprogram it in between."""
         yield req
-        if self.loaded != t:
+        if self.loaded != self.spec.schedule[t]:
             self.occupy("programmer")
             yield self.env.timeout(self.spec.t_program)
             self.programmed(t)
 
     def programmed(self, t: int) -> None:
-        self.loaded = t
+        self.loaded = self.spec.schedule[t]
         self.vacate("programmer")
         if self.record:
             self.note("programmer", "programmed", step=t, bank=0)
@@ -560,7 +563,7 @@ class Model:
         if req is None:
             req = resource.request()
             yield req
-            if self.spec.architecture == "reprogram" and self.loaded != t:
+            if self.spec.architecture == "reprogram" and self.loaded != self.spec.schedule[t]:
                 # the first step of a later inference: the bank holds the last step's weights
                 self.occupy("programmer")
                 yield self.env.timeout(self.spec.t_program)
@@ -632,7 +635,8 @@ def simulate(spec: TimingSpec, n: int | None = None, record: bool = False,
 
 def closed_form_step(spec: TimingSpec) -> float:
     """Per-step latency of one inference alone, auto clock: ``T_MM + max(T_switch, T_state)`` for
-    ReLaX-Net (when every step changes bank), ``T_MM + max(T_program, T_state)`` reprogrammed,
-    ``T_MM + T_state`` unrolled."""
+    ReLaX-Net (when every step changes bank), ``T_MM + max(T_program, T_state)`` reprogrammed
+    (when every step needs other weights: the bank is rewritten only then), ``T_MM + T_state``
+    unrolled."""
     other = {"relaxnet": spec.t_switch, "reprogram": spec.t_program, "unrolled": 0.0}
     return spec.t_mm + max(other[spec.architecture], spec.t_state)

@@ -7,6 +7,8 @@ regular expressions, kept here only to show that the intervals read from the row
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import ast
 import csv
 import io
@@ -69,9 +71,12 @@ CONFIGS = {
                                        in_flight=4), 9),
     "blocked-clock-pipelined": (machine("blocked", 3, 6, clock=40 * PS, pipelining="pipelined",
                                         in_flight=3), 7),
-    "reprogram-pipelined": (machine("cyclic", 1, 3, architecture="reprogram",
-                                    pipelining="pipelined", in_flight=2), 4),
-    "reprogram-clock": (machine("cyclic", 1, 3, architecture="reprogram", clock=25 * PS), 2),
+    # the reprogrammed bank: one physical bank holding, step by step, the weights of the
+    # schedule's banks 0, 1, 2 (rewritten whenever they change)
+    "reprogram-pipelined": (replace(machine("cyclic", 3, 3, architecture="reprogram",
+                                            pipelining="pipelined", in_flight=2), banks=1), 4),
+    "reprogram-clock": (replace(machine("cyclic", 3, 3, architecture="reprogram",
+                                        clock=25 * PS), banks=1), 2),
     "unrolled-pipelined": (machine("cyclic", 2, 4, architecture="unrolled",
                                    pipelining="pipelined", in_flight=2), 5),
     "taken-over": (spec(clock=15.0, t_switch=22.0), 2),

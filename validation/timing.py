@@ -27,7 +27,7 @@ PARAMETER_SETS = [  # T_MM, T_switch, T_state, T_program, T_readout (ps)
     (10.0, 4.0, 3.0, 50.0, 2.0), (10.0, 3.0, 55.26, 2180.0, 10.0),
     (7.3, 11.0035, 11.0035, 1e6, 0.0), (0.5, 800.0, 0.0, 0.25, 3.3), (25.0, 0.0, 0.0, 0.0, 0.0)]
 ARCHS = [("relaxnet", 2, (0, 1, 0, 1, 0)), ("relaxnet", 3, (0, 1, 2, 0, 1, 2)),
-         ("reprogram", 1, (0, 0, 0, 0, 0)), ("unrolled", 4, (0, 1, 2, 3))]
+         ("reprogram", 1, (0, 1, 2, 3, 4)), ("unrolled", 4, (0, 1, 2, 3))]
 # (spec overrides, throughput per ps) of hand-worked pipelined steady states
 PIPELINES = [
     (dict(schedule=(0, 0, 0, 0), banks=1, in_flight=6), 1 / 40.0, "RNN, 6 in flight: bank"),
@@ -36,7 +36,7 @@ PIPELINES = [
     (dict(in_flight=1), 1 / 43.0, "one in flight: 1 / latency"),
     (dict(schedule=(0, 1, 2), banks=3, architecture="unrolled", in_flight=2), 2 / 41.0,
      "unrolled, elements"),
-    (dict(schedule=(0, 0, 0), banks=1, architecture="reprogram", in_flight=4),
+    (dict(schedule=(0, 1, 2), banks=1, architecture="reprogram", in_flight=4),
      4 / (3 * 50.0 + 12 * 10.0), "reprogrammed bank, shared programming"),
 ]
 
