@@ -279,10 +279,13 @@ def latency_bound(spec: TimingSpec) -> float:
 
 def alone(spec: TimingSpec) -> float:
     """The latency of an inference alone on the machine (auto clock), exact: as
-    :func:`latency_bound`, the reprogrammed bank programmed before every step after the first."""
+    :func:`latency_bound`, the reprogrammed bank programmed before every step whose weights (its
+    bank in the schedule) differ from the step before's."""
     if spec.architecture != "reprogram":
         return latency_bound(spec)
-    between = (spec.steps - 1) * max(spec.t_state, spec.t_program)
+    sched = spec.schedule
+    between = sum(max(spec.t_state, spec.t_program) if a != b else spec.t_state
+                  for a, b in zip(sched, sched[1:]))
     return spec.steps * spec.t_mm + between + spec.t_state + spec.t_readout
 
 
