@@ -148,7 +148,13 @@ class DeviceRecord:
                 continue
             if meta.get("auto") and raw == "auto":
                 continue
-            value = parse_quantity(raw, meta["dimension"], field)
+            try:
+                value = parse_quantity(raw, meta["dimension"], field)
+            except ConfigError as err:
+                if not meta.get("auto"):
+                    raise
+                raise ConfigError(field, err.requirement + ', or "auto"', err.got,
+                                  err.hint) from None
             self._check_range(field, meta, value)
             object.__setattr__(self, f.name, value)
         object.__setattr__(self, "sources", self._checked_sources(prefix))

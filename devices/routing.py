@@ -167,12 +167,10 @@ def mixing_args(banks: int, k, p, *, topology: str, mux: str, signal: str, power
 
 def transmission(banks: int, topology: str, mux: str, signal: str,
                  insertion_loss_db: float) -> float:
-    """Transmission of the path through the switches (and combiner), in the domain's unit:
-    an amplitude ``10^(-IL/20)`` (coherent, electrical) or a power ``10^(-IL/10)``."""
-    n = stages(banks, topology)
-    loss = insertion_loss_db * n
-    if banks > 1:
-        loss += insertion_loss_db * n if mux == "switch" else 10.0 * math.log10(banks)
+    """Transmission of the path through the switches (and combiner), :func:`path_loss_db`, in
+    the domain's unit: an amplitude ``10^(-IL/20)`` (coherent, electrical) or a power
+    ``10^(-IL/10)``."""
+    loss = path_loss_db(banks, topology, mux, insertion_loss_db)
     return 10.0 ** (-loss / (10.0 if signal == "incoherent" else 20.0))
 
 

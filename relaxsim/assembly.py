@@ -72,14 +72,14 @@ class Assembly:
         network sees (``element_noise``, ``detector_noise``, and the converters' quantisation
         noise relative to their full scales)."""
         hw = self.hardware
-        budget = hw.budget
+        budget = None if hw.budget is None else hw.budget.summary()
         return {**self.coupling.summary(),
-                "received_power_w": None if budget is None else budget.received_w,
-                "snr": None if budget is None else budget.summary()["snr"],
+                "received_power_w": None if budget is None else budget["received_power_w"],
+                "snr": None if budget is None else budget["snr"],
                 "element_noise": hw.element_sigma, "detector_noise": hw.detector_sigma,
                 "input_quantisation_noise": hw.quantisation_noise(hw.input_bits),
                 "readout_quantisation_noise": hw.quantisation_noise(hw.readout_bits),
-                "budget": None if budget is None else budget.summary()}
+                "budget": budget}
 
     @cached_property
     def network_on_hardware(self) -> Network:

@@ -227,9 +227,9 @@ def _coerce(field: str, kind: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(field, "must be a string", _describe(value))
         return value
-    if kind == "limit":  # a number > 0, or "inf" (written as a string: result.json is JSON)
-        if value == "inf":
-            return value
+    if kind == "limit":  # a number > 0, or "inf" (kept as a string: result.json is JSON)
+        if value == "inf" or (isinstance(value, float) and value == math.inf):
+            return "inf"
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or not (math.isfinite(value) and value > 0)):
             raise ConfigError(field, "must be a number > 0, or 'inf' (none)", _describe(value))

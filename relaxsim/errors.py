@@ -19,7 +19,7 @@ class ConfigError(RelaxsimError, ValueError):
     """
 
     def __init__(self, field: str, requirement: str, got: object | None = None, hint: str = ""):
-        self.field = field
+        self.field, self.requirement, self.got, self.hint = field, requirement, got, hint
         msg = f"{field}: {requirement}"
         if got is not None:
             msg += f" (got {got})"

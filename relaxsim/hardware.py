@@ -130,11 +130,23 @@ class Router:
     def mix(self, r: np.ndarray) -> np.ndarray:
         """Mixing vectors for remainders ``r`` ``(T,)`` -> ``(T, L_W)``, or ``(T, W)`` ->
         ``(T, W, L_W)`` (one per sample or per draw)."""
-        from relaxsim.devices.routing import mixing_steps
+        r = np.asarray(r, dtype=np.float64)
+        r2 = np.ascontiguousarray(r.reshape(len(self.schedule), -1))
+        out = self.mix_into(r2, np.empty(r2.shape + (self.banks,)))
+        return out.reshape(r.shape + (self.banks,))
 
-        return mixing_steps(self.banks, self._k, self._p, r, topology=self.topology,
-                            mux=self.mux, signal=self.signal, power_floor=self.power_floor,
-                            amplitude_floor=self.amplitude_floor, phases=self.phases)
+    def previous_port(self, r: np.ndarray) -> np.ndarray:
+        """``(T,)`` share of the routing side's power still sent to the previous step's bank on
+        each switching step (0 on the others; :func:`relaxsim.devices.routing.port_powers`),
+        for remainders ``r`` ``(T,)``."""
+        from relaxsim.devices.routing import port_powers_steps
+
+        electrical = self.signal == "electrical"
+        P = port_powers_steps(self.banks, self._k, self._p, r, self.topology,
+                              self.amplitude_floor if electrical else self.power_floor,
+                              electrical)
+        T = len(self.schedule)
+        return np.where(self._k != self._p, P[np.arange(T), self._p], 0.0)
 
     def mix_into(self, r: np.ndarray, out: np.ndarray) -> np.ndarray:
         """:meth:`mix` of contiguous float64 remainders ``r`` ``(T, W)`` into ``out``
@@ -280,10 +292,10 @@ class Hardware:
         if sim.spec.schedule != tuple(int(k) for k in schedule):
             raise ValueError("coupling: sim is a simulation of another schedule")
         gaps, dwells = sim.gaps(), sim.dwells()
-        switching = np.isfinite(gaps)
-        eps = np.where(switching, self.switch.leak(np.where(switching, gaps, 0)), 0.0)
         router = self.router(schedule, banks, seed)
-        mix = router.mix(self.switch.remainder(gaps))
+        remainders = self.switch.remainder(gaps)
+        mix = router.mix(remainders)
+        eps = router.previous_port(remainders)
         rho = self.active.carry_over(dwells)
         code, g, s, p = self.active.transfer_params(network_activation)
         # relaxing towards alpha h_t + f(u_t) for the dwell: h_{t+1} = a_t h_t + c_t f(u_t)
@@ -643,7 +655,8 @@ class TrainingDraws:
         self.sigma = wts.written_read_sigma()
         self.jitter = sw.jitter_s != 0 and coupling.switches and coupling.router is not None
         self.z_shape = (T, batch if hw.jitter_draws == "sample" else 1)
-        self.eps = np.empty(self.z_shape if self.jitter else (0, 1))  # remainders, float64
+        # the switching transitions' remainders, float64 (-> the batch's mixing)
+        self.remainders = np.empty(self.z_shape if self.jitter else (0, 1))
         noise, det = hw.element_sigma, hw.detector_sigma
         self.noise = out("element_noise", (T, batch, hidden), dtype) if noise > 0 else None
         self.det = out("detector_noise", (batch, hidden), dtype) if det > 0 else None
@@ -659,7 +672,7 @@ class TrainingDraws:
         self.args = (
             *wts.grid(dtype), self.sigma, self.W_hw.reshape(-1),
             self.mask.reshape(-1), coupling.gaps64, float(sw.jitter_s), *sw.kernel_args(),
-            self.eps, float(noise),
+            self.remainders, float(noise),
             nothing if self.noise is None else self.noise.reshape(-1),
             float(det), nothing if self.det is None else self.det.reshape(-1))
 
@@ -678,7 +691,7 @@ class TrainingDraws:
         self.run(W.reshape(-1), z, keys, *self.args)
         mix = None
         if self.jitter:  # the transitions' remainders -> every bank's share
-            mix = self.coupling.router.mix_into(self.eps, self.mix)
+            mix = self.coupling.router.mix_into(self.remainders, self.mix)
             mix = mix if self.per_sample else mix[:, 0]
         return self.W_hw, self.mask, mix, self.noise, self.det
 

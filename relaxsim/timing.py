@@ -6,7 +6,8 @@ bank while the active element settles (``T_state``), and the next step begins: a
 settled (``clock = "auto"``) or at the next clock tick. A clock shorter than the settling leaves the
 switch partly on the old bank and the element partly in its old state: the *gap* between the switch
 command and the signal's arrival, and the element's *dwell*, come out of the simulated event times
-and give the kernels their per-step coupling (``eps = leak(gap)``, ``rho = carry_over(dwell)``).
+and give the kernels their per-step coupling (every bank's share from the switch's state at the
+signal's gap, ``rho = carry_over(dwell)``).
 
 Several inferences may be in flight (``pipelining = "pipelined"``): each holds an active element
 (its state) and the switch in front of it; a bank serves one inference at a time, so contention and

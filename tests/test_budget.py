@@ -177,3 +177,12 @@ def test_a_starved_detector_is_warned_with_the_power_it_needs():
     enough = _machine(**{"hardware.laser_power": f"{need * 1.001} uW"}).hardware
     assert max(enough.element_sigma, enough.detector_sigma) <= 0.1
     assert _machine().hardware.noise_warnings() == []
+
+
+def test_auto_fields_say_auto_is_allowed_and_inf_clip_is_the_default():
+    with pytest.raises(ConfigError) as info:
+        relaxsim.load_config(overrides={"hardware.active.noise": "auto2"})
+    assert str(info.value).startswith('hardware.active.noise: must be a plain number such as')
+    assert ', or "auto" (got "auto2")' in str(info.value)
+    assert relaxsim.load_config(overrides={"training.clip_norm": float("inf")}).training \
+        .clip_norm == "inf"

@@ -271,3 +271,14 @@ def test_settings_without_effect_are_cautioned():
         "hardware.signal": "incoherent", "hardware.leak_phase": "random"}))
     assert any("leak_phase = 'random' has no effect" in c for c in incoherent.cautions())
     assert relaxsim.assemble(relaxsim.load_config()).cautions() == []
+
+
+def test_the_leak_reported_is_the_routers_previous_port():
+    """``switch_leak`` of a switching step: the power a lossless star over four banks still
+    sends to the previous bank, ``e + (1 - L_W e) r`` (not the 1 x 2 stage's ``e + (1 - 2e) r``)."""
+    machine = relaxsim.assemble(relaxsim.load_config(overrides={
+        "network.banks": 4, "network.steps": 8, "hardware.clock": "12 ps"}))
+    cp, sw = machine.coupling, machine.hardware.switch
+    e, r = sw.leak_floor, sw.remainder(cp.gaps[1])
+    assert cp.eps[1] == pytest.approx(e + (1 - 4 * e) * r, rel=1e-14)
+    assert cp.eps[0] == 0.0

@@ -7,14 +7,13 @@ regular expressions, kept here only to show that the intervals read from the row
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import ast
 import csv
 import io
 import json
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

@@ -147,7 +147,3 @@ class MNIST1D:
         return ArrayDataset("mnist1d", info, np.ascontiguousarray(x_tr), y[tr],
                             np.ascontiguousarray(x_va), y[va], np.ascontiguousarray(x_te),
                             data["y_test"])
-
-    @classmethod
-    def load(cls, task_cfg, steps: int | None = None) -> ArrayDataset:
-        raise NotImplementedError("mnist1d: loaded through load_config (it needs the injection)")

@@ -5,7 +5,9 @@ A task is a class registered in :data:`TASKS` with
 - ``info(task_cfg) -> TaskInfo``: the input dimension and class count the network is built for
   (cheap: reads no images);
 - ``load(task_cfg, steps) -> Dataset``: the splits (``steps`` is the network's ``L_T``, the context
-  length of sequence tasks; static tasks ignore it);
+  length of sequence tasks; static tasks ignore it); a task whose sizes depend on more of the config
+  (MNIST-1D: the input injection) has ``info_of(cfg)`` and ``load_config(cfg)`` instead
+  (:func:`task_info`, :func:`load_task`);
 - optionally ``check(cfg)``: checks of the resolved config (plain nested dicts) that involve the
   task, raising :class:`~relaxsim.errors.ConfigError`; called by config validation;
 - optionally ``min_sizes(task_cfg) -> (n_inputs, n_classes, n_train)``: lower bounds known without

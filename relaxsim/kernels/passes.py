@@ -848,6 +848,18 @@ def loss_and_grad(params, X, slot, bank_at, prev, a, c, eps, act, y, noise=None,
 # threads from this many elements (measured: N = 64, L_W = 4 with 4 mixed banks gains there).
 BAKE_PARALLEL_MIN = 1 << 14
 _NO_CONVERTERS = np.zeros(4)
+_ALONE: dict = {}
+
+
+def _alone_plan(bank_at: np.ndarray, banks: int):
+    """:func:`mix_plan` of a schedule whose every step runs on its bank alone (no leak): the
+    banks as they are, no mixed rows, no per-sample terms (made once per step count)."""
+    T = bank_at.shape[0]
+    empty = _ALONE.get((T, banks))
+    if empty is None:
+        empty = _ALONE[(T, banks)] = (np.zeros((0, banks)), np.zeros((T, 0), dtype=np.int64),
+                                      np.zeros((T, 0, 1)), np.zeros(T, dtype=np.int64))
+    return (bank_at, *empty)
 _EMPTY = {}
 
 
@@ -913,18 +925,20 @@ def forward(params, X, slot, bank_at, prev, a, c, eps, act, noise=None, dtype=np
     T, (_, B, D), N, L = bank_at.shape[0], X.shape, W.shape[1], W.shape[0]
     if W_in.shape != (N, D):
         raise ValueError(f"W_in: expected shape ({N}, {D}) (got {W_in.shape})")
-    if mix is None:
-        eps = np.zeros(T) if eps is None else np.asarray(eps)
+    if mix is None and eps is not None:
+        eps = np.asarray(eps)
         if eps.shape not in ((T,), (T, 1), (T, B)):
             raise ValueError(f"eps: expected shape ({T},), ({T}, 1) or ({T}, {B}) "
                              f"(got {eps.shape})")
-        mix = mix_from_eps(bank_at, prev, eps, L)
-    mix = check_mix(mix, T, B, L)
+        mix = mix_from_eps(bank_at, prev, eps, L) if eps.any() else None
     coef = coefficients(a, c, np.ones(T) if tr is None else tr, T, B, dtype)
     noise = _optional(noise, (T, B, N), dtype, "noise")
     det = _optional(det, (B, N), dtype, "det")
     ap = np.asarray(by_code(act).ideal if act_params is None else act_params, dtype=np.float64)
-    at, rows, tb, tc, nt = mix_plan(mix, L)
+    if mix is None:  # each step on its bank alone: nothing to plan
+        at, rows, tb, tc, nt = _alone_plan(bank_at, L)
+    else:
+        at, rows, tb, tc, nt = mix_plan(check_mix(mix, T, B, L), L)
     tc = np.ascontiguousarray(tc, dtype=dtype)
     rows = rows.astype(dtype, copy=False)
     if len(rows):
