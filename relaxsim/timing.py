@@ -9,10 +9,20 @@ command and the signal's arrival, and the element's *dwell*, come out of the sim
 and give the kernels their per-step coupling (every bank's share from the switch's state at the
 signal's gap, ``rho = carry_over(dwell)``).
 
-Several inferences may be in flight (``pipelining = "pipelined"``): each holds an active element
-(its state) and the switch in front of it; a bank serves one inference at a time, so contention and
-stalls come out of the simulation. Throughput and utilisation are measured over whole periods of
-the periodic steady state of a stream, before the stream drains.
+Several inferences may be in flight (``pipelining = "pipelined"``): in ReLaX-Net (and the
+reprogrammed bank) each holds one of the ``in_flight`` element sets (its state) and the switch in
+front of it for its whole walk; the unrolled DNN has an element layer per step, and an inference
+holds layer ``t`` from the moment its signal enters bank ``t``, so up to ``L_T`` inferences are in
+flight, one per layer. A bank serves one inference at a time, so contention and stalls come out of
+the simulation. Throughput and utilisation are measured over whole periods of the periodic steady
+state of a stream, before the stream drains.
+
+One rule frees an element, for every architecture and clock: an inference gives an element up once
+its state has been read (by the next step's bank, or by the readout) *and* the element has settled
+from the inference's last step on it. An inference is in the system from its admission until it
+has freed its last element (:attr:`Inference.freed`; its *residence*); with that, Little's law
+``L = lambda W`` holds over the steady state for every architecture and clock
+(:meth:`Simulation.littles_law`).
 
 A fixed clock may tick before the devices have settled. A switch commanded again before it has
 settled turns for the new command at once (the new command takes over: the switch never queues
@@ -24,8 +34,8 @@ readout came at a tick before that.
 Architectures compared: ``relaxnet`` (L_W banks, switched), ``reprogram`` (one bank reprogrammed
 before every step, ``T_program`` instead of the switch: the programmer takes the bank and keeps it
 until the step's signal has passed; an inference that finds it holding its step's weights, or the
-first inference at step 0, needs no programming) and ``unrolled`` (L_T physical banks, a DNN,
-nothing to switch or program).
+first inference at step 0, needs no programming) and ``unrolled`` (L_T physical banks and L_T
+element layers, a DNN, nothing to switch or program).
 
 ``Simulation.events`` counts the SimPy events processed (timeouts, requests, process steps).
 With ``record=True`` the processes also write ``Simulation.trace``, one :class:`TraceEvent` per
@@ -108,7 +118,13 @@ class Inference:
     leave: list[float] = field(default_factory=list)    # signal leaves it
     command: list[float] = field(default_factory=list)  # switch turns for step t from (nan: none)
     read: float = 0.0                                   # readout samples the final state
-    done: float = 0.0
+    done: float = 0.0                                   # the readout has ended
+    freed: float = 0.0                                  # its last element given up
+
+    @property
+    def residence(self) -> float:
+        """Time in the system: admission until the last element it held is free."""
+        return self.freed - self.admitted
 
     @property
     def latency(self) -> float:
@@ -157,7 +173,9 @@ class TraceEvent(NamedTuple):
       ``step`` (``inference`` is -1: a programming serves every inference at that step);
     - ``readout`` ``read``: ``T_readout`` after the readout began sampling ``inference``.
 
-    ``slot`` is the active element (and switch) the inference holds, ``s`` of ``element<s>``.
+    ``slot`` is the element set (and switch) the inference holds, ``s`` of ``element<s>``; in
+    the unrolled DNN ``element<t>`` is the element layer of step ``t`` and ``slot`` the place
+    in flight.
     """
 
     time_s: float
@@ -337,6 +355,37 @@ class Simulation:
         (t0, busy0), (t1, busy1) = self.completions[window[0]], self.completions[window[1]]
         return {name: (busy1[name] - busy0[name]) / (t1 - t0) for name in self.busy}
 
+    def residence(self) -> float:
+        """Mean residence (admission to the last element freed, :attr:`Inference.residence`)
+        of the inferences that ended in the steady-state window (a single inference: its
+        own)."""
+        window = self.steady_window()
+        if window is None:
+            return self.inferences[0].residence
+        t0, t1 = self.completions[window[0]][0], self.completions[window[1]][0]
+        ended = [inf.residence for inf in self.inferences if t0 < inf.done <= t1]
+        return sum(ended) / len(ended) if ended else self.inferences[0].residence
+
+    def in_system(self) -> float:
+        """Time-average number of inferences in the system (admitted, an element not yet
+        freed) over the steady-state window: ``integral N(t) dt / span`` (a single inference:
+        1)."""
+        window = self.steady_window()
+        if window is None:
+            return 1.0
+        t0, t1 = self.completions[window[0]][0], self.completions[window[1]][0]
+        if t1 <= t0:
+            return float(len(self.inferences))
+        held = sum(max(0.0, min(inf.freed, t1) - max(inf.admitted, t0))
+                   for inf in self.inferences)
+        return held / (t1 - t0)
+
+    def littles_law(self) -> tuple[float, float, float]:
+        """``(L, lambda, W)`` over the steady-state window: the mean number in the system
+        (:meth:`in_system`), the throughput and the mean residence (:meth:`residence`); in a
+        periodic steady state ``L = lambda W`` (to rounding)."""
+        return self.in_system(), self.throughput(), self.residence()
+
 
 def steady_period(intervals: np.ndarray, rtol: float = 1e-9) -> int | None:
     """Smallest p such that the intervals repeat with period p over the last half of them, and
@@ -371,20 +420,30 @@ class Model:
     def __init__(self, spec: TimingSpec, record: bool = False):
         self.spec = spec
         self.env = Environment()
-        n_banks = spec.steps if spec.architecture == "unrolled" else spec.banks
+        self.unrolled = unrolled = spec.architecture == "unrolled"
+        n_banks = spec.steps if unrolled else spec.banks
         self.banks = [simpy.Resource(self.env, capacity=1) for _ in range(n_banks)]
-        self.slots = slots = spec.in_flight if spec.pipelining == "pipelined" else 1
+        # places in flight: the element sets of ReLaX-Net, one per element layer unrolled
+        pipelined = spec.pipelining == "pipelined"
+        self.slots = slots = (spec.steps if unrolled else spec.in_flight) if pipelined else 1
         self.active = simpy.Store(self.env, capacity=slots)
         self.active.items.extend(range(slots))
-        self.switches = [simpy.Resource(self.env, capacity=1) for _ in range(slots)]
+        # the elements: a set per slot, or (unrolled) a layer per step, each held by one
+        # inference at a time (the unrolled layers as resources: the sets go with the slot)
+        n_elements = spec.steps if unrolled else slots
+        self.layers = ([simpy.Resource(self.env, capacity=1) for _ in range(n_elements)]
+                       if unrolled else [])
+        self.switches = ([] if unrolled else
+                         [simpy.Resource(self.env, capacity=1) for _ in range(slots)])
         self.readout_port = simpy.Resource(self.env, capacity=1)
         self.record = record
         self.trace: list[TraceEvent] = []
         self.bank_names = [f"bank{k}" for k in range(n_banks)]
-        self.switch_names = [f"switch{s}" for s in range(slots)]
-        self.element_names = [f"element{s}" for s in range(slots)]
+        self.switch_names = [f"switch{s}" for s in range(len(self.switches))]
+        self.element_names = [f"element{s}" for s in range(n_elements)]
         self.busy: dict[str, float] = {name: 0.0 for name in self.bank_names}
-        self.busy.update({name: 0.0 for name in self.switch_names})
+        if arch_switches(spec.architecture):
+            self.busy.update({name: 0.0 for name in self.switch_names})
         self.busy.update({"readout": 0.0})
         if spec.architecture == "reprogram":
             self.busy["programmer"] = 0.0
@@ -399,8 +458,9 @@ class Model:
         self.loaded = spec.schedule[0]
         self.busy_since: dict[str, float] = {}  # resources busy now, since when
         # per element, its latest settling: the element is free once that has ended
-        self.settling: list[simpy.Process | None] = [None] * slots
+        self.settling: list[simpy.Process | None] = [None] * n_elements
         self.turning: list[simpy.Process | None] = [None] * slots  # per switch, its latest turn
+        self.held_layer: dict[tuple[int, int], object] = {}  # unrolled: (inference, t) -> request
         self.completions: list[tuple[float, dict[str, float]]] = []
 
     def occupy(self, name: str) -> None:
@@ -460,10 +520,27 @@ class Model:
         yield from self.readout(inf)
         inf.done = self.env.now
         self.completions.append((inf.done, self.busy_until_now()))
-        settling = self.settling[inf.slot]
-        if settling.is_alive:  # a fixed clock read it before it settled: it is not free yet
+        # read by the readout: free once settled (a fixed clock may have read it before)
+        yield from self.free_element(inf, spec.steps - 1)
+        inf.freed = self.env.now
+        self.active.put(inf.slot)  # never waits: there are as many places as slots
+
+    def element(self, inf: Inference, t: int) -> int:
+        """The element holding ``inf``'s state after step ``t``: its set, or layer ``t``."""
+        return t if self.unrolled else inf.slot
+
+    def free_element(self, inf: Inference, t: int):
+        """``inf``'s state after step ``t`` has been read: its element is free once it has
+        settled (the one rule of every architecture and clock)."""
+        settling = self.settling[self.element(inf, t)]
+        if settling is not None and settling.is_alive:
             yield settling
-        self.active.put(inf.slot)  # never waits: there are as many places as elements
+        if self.unrolled:
+            self.layers[t].release(self.held_layer.pop((inf.index, t)))
+
+    def free_layer(self, inf: Inference, t: int):
+        """Unrolled: layer ``t`` of ``inf``, read now by the next step, is freed once settled."""
+        yield from self.free_element(inf, t)
 
     def between_steps(self, inf: Inference, t: int, bank: int):
         """Switch and active element settle in parallel; the next step starts when both have
@@ -511,14 +588,16 @@ class Model:
     def settle(self, inf: Inference, t: int) -> simpy.Process:
         """Start the element of ``inf`` settling after step ``t``; it is free again once its
         latest settling (which, all lasting ``T_state``, ends last) has ended."""
-        self.settling[inf.slot] = self.env.process(self.active_element(inf, t))
-        return self.settling[inf.slot]
+        e = self.element(inf, t)
+        self.settling[e] = self.env.process(self.active_element(inf, t))
+        return self.settling[e]
 
     def active_element(self, inf: Inference, t: int):
         """The element of ``inf`` settles for ``T_state`` after the signal left step ``t``."""
         yield self.env.timeout(self.spec.t_state)
         if self.record:
-            self.note(self.element_names[inf.slot], "settled", inf.index, t, slot=inf.slot)
+            self.note(self.element_names[self.element(inf, t)], "settled", inf.index, t,
+                      slot=inf.slot)
 
     def switch(self, inf: Inference, t: int, bank: int):
         """The switch in front of ``inf``'s element turns to ``bank`` for step ``t`` and settles,
@@ -560,6 +639,10 @@ class Model:
 
     def bank(self, inf: Inference, t: int, bank: int, held=None):
         resource, name = self.banks[bank], self.bank_names[bank]
+        if self.unrolled:  # the layer the bank feeds must be free before the signal enters
+            layer = self.layers[t].request()
+            yield layer
+            self.held_layer[inf.index, t] = layer
         req = held
         if req is None:
             req = resource.request()
@@ -574,6 +657,8 @@ class Model:
             if tick is not None:
                 yield tick
         inf.arrive.append(self.env.now)
+        if self.unrolled and t > 0:  # the state of layer t - 1 is read now
+            self.env.process(self.free_layer(inf, t - 1))
         if self.record:
             self.note(name, "in", inf.index, t, bank, inf.slot)
         self.occupy(name)
@@ -608,6 +693,11 @@ class Model:
         self.env.run()
         return Simulation(self.spec, inferences, self.trace, self.busy, self.env.processed,
                           self.env.now, self.completions)
+
+
+def arch_switches(architecture: str) -> bool:
+    """Whether ``architecture`` has switches between banks (ReLaX-Net only)."""
+    return architecture == "relaxnet"
 
 
 STREAM_MAX = 1024  # inferences: the longest stream simulate() runs to reach a steady state

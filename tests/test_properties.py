@@ -325,7 +325,8 @@ def test_timing_invariants(spec, n):
     by_slot: dict[int, list] = {}
     for inf in sim.inferences:
         by_slot.setdefault(inf.slot, []).append((inf.admitted, inf.done, inf.index))
-    assert len(by_slot) <= (spec.in_flight if spec.pipelining == "pipelined" else 1)
+    places = spec.steps if spec.architecture == "unrolled" else spec.in_flight
+    assert len(by_slot) <= (places if spec.pipelining == "pipelined" else 1)
     for slot, held in by_slot.items():
         assert_disjoint(held, tol, f"element {slot}")
     bound = latency_bound(spec)
@@ -353,10 +354,17 @@ def test_timing_invariants(spec, n):
 
 def element_spans(sim) -> dict[str, list[tuple[float, float, int]]]:
     """Per active element, per inference: from its admission to the end of the element's last
-    settling (which, with a fixed clock, may come after the readout)."""
+    settling (which, with a fixed clock, may come after the readout); unrolled, per layer ``t``:
+    from the signal's entry into bank ``t`` until the state is read (the next step's entry, or
+    the readout) and the layer has settled."""
     spans: dict[tuple[str, int], list[float]] = {}
     for inf in sim.inferences:
-        spans[(f"element{inf.slot}", inf.index)] = [inf.admitted, inf.done]
+        if sim.spec.architecture == "unrolled":
+            reads = inf.arrive[1:] + [inf.read]
+            for t, (start, read) in enumerate(zip(inf.arrive, reads)):
+                spans[(f"element{t}", inf.index)] = [start, read]
+        else:
+            spans[(f"element{inf.slot}", inf.index)] = [inf.admitted, inf.done]
     for name, intervals in busy_intervals(sim).items():
         for start, end, index, _ in intervals:
             if name.startswith("element"):
