@@ -115,7 +115,11 @@ class Switch(DeviceRecord):
                                           "perfect)", lo=0, lo_open=True, inf=True)
     insertion_loss_db: float = quantity(0.0, "db", "power lost per pass through the switch", lo=0)
     jitter_s: float = quantity(0.0, "time", "rms timing jitter of the switching command", lo=0)
-    energy_per_switch_j: float = quantity(0.0, "energy", "energy of one switching event", lo=0)
+    energy_per_switch_j: float = quantity(0.0, "energy", "drive energy of one switching event "
+                                          "of one device (a routed vector of N channels passes N "
+                                          "devices)", lo=0)
+    holding_power_w: float = quantity(0.0, "power", "power one switch device draws to hold its "
+                                      "state (static)", lo=0)
 
     def _check(self, prefix: str) -> None:
         field = join_field(prefix, "response_file")
@@ -254,7 +258,14 @@ class ActiveElement(DeviceRecord):
     bias_rad: float = quantity(0.0, "angle", "phase bias of a sin^2 modulator")
     absorption: float = quantity(0.0, "ratio", "unsaturated absorption of a saturable absorber",
                                  lo=0, hi=1, hi_open=True)
-    energy_per_activation_j: float = quantity(0.0, "energy", "energy of one activation", lo=0)
+    energy_per_activation_j: float = quantity(0.0, "energy", "energy of one activation (one "
+                                              "element, one step)", lo=0)
+    static_power_w: float = quantity(0.0, "power", "power one element draws whether it acts or "
+                                     "not (an SOA's bias current, a modulator's bias), static",
+                                     lo=0)
+    detector_power_w: float = quantity(0.0, "power", "power of one detector with its amplifier "
+                                       "(TIA), static: every O-E-O element and every readout "
+                                       "channel of an optical machine has one", lo=0)
 
     def _check(self, prefix: str) -> None:
         from relaxsim.activations import ACTIVATIONS  # at validation time: names register late
@@ -481,5 +492,68 @@ class WeightElement(DeviceRecord):
         return self.read_noise * self.w_max * math.sqrt(self.devices_per_weight)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Interface(DeviceRecord):
+    """The machine's edge: the laser feeding its channels, the modulators and DACs that inject
+    the inputs, the ADCs that read the states out. A converter's energy per sample is its
+    Walden figure of merit times ``2^bits`` (``E = FoM 2^bits``: the FoM is power over
+    ``2^ENOB f_s``), unless set."""
+
+    KIND: ClassVar[str] = "io"
+
+    laser_efficiency: float = quantity(1.0, "ratio", "laser wall-plug efficiency: optical power "
+                                       "out over electrical power in", lo=0, lo_open=True, hi=1)
+    modulator_energy_j: float = quantity(0.0, "energy", "energy of one modulator symbol (one "
+                                         "injected value on one channel)", lo=0)
+    dac_fom_j: float = quantity(0.0, "energy", "DAC Walden figure of merit, energy per "
+                                "conversion step", lo=0)
+    dac_bits: float = quantity(8.0, "ratio", "DAC resolution its energy is counted at when "
+                               "hardware.input_bits is inf (no quantisation modelled)", lo=1,
+                               hi=32, whole=True)
+    dac_energy_j: float = quantity("auto", "energy", "energy of one DAC sample (auto: dac_fom "
+                                   "2^bits)", lo=0, auto=True)
+    dac_rate_hz: float = quantity(INF, "frequency", "DAC sample rate per channel", lo=0,
+                                  lo_open=True, inf=True)
+    adc_fom_j: float = quantity(0.0, "energy", "ADC Walden figure of merit, energy per "
+                                "conversion step", lo=0)
+    adc_bits: float = quantity(8.0, "ratio", "ADC resolution its energy is counted at when "
+                               "hardware.readout_bits is inf (no quantisation modelled)", lo=1,
+                               hi=32, whole=True)
+    adc_energy_j: float = quantity("auto", "energy", "energy of one ADC sample (auto: adc_fom "
+                                   "2^bits)", lo=0, auto=True)
+    adc_rate_hz: float = quantity(INF, "frequency", "ADC sample rate per channel (the readout "
+                                  "of the states training needs)", lo=0, lo_open=True, inf=True)
+
+    def dac_sample_j(self, bits: float) -> float:
+        """Energy of one DAC sample: ``dac_energy``, or ``dac_fom 2^b`` with ``b`` = ``bits``
+        when finite (the converter modelled), else ``dac_bits``."""
+        return self._sample("dac", bits)
+
+    def adc_sample_j(self, bits: float) -> float:
+        """Energy of one ADC sample: ``adc_energy``, or ``adc_fom 2^b`` (see
+        :meth:`dac_sample_j`)."""
+        return self._sample("adc", bits)
+
+    def _sample(self, name: str, bits: float) -> float:
+        if not self.is_auto(f"{name}_energy"):
+            return float(getattr(self, f"{name}_energy_j"))
+        b = bits if math.isfinite(bits) else getattr(self, f"{name}_bits")
+        return float(getattr(self, f"{name}_fom_j")) * 2.0 ** b
+
+
+@dataclass(frozen=True, kw_only=True)
+class Processor(DeviceRecord):
+    """The digital processor beside the machine: the digital input layer, the readout layer,
+    and training's gradient computation."""
+
+    KIND: ClassVar[str] = "digital"
+
+    mac_rate: float = quantity(INF, "ratio", "multiply-accumulates per second the processor "
+                               "sustains (inf: instant)", lo=0, lo_open=True, inf=True)
+    energy_per_mac_j: float = quantity(0.0, "energy", "energy of one multiply-accumulate, "
+                                       "memory traffic included", lo=0)
+
+
 RECORDS: dict[str, type[DeviceRecord]] = {cls.KIND: cls for cls in
-                                          (Switch, ActiveElement, WeightElement)}
+                                          (Switch, ActiveElement, WeightElement, Interface,
+                                           Processor)}

@@ -154,7 +154,8 @@ def _device_table(kind: str, record) -> list[str]:
             unit, default, show = "—", _toml(field.default), str
         else:
             unit = UNITS.get(dim, dim)
-            default = format_quantity(field.default, dim)
+            default = (field.default if isinstance(field.default, str)
+                       else format_quantity(field.default, dim))
 
             def show(v, dim=dim):
                 return format_quantity(v, dim)

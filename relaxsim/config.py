@@ -157,14 +157,27 @@ SCHEMA["hardware"] = {
     "coupling_loss": Key("loss", "fibre-to-chip and waveguide loss on a channel's path, total"),
     "input_bits": Key("bits", "DAC of the inputs injected at each step: bits, or inf (none)"),
     "readout_bits": Key("bits", "ADC at the readout: bits, or inf (none)"),
+    "input_layer": Key("str", "the input layer W_in: digital (computed by hardware.digital, "
+                       "injected through DACs and modulators) or bank (a slow weight bank of its "
+                       "own, the inputs injected through DACs and modulators)",
+                       _one_of("digital", "bank")),
+    "utilisation": Key("float", "share of the time the machine runs inferences at its throughput "
+                       "(the static power is paid all the time: the static energy per inference "
+                       "is divided by it)",
+                       lambda v: None if math.isfinite(v) and 0 < v <= 1 else "must be in (0, 1]"),
     "switch": Key("device", "the fast switches: a table with preset = NAME and field overrides"),
     "weights": Key("device", "the slow weight elements: preset = NAME and field overrides"),
     "active": Key("device", "the fast active elements: preset = NAME and field overrides"),
+    "io": Key("device", "the machine's edge (laser, modulators, DACs, ADCs): preset = NAME and "
+              "field overrides"),
+    "digital": Key("device", "the digital processor (digital input layer, readout layer, "
+                   "training's gradients): preset = NAME and field overrides"),
 }
 
 DEFAULT_CONFIG = "default.toml"
 # the device tables of the hardware section, and the kind of device each holds
-DEVICE_KINDS = {"switch": "switch", "weights": "weight", "active": "active"}
+DEVICE_KINDS = {"switch": "switch", "weights": "weight", "active": "active", "io": "io",
+                "digital": "digital"}
 TIME_KINDS = ("time", "positive_time", "clock")  # the kinds of key that hold a time
 
 

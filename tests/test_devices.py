@@ -529,7 +529,7 @@ def test_user_directory_errors(tmp_path, monkeypatch):
     e = tmp_path / "e"
     write(e / "switches" / "y.toml", FAST_SWITCH)
     with pytest.raises(RelaxsimError, match="y.toml': put it in a folder switch/, active/, "
-                                            "weight/ or at the top level"):
+                                            "weight/, io/, digital/ or at the top level"):
         presets("switch", dirs=[e])
 
 
@@ -566,11 +566,12 @@ def test_devices_shows_every_parameter_and_source(kind, name, capsys):
     (["devices", "nosuch"], "relaxsim: error: unknown device preset 'nosuch'; known: "
                             + ", ".join(sorted({n for _, n in LIBRARY}))),
     (["devices", "ideal"], "relaxsim: error: device preset 'ideal' is ambiguous; use "
-                           "switch/ideal or active/ideal or weight/ideal"),
+                           "switch/ideal or active/ideal or weight/ideal or io/ideal or "
+                           "digital/ideal"),
     (["devices", "switch/pcm"], "relaxsim: error: unknown switch preset 'pcm'; known: eo_mzi, "
                                 "ideal, mems, si_mzi_carrier, soa_gate"),
     (["devices", "swich/eo_mzi"], "relaxsim: error: unknown device kind 'swich'; known: switch, "
-                                  "active, weight; did you mean 'switch'?"),
+                                  "active, weight, io, digital; did you mean 'switch'?"),
 ])
 def test_devices_unknown_name_exits_2_on_one_line(argv, message, capsys):
     status, out, err = invoke(argv, capsys)

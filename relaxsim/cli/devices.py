@@ -11,6 +11,8 @@ KEY_FIGURES = {
     "switch": ("rise_time", "extinction_ratio", "insertion_loss", "energy_per_switch"),
     "active": ("transfer", "response_time", "noise", "energy_per_activation"),
     "weight": ("program_time", "sign", "bits", "drift"),
+    "io": ("laser_efficiency", "modulator_energy", "dac_fom", "adc_fom"),
+    "digital": ("mac_rate", "energy_per_mac"),
 }
 
 

@@ -89,7 +89,8 @@ LATER_KEYS = (("hardware", "signal"), ("hardware", "leak_phase"), ("hardware", "
               ("hardware", "input_bits"), ("hardware", "readout_bits"), ("network", "init"),
               ("training", "clip_norm"), ("training", "schedule"), ("training", "warmup"),
               ("training", "weight_decay"), ("task", "chunk"), ("task", "shuffle_seq"),
-              ("task", "label"))
+              ("task", "label"), ("hardware", "input_layer"), ("hardware", "utilisation"),
+              ("hardware", "io"), ("hardware", "digital"))
 
 
 def _digest(data: Mapping) -> str:
@@ -157,9 +158,23 @@ def canonical_config(cfg: Config | Mapping) -> dict[str, dict[str, Any]]:
     """``cfg`` as a plain nested dict with every quantity (times, device fields) its SI float;
     what :func:`config_id` hashes. A config keeps the values as the user wrote them."""
     data = cfg.to_dict() if isinstance(cfg, Config) else copy.deepcopy(dict(cfg))
+    defaults = None
+    for section, key in UNHASHED_AT_DEFAULT:
+        keys = data.get(section)
+        if isinstance(keys, Mapping) and key in keys:
+            defaults = defaults or default_dict()
+            if keys[key] == defaults[section][key]:
+                data[section] = {k: v for k, v in keys.items() if k != key}
     return {section: ({key: si_value(f"{section}.{key}", value) for key, value in keys.items()}
                       if isinstance(keys, Mapping) else keys)
             for section, keys in data.items()}
+
+
+# Config keys added since 0.3.0 (the energy accounting): a point's id leaves them out where
+# they hold their defaults, so that a store written before keeps its ids (its points ran as the
+# defaults now describe; their results lack only the fields added since).
+UNHASHED_AT_DEFAULT = (("hardware", "input_layer"), ("hardware", "utilisation"),
+                       ("hardware", "io"), ("hardware", "digital"))
 
 
 @dataclass(frozen=True, eq=False)
