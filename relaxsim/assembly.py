@@ -26,6 +26,7 @@ import numpy as np
 from relaxsim.config import Config
 from relaxsim.data.tasks import TaskInfo
 from relaxsim.data.tasks import task_info as tasks_info
+from relaxsim.energy import Shape
 from relaxsim.hardware import Coupling, Hardware, MachineTiming, build_hardware
 from relaxsim.model import Network, build
 from relaxsim.schedules import resolve
@@ -90,8 +91,34 @@ class Assembly:
     def figures(self) -> dict:
         """Latency, period, throughput, utilisation and energy of the machine, against a
         reprogrammed bank and an unrolled DNN (:meth:`Hardware.figures`)."""
-        net = self.config.network
-        return self.hardware.figures(self.schedule, net.banks, net.hidden, timing=self.timing)
+        return self.hardware.figures(self.schedule, self.config.network.banks,
+                                     self.config.network.hidden, timing=self.timing,
+                                     shape=self.shape)
+
+    @cached_property
+    def shape(self) -> Shape:
+        """The network's shape as the energy accounting counts it (:mod:`relaxsim.energy`)."""
+        net, info = self.config.network, self.info
+        return Shape(hidden=net.hidden, inputs=info.n_inputs, classes=info.n_classes,
+                     schedule=tuple(int(k) for k in self.schedule), banks=net.banks,
+                     injection=net.input_injection)
+
+    def training_cost(self, samples: float, batches: float, writes: float) -> dict:
+        """Hardware time and energy of training on this machine (:func:`relaxsim.energy.training`):
+        ``samples`` forward passes, ``batches`` optimizer steps, ``writes`` programming events."""
+        from relaxsim.energy import training
+
+        figures = self.figures
+        return training(self.hardware, self.shape, samples=samples, batches=batches,
+                        writes=writes, params=self.network.param_counts()["total"],
+                        period_s=figures["period_s"], inference=figures["architectures"]["relaxnet"])
+
+    def training_per_sample(self) -> dict:
+        """:meth:`training_cost` of one training sample, a programming event amortised over
+        the ``batch_size x update_every`` samples between two."""
+        batch = self.config.training.batch_size
+        every = self.hardware.update_every
+        return self.training_cost(1.0, 1.0 / batch, 1.0 / (batch * every))
 
     @property
     def inference_time_s(self) -> float:

@@ -36,6 +36,7 @@ import numpy as np
 from relaxsim.activations import Activation
 from relaxsim.kernels.programming import training_pass, training_pass_par
 from relaxsim.kernels.rng import add_normal, draw_key, normal, threads_pay
+from relaxsim.energy import Shape
 from relaxsim.timing import Simulation, TimingSpec, simulate
 
 # A switch leak or an element carry-over above this share on some step is reported as a warning
@@ -43,7 +44,8 @@ from relaxsim.timing import Simulation, TimingSpec, simulate
 # designed as, and the accuracy says more about the clock than about the architecture.
 SETTLE_WARNING = 0.1
 # The architectures :meth:`Hardware.figures` compares, by the names its figures use.
-ARCH_NAMES = {"relaxnet": "ReLaX-Net", "reprogram": "reprogrammed bank", "unrolled": "unrolled DNN"}
+ARCH_NAMES = {"relaxnet": "ReLaX-Net", "rnn": "RNN (one bank)", "reprogram": "reprogrammed bank",
+              "unrolled": "unrolled DNN"}
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,18 @@ class Hardware:
     input_bits: float = float("inf")
     readout_bits: float = float("inf")
     banks: int = 1  # L_W: the switches' stages on the path, for the power budget
+    io: object = None           # the machine's edge (laser, modulators, converters): Interface
+    digital: object = None      # the digital processor: Processor
+    input_layer: str = "digital"
+    utilisation: float = 1.0
+
+    def __post_init__(self):
+        from relaxsim.devices.records import Interface, Processor
+
+        if self.io is None:  # the ideal edge and processor: free
+            object.__setattr__(self, "io", Interface(name="ideal"))
+        if self.digital is None:
+            object.__setattr__(self, "digital", Processor(name="ideal"))
 
     def timing_spec(self, schedule, banks: int, architecture: str = "relaxnet",
                     pipelining: str | None = None) -> TimingSpec:
@@ -518,36 +532,43 @@ class Hardware:
         return per_bank * (banks if self.program_banks == "serial" else 1)
 
     def figures(self, schedule, banks: int, hidden: int,
-                timing: "MachineTiming | None" = None) -> dict:
-        """Latency (alone, and under load when pipelined), period, throughput, utilisation and
-        energy per inference of this machine running ``schedule``, and the same for a single
-        reprogrammed bank and an unrolled DNN.
+                timing: "MachineTiming | None" = None, shape: "Shape | None" = None) -> dict:
+        """Latency (alone, and under load when pipelined), period, throughput, utilisation,
+        devices, static power and energy per inference of this machine running ``schedule``
+        (:func:`relaxsim.energy.account`), and the same for the RNN (one bank), a single
+        reprogrammed bank and an unrolled DNN (``architectures``; ``compare`` holds the
+        latter two's times, as before).
 
         One period per architecture, from the simulated stream's steady state: throughput is
-        ``1 / period_s``, the weights' static energy is paid over ``period_s``, and utilisation
-        is measured over whole periods. Latency is the first inference's (it runs alone).
-        The simulations are ``timing``'s (:class:`MachineTiming`; a new one when not given)."""
+        ``1 / period_s``, the static energy is paid over ``period_s / hardware.utilisation``,
+        and utilisation is measured over whole periods. Latency is the first inference's (it
+        runs alone). The simulations are ``timing``'s (:class:`MachineTiming`; a new one when
+        not given); ``shape``: the network's (:class:`relaxsim.energy.Shape`; without it, no
+        input or readout layer is counted)."""
         timing = timing or MachineTiming(self, schedule, banks)
         if timing.hw != self or timing.schedule != tuple(int(k) for k in schedule) \
                 or timing.banks != banks:
             raise ValueError("figures: timing is a MachineTiming of another machine, schedule or "
                              "bank count")
+        from relaxsim.energy import ARCHITECTURES, account
+
+        shape = shape or Shape(hidden=hidden, inputs=0, classes=0, schedule=tuple(schedule),
+                               banks=banks)
         stream, one = timing.stream(), timing.alone()
         period = stream.period()
-        T = len(schedule)
-        changes = int(np.sum(np.asarray(schedule[1:]) != np.asarray(schedule[:-1])))
-        devices = banks * hidden * hidden * self.weights.devices_per_weight
-        energy = {
-            "switch": changes * self.switch.energy_per_switch_j,
-            "active": T * hidden * self.active.energy_per_activation_j,
-            "weights": devices * self.weights.static_power_w * period,
-        }
-        compare = {}
-        for arch, n_banks in (("reprogram", 1), ("unrolled", T)):
+        accounts, compare = {}, {}
+        for arch in ARCHITECTURES:
             # the stream: a reprogrammed bank must rewrite step 0 before each later inference
             arch_stream, alone = timing.stream(arch), timing.alone(arch)
-            compare[arch] = {"latency_s": alone.latency(), "period_s": arch_stream.period(),
-                             "throughput_per_s": arch_stream.throughput()}
+            accounts[arch] = account(self, shape, arch, latency_s=alone.latency(),
+                                     period_s=arch_stream.period(),
+                                     writes_per_inference=arch_stream.writes_per_inference())
+            accounts[arch]["residence_s"] = arch_stream.residence()
+            accounts[arch]["in_system"] = arch_stream.in_system()
+            if arch in ("reprogram", "unrolled"):
+                compare[arch] = {"latency_s": alone.latency(), "period_s": arch_stream.period(),
+                                 "throughput_per_s": arch_stream.throughput()}
+        own = accounts["relaxnet"]
         return {
             "latency_s": one.latency(),
             "period_s": period,
@@ -555,10 +576,20 @@ class Hardware:
             # pipelined: what one inference takes among the others in flight
             "latency_under_load_s": (stream.steady_latency() if self.pipelining == "pipelined"
                                      else None),
-            "energy_per_inference_j": float(sum(energy.values())),
-            "energy_breakdown_j": energy,
+            "residence_s": stream.residence(),
+            "in_system": stream.in_system(),
+            "energy_per_inference_j": own["energy_per_inference_j"],
+            "energy_breakdown_j": own["energy_breakdown_j"],
+            "static_power_w": own["static_power_w"],
+            "static_power_total_w": own["static_power_total_w"],
+            "devices": own["devices"],
+            "macs_per_inference": own["macs_per_inference"],
+            "j_per_mac": own["j_per_mac"],
+            "tops_per_w": own["tops_per_w"],
+            "stated_utilisation": own["utilisation"],
             "utilisation": stream.utilisation(),
             "compare": compare,
+            "architectures": accounts,
         }
 
     # -- slow time scale: the weight elements ----------------------------------------------
@@ -719,18 +750,20 @@ class MachineTiming:
         self.runs = 0
 
     def _banks(self, architecture: str) -> int:
-        return {"relaxnet": self.banks, "reprogram": 1, "unrolled": len(self.schedule)}[
-            architecture]  # the architectures of relaxsim.timing.ARCHITECTURES
+        return {"relaxnet": self.banks, "rnn": 1, "reprogram": 1,
+                "unrolled": len(self.schedule)}[architecture]
 
     def _run(self, architecture: str, kind: str) -> Simulation:
         key = (architecture, kind)
         if key not in self._sims:
             banks = self._banks(architecture)
+            schedule, arch = self.schedule, architecture
+            if architecture == "rnn":  # ReLaX-Net with one bank: nothing to switch
+                schedule, arch = (0,) * len(self.schedule), "relaxnet"
             if kind == "stream":
-                sim = self.hw.simulate(self.schedule, banks, architecture, stream=True)
+                sim = self.hw.simulate(schedule, banks, arch, stream=True)
             else:
-                sim = self.hw.simulate(self.schedule, banks, architecture,
-                                       pipelining="sequential", n=1)
+                sim = self.hw.simulate(schedule, banks, arch, pipelining="sequential", n=1)
             self._sims[key] = sim
             self.runs += 1
         return self._sims[key]
@@ -794,6 +827,10 @@ def build_hardware(hw_cfg, banks: int = 1) -> Hardware:
         input_bits=hw_cfg.quantity("input_bits"),
         readout_bits=hw_cfg.quantity("readout_bits"),
         banks=int(banks),
+        io=hw_cfg.device("io"),
+        digital=hw_cfg.device("digital"),
+        input_layer=hw_cfg["input_layer"],
+        utilisation=hw_cfg["utilisation"],
     )
     return hw  # a clock shorter than the propagation is refused when the config is validated
 

@@ -135,7 +135,8 @@ def _execute(cfg: Config, out: str | Path | None, quiet: bool, overwrite: bool,
         "best_epoch": trained.best_epoch,
         "epochs": len(trained.metrics),
         "params": net.param_counts(),
-        "hardware": _hardware_summary(machine, train_engine, cautions),
+        "hardware": _hardware_summary(machine, train_engine, cautions,
+                                      _trained_samples(cfg, data, len(trained.metrics))),
         "task": {"name": data.name, "n_inputs": data.info.n_inputs,
                  "n_classes": data.info.n_classes, "sizes": data.sizes()},
         "seconds": seconds_before + time.perf_counter() - t0,
@@ -161,6 +162,12 @@ def _execute(cfg: Config, out: str | Path | None, quiet: bool, overwrite: bool,
     return result
 
 
+def _trained_samples(cfg: Config, data, epochs: int) -> tuple[int, int]:
+    """Training samples and batches of ``epochs`` epochs over the training split."""
+    n = data.size("train")
+    return epochs * n, epochs * math.ceil(n / cfg.training.batch_size)
+
+
 def _remove_report(out: Path) -> None:
     """Delete the report that ``relaxsim report`` wrote of earlier results in ``out``."""
     for name in REPORT_FILES:
@@ -172,13 +179,18 @@ def _remove_report(out: Path) -> None:
         figures_dir.unlink(missing_ok=True)
 
 
-def _hardware_summary(machine, train_engine, cautions: list[str]) -> dict:
+def _hardware_summary(machine, train_engine, cautions: list[str],
+                      trained_samples: tuple[int, int] = (0, 0)) -> dict:
     """The machine as the run used it: simulated timing and energy of one inference, the
     per-step coupling it gave the network (:meth:`Coupling.summary`), the settling warnings, and
     the simulated hardware time of training (forward passes and programming)."""
     hw, figures = machine.hardware, machine.figures
     train_s = getattr(train_engine, "clock_s", 0.0)
     programming_s = getattr(train_engine, "programming_s", 0.0)
+    samples, batches = trained_samples
+    writes = getattr(train_engine, "writes", None)
+    if writes is None:  # trained off the machine: what it would have programmed
+        writes = math.ceil(batches / hw.update_every)
     return {
         "mode": hw.mode,
         "switch": hw.switch.name, "weights": hw.weights.name, "active": hw.active.name,
@@ -187,6 +199,9 @@ def _hardware_summary(machine, train_engine, cautions: list[str]) -> dict:
         "training_hardware_time_s": train_s,
         "programming_fraction": programming_s / train_s if train_s > 0 else 0.0,
         "programming_events": getattr(train_engine, "writes", 0),
+        # training as a hardware process: forward passes, readout, digital gradients,
+        # programming (relaxsim.energy.training), in every mode as if the machine were in the loop
+        "training": machine.training_cost(samples, batches, writes),
         "coupling": machine.coupling_summary(),
         "warnings": list(cautions),
     }

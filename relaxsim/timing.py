@@ -268,6 +268,19 @@ class Simulation:
     # (time, busy time of each resource up to that time) at each inference's end, in the order
     # they ended; an interval under way counts up to the time, so a window gets only its own share
     completions: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    # programming events of the reprogrammed bank so far, at each inference's end
+    programs: list[int] = field(default_factory=list)
+
+    def writes_per_inference(self) -> float:
+        """Programming events of the reprogrammed bank per inference: over the steady-state
+        window of a stream, else over the whole run (0 for the other architectures)."""
+        if not self.programs:
+            return 0.0
+        window = self.steady_window()
+        if window is None:
+            return self.programs[-1] / len(self.programs)
+        a, b = window
+        return (self.programs[b] - self.programs[a]) / (b - a) if b > a else 0.0
 
     def gaps(self) -> np.ndarray:
         """Per step of the first inference: time from the switch command to the signal's arrival
@@ -462,6 +475,8 @@ class Model:
         self.turning: list[simpy.Process | None] = [None] * slots  # per switch, its latest turn
         self.held_layer: dict[tuple[int, int], object] = {}  # unrolled: (inference, t) -> request
         self.completions: list[tuple[float, dict[str, float]]] = []
+        self.programs = 0  # programming events so far
+        self.programs_at: list[int] = []  # ... at each completion
 
     def occupy(self, name: str) -> None:
         """The resource ``name`` is busy from now."""
@@ -520,6 +535,7 @@ class Model:
         yield from self.readout(inf)
         inf.done = self.env.now
         self.completions.append((inf.done, self.busy_until_now()))
+        self.programs_at.append(self.programs)
         # read by the readout: free once settled (a fixed clock may have read it before)
         yield from self.free_element(inf, spec.steps - 1)
         inf.freed = self.env.now
@@ -633,6 +649,7 @@ class Model:
 
     def programmed(self, t: int) -> None:
         self.loaded = self.spec.schedule[t]
+        self.programs += 1
         self.vacate("programmer")
         if self.record:
             self.note("programmer", "programmed", step=t, bank=0)
@@ -692,7 +709,7 @@ class Model:
         self.env.process(self.source(n, inferences, until_steady))
         self.env.run()
         return Simulation(self.spec, inferences, self.trace, self.busy, self.env.processed,
-                          self.env.now, self.completions)
+                          self.env.now, self.completions, self.programs_at)
 
 
 def arch_switches(architecture: str) -> bool:

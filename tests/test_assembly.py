@@ -32,11 +32,12 @@ def environments(monkeypatch):
 
 
 @pytest.mark.parametrize("overrides, runs", [
-    ({}, 3),  # the default (hardware_aware, sequential): ReLaX-Net, reprogrammed bank, DNN
-    ({"hardware.mode": "ideal"}, 3),
-    ({"hardware.mode": "deploy"}, 3),
+    # the default (hardware_aware, sequential): ReLaX-Net, RNN, reprogrammed bank, DNN
+    ({}, 4),
+    ({"hardware.mode": "ideal"}, 4),
+    ({"hardware.mode": "deploy"}, 4),
     # pipelined: each architecture's stream, and its inference alone (latency, coupling)
-    ({"hardware.pipelining": "pipelined", "hardware.in_flight": 3}, 6),
+    ({"hardware.pipelining": "pipelined", "hardware.in_flight": 3}, 8),
 ])
 def test_a_run_simulates_each_architecture_once_per_pipelining_mode(environments, tmp_path,
                                                                      overrides, runs):
@@ -55,12 +56,12 @@ def test_the_assembly_is_what_the_parts_give_built_by_hand(environments):
     for name in ("a", "c", "eps", "tr", "gaps"):
         np.testing.assert_array_equal(getattr(machine.coupling, name), getattr(by_hand, name))
     assert json.dumps(machine.figures, sort_keys=True) == json.dumps(
-        hw.figures(net.schedule, net.banks, net.hidden), sort_keys=True)
+        hw.figures(net.schedule, net.banks, net.hidden, shape=machine.shape), sort_keys=True)
     assert machine.network_on_hardware.coupling is machine.coupling
     assert machine.cautions() == hw.cautions(by_hand)
     made = len(environments)
     machine.coupling, machine.figures, machine.inference_time_s  # asked again: nothing new
-    assert len(environments) == made and machine.timing.runs == 3
+    assert len(environments) == made and machine.timing.runs == 4
 
 
 def test_the_engines_take_the_machines_simulated_period(environments):

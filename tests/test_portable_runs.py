@@ -236,7 +236,7 @@ def test_config_preset_and_scan_spec_with_a_byte_order_mark(tmp_path, capsys):
     ("read_noise", "did you mean 'hardware.weights.read_noise'?"),
     ("drift_tme", "did you mean 'hardware.drift_time'?"),
     ("preset", "did you mean one of 'hardware.switch.preset', 'hardware.weights.preset', "
-               "'hardware.active.preset'?"),
+               "'hardware.active.preset', 'hardware.io.preset', 'hardware.digital.preset'?"),
 ])
 def test_hardware_key_hint_searches_the_device_fields(key, hint, capsys):
     status, out, err = invoke(["run", "--set", f"hardware.{key}=3"], capsys)

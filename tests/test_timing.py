@@ -511,9 +511,8 @@ def test_accuracy_falls_as_the_clock_shrinks_below_the_switch_settling(trained_r
 def test_timing_command_prints_the_figures(capsys):
     assert main(["timing"]) == 0
     out = capsys.readouterr().out
-    cfg = relaxsim.load_config()
-    hw = build_hardware(cfg.hardware)
-    fig = hw.figures(resolve("cyclic", 2, 4), 2, 64)
+    machine = relaxsim.assemble(relaxsim.load_config())
+    fig = machine.hardware.figures(resolve("cyclic", 2, 4), 2, 64, shape=machine.shape)
     assert out.startswith("ReLaX-Net timing: N = 64, L_W = 2, L_T = 4 (cyclic), auto clock, "
                           "sequential\n")
     rows = {name: next(line for line in out.splitlines() if line.startswith(f"  {name}  "))

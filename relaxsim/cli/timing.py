@@ -78,6 +78,7 @@ def cmd_timing(args) -> int:
     cautions = machine.cautions()
     for message in cautions:
         warnings.warn(message, HardwareWarning, stacklevel=2)
+    figures = {**figures, "training_per_sample": machine.training_per_sample()}
     print(report(cfg, hw, figures, coupling))
     if args.json:
         write_output("--json", args.json, lambda p: write_json(p, {
@@ -196,11 +197,64 @@ def report(cfg, hw, figures: dict, coupling=None) -> str:
     lines += ["", "utilisation (steady state, over whole periods)"]
     lines += _table(utilisation_rows(figures["utilisation"]))
     total = figures["energy_per_inference_j"]
-    lines += ["", f"energy per inference  {format_quantity(total, 'energy')}"]
+    lines += ["", f"energy per inference  {format_quantity(total, 'energy')} (static power's "
+              f"share at {100 * figures['stated_utilisation']:g} % utilisation)"]
     lines += _table([[kind, format_quantity(e, "energy"),
                       f"{100 * e / total:.1f} %" if total > 0 else "-"]
                      for kind, e in figures["energy_breakdown_j"].items()])
+    if "architectures" in figures:
+        lines += ["", *architecture_table(figures["architectures"])]
+    training = figures.get("training_per_sample")
+    if training is not None:
+        lines += ["", *training_lines(training)]
     return "\n".join(lines)
+
+
+def _energy(x: float) -> str:
+    return "inf" if x == float("inf") else format_quantity(x, "energy")
+
+
+def architecture_table(accounts: dict) -> list[str]:
+    """The architectures side by side: devices, static power and energy per inference by kind,
+    MACs, J/MAC and TOPS/W (:func:`relaxsim.energy.account`)."""
+    from relaxsim.energy import DEVICE_KINDS, KINDS, STATIC_KINDS
+    from relaxsim.hardware import ARCH_NAMES
+
+    archs = list(accounts)
+    rows = [["", *(ARCH_NAMES.get(a, a) for a in archs)]]
+    rows.append(["banks", *(str(accounts[a]["banks"]) for a in archs)])
+    rows.append(["throughput", *(rate(accounts[a]["throughput_per_s"]) for a in archs)])
+    rows.append(["in the system (L = lambda W)",
+                 *(f"{accounts[a]['in_system']:.3g}" for a in archs)])
+    rows.append(["devices", *([""] * len(archs))])
+    rows += [[f"  {kind.replace('_', ' ')}", *(str(accounts[a]["devices"][kind]) for a in archs)]
+             for kind in DEVICE_KINDS]
+    rows.append(["static power", *(format_quantity(accounts[a]["static_power_total_w"], "power")
+                                   for a in archs)])
+    rows += [[f"  {kind}", *(format_quantity(accounts[a]["static_power_w"][kind], "power")
+                             for a in archs)] for kind in STATIC_KINDS]
+    rows.append(["energy per inference", *(_energy(accounts[a]["energy_per_inference_j"])
+                                           for a in archs)])
+    rows += [[f"  {kind}", *(_energy(accounts[a]["energy_breakdown_j"][kind]) for a in archs)]
+             for kind in KINDS]
+    rows.append(["MACs per inference", *(str(accounts[a]["macs_per_inference"]) for a in archs)])
+    rows.append(["energy per MAC", *(_energy(accounts[a]["j_per_mac"]) for a in archs)])
+    rows.append(["TOPS/W", *(f"{accounts[a]['tops_per_w']:.3g}" for a in archs)])
+    return ["architectures on equal terms (docs/energy.md): the same network, the same devices",
+            *_table(rows)]
+
+
+def training_lines(training: dict) -> list[str]:
+    """Hardware time and energy of one training sample, by phase (:func:`relaxsim.energy.training`)."""
+    times, energy = training["time_s"], training["energy_j"]
+    rows = [["phase", "time", "energy"]]
+    rows += [[phase, format_quantity(times.get(phase, 0.0), "time"),
+              format_quantity(energy.get(phase, 0.0), "energy")]
+             for phase in ("forward", "readout", "digital", "programming", "static")]
+    rows.append(["total", format_quantity(training["time_total_s"], "time"),
+                 format_quantity(training["energy_total_j"], "energy")])
+    return ["training on the machine, per training sample (programming amortised over "
+            "batch_size x update_every samples; docs/energy.md)", *_table(rows)]
 
 
 def machine_schedule(coupling) -> list[int]:
