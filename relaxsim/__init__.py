@@ -13,7 +13,7 @@ The Python API::
     result = relaxsim.resume("runs/exp1")   # after an interruption: continue from the checkpoint
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # The API, imported when first used: `import relaxsim.config` (validating a config) loads neither
 # the numba kernels nor the datasets, and `relaxsim --help` starts without them.

@@ -526,10 +526,17 @@ class Hardware:
         mix = coupling.router.mix(r)
         return mix if self.jitter_draws == "sample" else mix[:, 0]
 
+    @property
+    def input_bank(self) -> bool:
+        """Whether the input layer ``W_in`` is held in a weight bank of its own."""
+        return self.input_layer == "bank"
+
     def program_time_s(self, banks: int) -> float:
-        """Hardware time of one programming event (all banks)."""
+        """Hardware time of one programming event (all banks, and the input bank when
+        ``input_layer = "bank"``): one bank's time when they are programmed in parallel, their
+        sum when serially."""
         per_bank = self.weights.program_time_s
-        return per_bank * (banks if self.program_banks == "serial" else 1)
+        return per_bank * (banks + self.input_bank if self.program_banks == "serial" else 1)
 
     def figures(self, schedule, banks: int, hidden: int,
                 timing: "MachineTiming | None" = None, shape: "Shape | None" = None) -> dict:

@@ -273,3 +273,85 @@ def test_bad_input_is_one_line_naming_the_field(key, value, message, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.strip().splitlines() == [f"relaxsim: error: {message}"]
+
+
+# -- the input layer in a weight bank: programming, noise, the gradient ---------------------------
+
+def input_engine(layer: str, **weights):
+    import numpy as np
+
+    from relaxsim.training.engine import engines_for
+
+    table = {"preset": "ideal", **weights}
+    machine = tiny(**{"hardware.input_layer": layer, "hardware.weights": table,
+                      "hardware.update_every": 1})
+    engine = engines_for(machine, seed=0)[0]
+    net = machine.network_on_hardware
+    params = net.init_params(0)
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(5, 3)), np.array([0, 1, 1, 0, 1])
+    return engine, params, x, y
+
+
+def test_an_ideal_input_bank_is_the_digital_input_layer_bit_for_bit():
+    import numpy as np
+
+    a = input_engine("digital")
+    b = input_engine("bank")
+    loss_a, grads_a = a[0].loss_and_grad(*a[1:])
+    loss_b, grads_b = b[0].loss_and_grad(*b[1:])
+    assert loss_a == loss_b
+    for key in grads_a:
+        np.testing.assert_array_equal(grads_a[key], grads_b[key])
+
+
+def test_the_input_bank_is_programmed_noisily_and_clips_the_gradient(monkeypatch):
+    import numpy as np
+
+    from relaxsim.model import Network
+
+    seen = []
+    original = Network.loss_and_grad
+
+    def spy(self, used, *args, **kw):
+        seen.append(used["W_in"].copy())
+        return original(self, used, *args, **kw)
+
+    monkeypatch.setattr(Network, "loss_and_grad", spy)
+    weights = {"w_max": 0.4, "program_noise": 0.01}
+    engine, params, x, y = input_engine("bank", **weights)
+    _, grads = engine.loss_and_grad(params, x, y)
+    W_in = params["W_in"]
+    clipped = np.abs(W_in) > 0.4
+    assert clipped.any() and (~clipped).any()
+    assert np.all(grads["W_in"][clipped] == 0)  # stopped where the target was out of range
+    error = seen[-1][~clipped] - W_in[~clipped]
+    assert 0 < np.std(error) < 0.05  # programming noise ~ 0.01 x 0.4, around the target
+    # the digital input layer on the same noisy banks: W_in untouched
+    engine, params, x, y = input_engine("digital", **weights)
+    engine.loss_and_grad(params, x, y)
+    np.testing.assert_array_equal(seen[-1], params["W_in"])
+
+
+def test_the_input_bank_survives_a_checkpoint():
+    import numpy as np
+
+    from relaxsim.training.engine import engines_for
+
+    machine = tiny(**{"hardware.input_layer": "bank", "hardware.update_every": 4,
+                      "hardware.weights": {"preset": "ideal", "w_max": 2.0,
+                                           "program_noise": 0.01, "read_noise": 0.01}})
+    params = machine.network_on_hardware.init_params(0)
+    x, y = np.random.default_rng(1).normal(size=(5, 3)), np.array([0, 1, 1, 0, 1])
+    first = engines_for(machine, seed=0)[0]
+    first.loss_and_grad(params, x, y)
+    arrays, scalars = first.state()
+    assert "programmed_in/W" in arrays
+    again = engines_for(machine, seed=0)[0]
+    again.restore(arrays, scalars)
+    assert first.loss_and_grad(params, x, y)[0] == again.loss_and_grad(params, x, y)[0]
+
+
+def test_serial_programming_counts_the_input_bank():
+    hw = tiny(**{"hardware.input_layer": "bank", "hardware.program_banks": "serial"}).hardware
+    assert close(hw.program_time_s(2), 3 * 1e-6)

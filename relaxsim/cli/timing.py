@@ -248,8 +248,8 @@ def training_lines(training: dict) -> list[str]:
     """Hardware time and energy of one training sample, by phase (:func:`relaxsim.energy.training`)."""
     times, energy = training["time_s"], training["energy_j"]
     rows = [["phase", "time", "energy"]]
-    rows += [[phase, format_quantity(times.get(phase, 0.0), "time"),
-              format_quantity(energy.get(phase, 0.0), "energy")]
+    rows += [[phase, format_quantity(times[phase], "time") if phase in times else
+              "(the others')", format_quantity(energy.get(phase, 0.0), "energy")]
              for phase in ("forward", "readout", "digital", "programming", "static")]
     rows.append(["total", format_quantity(training["time_total_s"], "time"),
                  format_quantity(training["energy_total_j"], "energy")])

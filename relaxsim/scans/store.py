@@ -330,6 +330,10 @@ FIXED_IN = (
      and cfg.get("hardware", {}).get("mode") != "ideal"),
     ((0, 3, 0), "the signal physics of 0.3.0",
      lambda cfg: cfg.get("hardware", {}).get("mode") != "ideal"),
+    # 0.4.0: every energy term counted (the switch drive per channel, the laser, converters,
+    # detectors, the digital layers) and the unrolled DNN pipelined through its element
+    # layers: the hardware figures of every point, whatever its mode
+    ((0, 4, 0), "the energy accounting of 0.4.0", lambda cfg: True),
 )
 
 

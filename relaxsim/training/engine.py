@@ -71,26 +71,39 @@ class HardwareEngine(Engine):
         self.programming_s = 0.0
         self.programmed_at = 0.0
         self.converters = None  # (fs_in, bits_in, fs_out, bits_out) once calibrated
+        # hardware.input_layer = "bank": W_in held in a weight bank of its own, programmed with
+        # the banks (its drift exponents, like theirs, fixed at programming)
+        self.programmed_in: Programmed | None = None
 
     # -- training ----------------------------------------------------------------------------
 
     def loss_and_grad(self, params, x, y):
         hw, net = self.hw, self.net
+        on_hw = {}
         if hw.update_every == 1:  # each write is read once, at once: one draw for both noises
             W_hw, dW_factor, mix, noise, det = self._draws(len(y))(params["W"], self.rng)
+            if hw.input_bank:  # the input bank, written and read as the banks are
+                on_hw["W_in"] = hw.program_and_read(params["W_in"], self.rng)
             self._wrote()
         else:
             if self.programmed is None or self.batches_since_program >= hw.update_every:
                 self.programmed = hw.program(params["W"], self.rng)
+                if hw.input_bank:
+                    self.programmed_in = hw.program(params["W_in"], self.rng)
                 self._wrote()
-            W_hw, dW_factor = hw.read(self.programmed, self.clock_s - self.programmed_at,
-                                      self.rng)
+            elapsed = self.clock_s - self.programmed_at
+            W_hw, dW_factor = hw.read(self.programmed, elapsed, self.rng)
+            if hw.input_bank:
+                on_hw["W_in"] = hw.read(self.programmed_in, elapsed, self.rng)
             mix = hw.jittered_mix(net.coupling, len(y), self.rng)
             noise, det = hw.draw_noise(self.rng, net.steps, len(y), net.hidden, net.dtype,
                                        out=self._buffer)
-        loss, grads = net.loss_and_grad({**params, "W": W_hw}, x, y, noise=noise, det=det,
-                                        mix=mix, converters=self.converters)
+        used = {**params, "W": W_hw, **{k: v[0] for k, v in on_hw.items()}}
+        loss, grads = net.loss_and_grad(used, x, y, noise=noise, det=det, mix=mix,
+                                        converters=self.converters)
         grads["W"] *= dW_factor
+        for key, (_, factor) in on_hw.items():  # straight through, stopped where clipped
+            grads[key] *= factor
         self.batches_since_program += 1
         self.clock_s += len(y) * self.inference_time_s
         return loss, grads
@@ -126,12 +139,17 @@ class HardwareEngine(Engine):
         """The machine between epochs: the banks as programmed (none with ``update_every = 1``:
         every batch writes them anew), the hardware clock, the counters and the generator. (The
         banks programmed for an evaluation are not kept: every evaluation programs its own.)"""
-        arrays, nu_key = {}, None
+        arrays, nu_key, nu_key_in = {}, None, None
         if self.programmed is not None:
             arrays = {"programmed/W": self.programmed.W, "programmed/mask": self.programmed.mask}
             nu_key = self.programmed.nu_key  # the drift exponents are drawn from it
+        if self.programmed_in is not None:
+            arrays.update({"programmed_in/W": self.programmed_in.W,
+                           "programmed_in/mask": self.programmed_in.mask})
+            nu_key_in = self.programmed_in.nu_key
         return arrays, {
             "rng": self.rng.bit_generator.state, "writes": self.writes, "nu_key": nu_key,
+            "nu_key_in": nu_key_in,
             "batches_since_program": self.batches_since_program, "clock_s": self.clock_s,
             "programming_s": self.programming_s, "programmed_at": self.programmed_at}
 
@@ -145,6 +163,11 @@ class HardwareEngine(Engine):
                                          nu_key=scalars.get("nu_key"),
                                          # earlier checkpoints kept the exponents themselves
                                          nu_draws=arrays.get("programmed/nu_draws"))
+        self.programmed_in = None
+        if "programmed_in/W" in arrays:
+            self.programmed_in = Programmed(W=arrays["programmed_in/W"],
+                                            mask=arrays["programmed_in/mask"],
+                                            nu_key=scalars.get("nu_key_in"))
         self.writes = int(scalars["writes"])
         self.batches_since_program = int(scalars["batches_since_program"])
         self.clock_s = float(scalars["clock_s"])
@@ -156,15 +179,19 @@ class HardwareEngine(Engine):
     def begin_evaluation(self, params) -> None:
         """Program the banks from ``params`` once; they are read after ``hardware.drift_time``."""
         self._eval_programmed = self.hw.program(params["W"], self.rng)
+        self._eval_programmed_in = (self.hw.program(params["W_in"], self.rng)
+                                    if self.hw.input_bank else None)
 
     def logits(self, params, x):
         """Logits of one chunk: a fresh read-noise and element-noise draw per chunk."""
         hw, net = self.hw, self.net
         W_hw, _ = hw.read(self._eval_programmed, hw.drift_time_s, self.rng)
+        used = {**params, "W": W_hw}
+        if self._eval_programmed_in is not None:
+            used["W_in"] = hw.read(self._eval_programmed_in, hw.drift_time_s, self.rng)[0]
         mix = hw.jittered_mix(net.coupling, len(x), self.rng)
         noise, det = hw.draw_noise(self.rng, net.steps, len(x), net.hidden, net.dtype)
-        return net.forward({**params, "W": W_hw}, x, noise=noise, det=det, mix=mix,
-                           converters=self.converters)
+        return net.forward(used, x, noise=noise, det=det, mix=mix, converters=self.converters)
 
     def calibrate(self, params, data) -> None:
         """The converters' full scales, from the first :data:`CALIBRATION_ROWS` samples of the
