@@ -164,8 +164,41 @@ def _execute(cfg: Config, out: str | Path | None, quiet: bool, overwrite: bool,
 
 def _trained_samples(cfg: Config, data, epochs: int) -> tuple[int, int]:
     """Training samples and batches of ``epochs`` epochs over the training split."""
-    n = data.size("train")
-    return epochs * n, epochs * math.ceil(n / cfg.training.batch_size)
+    return _samples_and_batches(cfg, data.size("train"), epochs)
+
+
+def _samples_and_batches(cfg: Config, n_train: int, epochs: int) -> tuple[int, int]:
+    return epochs * n_train, epochs * math.ceil(n_train / cfg.training.batch_size)
+
+
+# The version whose machine figures (timing, devices, energy, training cost) a result of an
+# earlier version lacks: relaxsim.scans reads such results with them worked out again
+# (refigured), as they need the config and the task's sizes only, never the training.
+FIGURES_SINCE = (0, 4, 0)
+
+
+def refigured(result: dict) -> dict:
+    """``result`` (a run's, as ``result.json`` holds it) with its machine's figures worked out
+    by this version: the timing, device counts, static power, energy and the training's hardware
+    cost from its config, task sizes, epochs and programming events; the accuracies, the
+    coupling it trained with and its warnings stay as they were. ``hardware.figures_version``
+    names the version that worked them out."""
+    from relaxsim.config import validate
+    from relaxsim.data.tasks import TaskInfo
+
+    cfg = validate(result["config"])
+    task = result["task"]
+    machine = assemble(cfg, TaskInfo(n_inputs=int(task["n_inputs"]),
+                                     n_classes=int(task["n_classes"])))
+    old = result.get("hardware", {})
+    samples, batches = _samples_and_batches(cfg, int(task["sizes"]["train"]),
+                                            int(result["epochs"]))
+    writes = (old.get("programming_events", 0) if cfg.hardware["mode"] == "hardware_aware"
+              else math.ceil(batches / machine.hardware.update_every))
+    hardware = {**old, **machine.figures,
+                "training": machine.training_cost(samples, batches, writes),
+                "figures_version": __version__}
+    return {**result, "hardware": hardware}
 
 
 def _remove_report(out: Path) -> None:

@@ -355,3 +355,38 @@ def test_the_input_bank_survives_a_checkpoint():
 def test_serial_programming_counts_the_input_bank():
     hw = tiny(**{"hardware.input_layer": "bank", "hardware.program_banks": "serial"}).hardware
     assert close(hw.program_time_s(2), 3 * 1e-6)
+
+
+# -- stored results of earlier versions: their figures worked out again, not their training ------
+
+def test_a_stored_point_of_an_earlier_version_gets_this_versions_figures(tmp_path):
+    import warnings
+
+    from relaxsim.scans.spec import load_spec
+    from relaxsim.scans.store import ScanWarning, Store
+
+    spec = load_spec({"base": {"network": {"hidden": 8}, "training": {"epochs": 1}},
+                      "seeds": [0]})
+    (point,) = spec.expand()
+    fresh = relaxsim.run(point.config)
+    old = json.loads(json.dumps(fresh))  # as 0.3.0 wrote it: no accounting, another energy
+    old["relaxsim_version"] = "0.3.0"
+    for key in ("architectures", "training", "static_power_w", "devices", "tops_per_w"):
+        del old["hardware"][key]
+    old["hardware"]["energy_per_inference_j"] = 1.0
+    store = Store(tmp_path / "store")
+    store.attach(spec, [point])
+    record = {"id": point.id, "status": "done", "fields": point.fields, "labels": point.labels,
+              "result": old}
+    store.path(point.id).write_text(json.dumps(record))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScanWarning)
+        state = store.status([point])
+    ((_, loaded),) = state["done"]  # not run again
+    hw = loaded["result"]["hardware"]
+    assert hw["figures_version"] == relaxsim.__version__
+    assert loaded["result"]["test_accuracy"] == fresh["test_accuracy"]
+    for key in ("energy_per_inference_j", "architectures", "training", "tops_per_w"):
+        assert json.dumps(hw[key], sort_keys=True) == json.dumps(fresh["hardware"][key],
+                                                                  sort_keys=True), key
+    assert json.loads(store.path(point.id).read_text()) == record  # the file is not rewritten

@@ -84,8 +84,13 @@ def _hardware_line(hw: dict) -> str:
 
     if hw["mode"] == "ideal":
         return "  hardware        ideal (no device effects)"
+    energy = ""
+    if "tops_per_w" in hw:
+        energy = (f", {format_quantity(hw['energy_per_inference_j'], 'energy')} "
+                  f"({hw['tops_per_w']:.3g} TOPS/W)")
     return (f"  hardware        {hw['mode']}: switch {hw['switch']}, weights {hw['weights']}, "
-            f"active {hw['active']}; {format_quantity(hw['latency_s'], 'time')} per inference")
+            f"active {hw['active']}; {format_quantity(hw['latency_s'], 'time')}{energy} per "
+            "inference")
 
 
 def _fresh_run_dir() -> Path:

@@ -189,6 +189,7 @@ class Store:
             warnings.warn(f"{path}: {stale}; {then}", ScanWarning, stacklevel=2)
             self._bad.add(path)
             return None
+        record = with_current_figures(record)
         if weights and record["status"] == "done":
             return self._check_weights(record, then)
         return record
@@ -316,7 +317,7 @@ def read_point_file(path: Path) -> tuple[dict | None, str]:
     if problem == "its config does not hash to its file name":
         problem = _check_record(record, path.stem, legacy_config_id)
     problem = problem or out_of_date(record)
-    return (None, problem) if problem else (record, "")
+    return (None, problem) if problem else (with_current_figures(record), "")
 
 
 # Results that a later version computes differently, by the version that fixed them: a point
@@ -330,11 +331,37 @@ FIXED_IN = (
      and cfg.get("hardware", {}).get("mode") != "ideal"),
     ((0, 3, 0), "the signal physics of 0.3.0",
      lambda cfg: cfg.get("hardware", {}).get("mode") != "ideal"),
-    # 0.4.0: every energy term counted (the switch drive per channel, the laser, converters,
-    # detectors, the digital layers) and the unrolled DNN pipelined through its element
-    # layers: the hardware figures of every point, whatever its mode
-    ((0, 4, 0), "the energy accounting of 0.4.0", lambda cfg: True),
 )
+
+
+def with_current_figures(record: dict) -> dict:
+    """A done record of a version before :data:`relaxsim.runner.FIGURES_SINCE` with its
+    machine's figures worked out by this one (:func:`relaxsim.runner.refigured`: timing,
+    devices, energy, training cost; its accuracies as stored); any other record as it is. The
+    file is not rewritten."""
+    result = record.get("result")
+    if record.get("status") != "done" or not isinstance(result, dict) \
+            or not all(key in result for key in ("config", "task", "epochs")):
+        return record  # nothing to work them out from
+    from relaxsim.runner import FIGURES_SINCE, refigured
+
+    if _version(result) >= FIGURES_SINCE:
+        return record
+    try:
+        return {**record, "result": refigured(result)}
+    except (RelaxsimError, KeyError, TypeError, ValueError) as exc:
+        warnings.warn(f"point {record.get('id')}: its machine figures could not be worked out "
+                      f"again ({exc}); kept as relaxsim {result.get('relaxsim_version')} wrote "
+                      "them", ScanWarning, stacklevel=3)
+        return record
+
+
+def _version(result: dict) -> tuple:
+    try:
+        return tuple(int(part) for part in str(result.get("relaxsim_version", "0"))
+                     .split(".")[:3])
+    except ValueError:
+        return (0,)
 
 
 def out_of_date(record: dict) -> str:
@@ -343,10 +370,7 @@ def out_of_date(record: dict) -> str:
     if record.get("status") != "done" or not isinstance(result, dict):
         return ""
     version = str(result.get("relaxsim_version", "0"))
-    try:
-        number = tuple(int(part) for part in version.split(".")[:3])
-    except ValueError:
-        number = (0,)
+    number = _version(result)
     for fixed, fix, affects in FIXED_IN:
         if number < fixed and affects(result["config"]):
             return (f"written by relaxsim {version}, before {fix}, which changes this point's "
