@@ -34,9 +34,9 @@ from functools import cached_property
 import numpy as np
 
 from relaxsim.activations import Activation
+from relaxsim.energy import Shape
 from relaxsim.kernels.programming import training_pass, training_pass_par
 from relaxsim.kernels.rng import add_normal, draw_key, normal, threads_pay
-from relaxsim.energy import Shape
 from relaxsim.timing import Simulation, TimingSpec, simulate
 
 # A switch leak or an element carry-over above this share on some step is reported as a warning

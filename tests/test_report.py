@@ -79,7 +79,7 @@ def test_run_report_embeds_its_figures_and_numbers(tiny_run, capsys):
     html_path = run_dir / "report.html"
     assert str(html_path) in capsys.readouterr().out
     page = parse(html_path)
-    assert_figures_embedded(page, ["training", "hardware", "timeline"])
+    assert_figures_embedded(page, ["training", "hardware", "architectures", "timeline"])
     text = html_path.read_text()
     assert f"{result['test_accuracy']:.4f}" in text
     assert f"{result['val_accuracy']:.4f}" in text
@@ -101,7 +101,7 @@ def test_run_report_says_why_a_figure_is_left_out(tiny_run, tmp_path):
         (run_dir / name).write_bytes((src / name).read_bytes())
     html_path, _ = write_report(run_dir, tmp_path / "out.html")
     page = parse(html_path)
-    assert_figures_embedded(page, ["hardware", "timeline"])
+    assert_figures_embedded(page, ["hardware", "architectures", "timeline"])
     assert "Left out: the run directory has no metrics.csv." in html_path.read_text()
 
 
@@ -133,7 +133,7 @@ def test_scan_report_scaling_heatmap_and_failed_points(tmp_path):
     out = tmp_path / "scan-report.html"
     assert main(["report", str(store), "--out", str(out)]) == 0
     page = parse(out)
-    assert_figures_embedded(page, ["scaling", "heatmap"])
+    assert_figures_embedded(page, ["scaling", "accuracy_energy", "heatmap"])
     text = out.read_text()
     assert "MemoryError: out of memory" in text  # the failed point is listed
     assert records[0]["id"] in text

@@ -269,6 +269,29 @@ def run_report(run_dir: str | Path) -> Document:
     else:
         s.text("Left out: result.json has no hardware section (a run of an older relaxsim).")
 
+    s = doc.section("Hardware: energy by architecture")
+    archs = hw.get("architectures") if isinstance(hw, dict) else None
+    if isinstance(archs, dict) and archs:
+        s.text("The same network on four machines built from the same devices (see "
+               "docs/energy.md): ReLaX-Net, the RNN (one bank), a single bank reprogrammed "
+               "between steps and the unrolled DNN (L_T banks and element layers).")
+        s.table(*_architecture_table(archs))
+        s.figure("architectures", figures.architecture_energy(archs),
+                 "Energy per inference by architecture, split by device kind: a bar's height is "
+                 "its energy per inference (written on top), its colours each kind's share "
+                 "(of the bar's drawn height, when the axis is logarithmic).")
+    else:
+        s.text("Left out: result.json has no per-architecture accounts (a run of an older "
+               "relaxsim).")
+
+    s = doc.section("Hardware: cost of training")
+    train = hw.get("training") if isinstance(hw, dict) else None
+    if isinstance(train, dict) and train.get("energy_j"):
+        _training_table(s, train)
+    else:
+        s.text("Left out: result.json has no hardware cost of training (a run of an older "
+               "relaxsim).")
+
     s = doc.section("Timeline of one inference")
     try:
         sim, title = _resimulate(d, cfg)
@@ -308,7 +331,7 @@ def _hardware_tables(s: Section, hw: dict) -> None:
         ["energy per inference", fmt_quantity(hw["energy_per_inference_j"], "energy")],
         *[[f"  energy: {k}", fmt_quantity(v, "energy")]
           for k, v in hw["energy_breakdown_j"].items()],
-        ["simulated hardware time of training",
+        ["simulated hardware time of training (forward passes and programming; every phase: below)",
          fmt_quantity(hw.get("training_hardware_time_s", 0.0), "time")],
         ["programming share of that time", f"{100 * hw.get('programming_fraction', 0.0):.2f} %"],
     ])
@@ -318,6 +341,72 @@ def _hardware_tables(s: Section, hw: dict) -> None:
             [[ARCH_NAMES.get(a, a), fmt_quantity(f["latency_s"], "time"),
               fmt_rate(f["throughput_per_s"]), f"{f['latency_s'] / hw['latency_s']:.3g}x"]
              for a, f in archs.items()])
+
+
+def _count(x) -> str:
+    """A count with thousands separators (counts may be stored as floats: ``2336.0``)."""
+    x = float(x)
+    return f"{x:,.0f}" if x.is_integer() else f"{x:,.4g}"
+
+
+def _tops(x) -> str:
+    """TOPS/W as ``relaxsim timing`` prints it: ``0.195``."""
+    return f"{float(x):.3g}"
+
+
+def _architecture_table(archs: dict) -> tuple[list[str], list[list[str]]]:
+    """The architectures side by side, as ``relaxsim timing`` prints them: banks, throughput,
+    devices by kind, static power, energy per inference, MACs, energy per MAC, TOPS/W. A figure
+    an account lacks is ``n/a``."""
+    from relaxsim.energy import DEVICE_KINDS
+
+    names = list(archs)
+
+    def row(label: str, key: str, fmt) -> list[str]:
+        return [label, *(fmt(archs[a][key]) if archs[a].get(key) is not None else "n/a"
+                         for a in names)]
+
+    devices = [k for k in DEVICE_KINDS if any(k in archs[a].get("devices", {}) for a in names)]
+    devices += [k for a in names for k in archs[a].get("devices", {}) if k not in devices]
+    rows = [row("banks", "banks", _count),
+            row("throughput (inferences/s)", "throughput_per_s", fmt_rate),
+            row("latency per inference", "latency_s", lambda x: fmt_quantity(x, "time"))]
+    rows += [[f"devices: {k.replace('_', ' ')}",
+              *(_count(archs[a]["devices"][k]) if k in archs[a].get("devices", {}) else "n/a"
+                for a in names)] for k in devices]
+    rows += [row("static power", "static_power_total_w", lambda x: fmt_quantity(x, "power")),
+             row("energy per inference", "energy_per_inference_j",
+                 lambda x: fmt_quantity(x, "energy")),
+             row("MACs per inference", "macs_per_inference", _count),
+             row("energy per MAC (J/MAC)", "j_per_mac", lambda x: fmt_quantity(x, "energy")),
+             row("TOPS/W", "tops_per_w", _tops)]
+    return ["quantity", *(ARCH_NAMES.get(a, a) for a in names)], rows
+
+
+TRAINING_PHASES = ("forward", "readout", "digital", "programming", "static")
+
+
+def _training_table(s: Section, train: dict) -> None:
+    """The hardware time and energy of the run's training, by phase."""
+    times, energy = train.get("time_s", {}), train.get("energy_j", {})
+    total = train.get("energy_total_j", sum(energy.values()))
+    phases = [p for p in TRAINING_PHASES if p in times or p in energy]
+    phases += [p for p in (*times, *energy) if p not in phases]
+    said = [f"{_count(train[k])} {what}" for k, what in (
+        ("samples", "training samples"), ("batches", "batches"),
+        ("programming_events", "programming events of the banks"),
+        ("digital_macs", "multiply-accumulates on the digital processor")) if k in train]
+    s.text("Training on the machine" + (f" ({', '.join(said)})" if said else "")
+           + ": the phases one after another; the static power runs through the phases after "
+           "the forward pass (docs/energy.md).")
+    rows = [[p, fmt_quantity(times[p], "time") if p in times else "(during the others)",
+             fmt_quantity(energy[p], "energy") if p in energy else "n/a",
+             f"{100 * energy[p] / total:.1f} %" if p in energy and total > 0 else "n/a"]
+            for p in dict.fromkeys(phases)]
+    rows.append(["total",
+                 fmt_quantity(train.get("time_total_s", sum(times.values())), "time"),
+                 fmt_quantity(total, "energy"), "100 %" if total > 0 else "n/a"])
+    s.table(["phase", "hardware time", "energy", "share of the energy"], rows)
 
 
 def _resimulate(d: Path, cfg_dict: dict):
@@ -379,6 +468,12 @@ def scan_report(store_dir: str | Path) -> Document:
     else:
         s.text("Left out: the store holds no finished point.")
 
+    s = doc.section("Accuracy against energy per inference")
+    if groups:
+        _energy_figure(s, groups)
+    else:
+        s.text("Left out: the store holds no finished point.")
+
     s = doc.section("Accuracy over the (L_W, L_T) grid")
     grid = _grid(groups, varied)
     if grid is None:
@@ -425,7 +520,7 @@ def _accuracy_table(s: Section, groups: list[Group], varied: list[str]) -> None:
         results = g.results
         acc = mean_std([x["test_accuracy"] for x in results])
         pbanks = statistics.fmean(x["params"]["banks"] for x in results)
-        energy = [x.get("hardware", {}).get("energy_per_inference_j") for x in results]
+        energy = group_energy(g)
         rows.append(([f"{g.budget:,}" if isinstance(g.budget, int) else str(g.budget)]
                      if budgets else [])
                     + [show_value(n, v) for n, v in zip(varied, g.values) if n in others]
@@ -433,8 +528,7 @@ def _accuracy_table(s: Section, groups: list[Group], varied: list[str]) -> None:
                        f"{acc[0]:.4f} ± {acc[1]:.4f}" if len(results) > 1 else fmt_acc(acc[0]),
                        len(results),
                        fmt_acc(statistics.fmean(x["val_accuracy"] for x in results)),
-                       fmt_quantity(statistics.fmean(energy), "energy")
-                       if None not in energy else "n/a"])
+                       fmt_quantity(energy, "energy") if energy is not None else "n/a"])
     sizes = [f"{n} ({SIZE_NAMES[n]})" for n in varied if n in SIZE_FIELDS]
     s.text("Varied: " + (", ".join(others + sizes) or "nothing (the base config)")
            + f"; one row per combination ({len(groups)} rows). "
@@ -444,6 +538,41 @@ def _accuracy_table(s: Section, groups: list[Group], varied: list[str]) -> None:
     s.table((["bank budget"] if budgets else []) + others
             + ["network", "L_W", "L_T", "N", "bank params", "test accuracy", "seeds",
                "val accuracy", "energy / inference"], rows)
+
+
+def group_energy(g: Group) -> float | None:
+    """The energy per inference of a group: the mean over its seeds of the results'
+    ``hardware.energy_per_inference_j`` (None when a seed's result has none, a result of an older
+    relaxsim)."""
+    energy = [(x.get("hardware") or {}).get("energy_per_inference_j") for x in g.results]
+    if not energy or None in energy:
+        return None
+    return statistics.fmean(float(e) for e in energy)
+
+
+def _energy_figure(s: Section, groups: list[Group]) -> None:
+    """Test accuracy against energy per inference, one point per group (the seeds' mean and
+    spread, as in the table), one marker and colour per network kind."""
+    series = defaultdict(list)
+    left = 0
+    for g in groups:
+        energy = group_energy(g)
+        if energy is None or not np.isfinite(energy) or energy <= 0:
+            left += 1
+            continue
+        kind = _line_name(g, [], {"steps": False, "hidden": False, "budget": False}, None)
+        series[kind].append((energy, *mean_std([x["test_accuracy"] for x in g.results]),
+                             g.seeds))
+    if not series:
+        s.text("Left out: no finished point has an energy per inference (results of an older "
+               "relaxsim, or of a machine that costs nothing).")
+        return
+    spread = figures.spread_text([p[3] for pts in series.values() for p in pts])
+    s.figure("accuracy_energy", figures.accuracy_energy(dict(series)),
+             "Test accuracy against the machine's energy per inference (log axis), one point "
+             f"per row of the table, one marker per network kind ({spread})."
+             + (f" {left} row{'s' if left != 1 else ''} without an energy left out." if left
+                else ""))
 
 
 def _line_name(g: Group, varied: list[str], parts: dict[str, bool], skip: str | None) -> str:

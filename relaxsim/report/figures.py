@@ -100,6 +100,136 @@ def energy_and_speed_figure(hw: dict):
     return fig
 
 
+def architecture_energy(archs: dict) -> bytes:
+    """Energy per inference of each architecture, a stacked bar per architecture coloured by
+    device kind (the ``architectures`` of a result's ``hardware`` section)."""
+    return _png(architecture_energy_figure(archs))
+
+
+def architecture_energy_figure(archs: dict):
+    """The figure of :func:`architecture_energy`: one bar per architecture, as high as its energy
+    per inference (written on top of it), split into one colour per device kind (in the order of
+    :data:`relaxsim.energy.KINDS`, a kind's colour the same in every bar; kinds that cost nothing
+    anywhere are left out of the legend). When the totals span more than a decade the axis is
+    logarithmic and each kind takes its share of the total as its share of the bar's drawn height
+    (a stack of the joules themselves would give the lowest kind most of a log axis); on a linear
+    axis that is the ordinary stack."""
+    from relaxsim.devices import format_quantity
+    from relaxsim.energy import KINDS
+    from relaxsim.hardware import ARCH_NAMES
+
+    names = list(archs)
+    totals = [float(archs[a].get("energy_per_inference_j", 0.0)) for a in names]
+    parts = [{k: float(v) for k, v in archs[a].get("energy_breakdown_j", {}).items()}
+             for a in names]
+    extra = [k for p in parts for k in p if k not in KINDS]
+    kinds = [k for k in (*KINDS, *dict.fromkeys(extra)) if any(p.get(k, 0.0) > 0 for p in parts)]
+    finite = [t for t in totals if np.isfinite(t)]
+    log = wide_range(finite) and len(finite) == len(totals)
+    top = max([t for t in finite if t > 0], default=1.0)
+    floor = 10.0 ** (np.floor(np.log10(min(finite))) - 1) if log else 0.0
+
+    def drawn(total: float, share: float) -> float:  # the height at ``share`` of a bar
+        return floor * (total / floor) ** share if log else total * share
+
+    fig = _figure(7.6, 3.8)
+    ax = fig.add_subplot()
+    x = np.arange(len(names))
+    for i, (total, p) in enumerate(zip(totals, parts)):
+        if not np.isfinite(total) or total <= 0:
+            ax.text(x[i], floor if log else 0.0, format_quantity(total, "energy"), ha="center",
+                    va="bottom", fontsize=8)
+            continue
+        whole = sum(v for v in p.values() if v > 0)
+        if whole <= 0:  # no breakdown: a grey bar of the total
+            ax.bar(x[i], total - floor, bottom=floor, width=0.6, color="0.7", gid="energy:?")
+        done = 0.0
+        for k in kinds:
+            v = p.get(k, 0.0)
+            if v <= 0 or whole <= 0:
+                continue
+            lo, hi = drawn(total, done / whole), drawn(total, (done + v) / whole)
+            done += v
+            ax.bar(x[i], hi - lo, bottom=lo, width=0.6, gid=f"energy:{k}",
+                   color=_colour(_kind_index(k, kinds), max(len(KINDS), len(kinds))),
+                   edgecolor="white", linewidth=0.3)
+        ax.text(x[i], total * (1.3 if log else 1.0) + (0.0 if log else 0.015 * top),
+                format_quantity(total, "energy"), ha="center", va="bottom", fontsize=8,
+                gid="total")
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xticks(x, [ARCH_NAMES.get(a, a) for a in names])
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(floor, top * 6)
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_ylim(0, top * 1.15)
+    ax.yaxis.set_major_formatter(lambda v, _: "0" if v == 0 else format_quantity(v, "energy"))
+    ax.set_ylabel("energy per inference" + (" (log axis)" if log else ""))
+    ax.grid(axis="y", linewidth=0.3)
+    handles = [Patch(color=_colour(_kind_index(k, kinds), max(len(KINDS), len(kinds))), label=k)
+               for k in kinds]
+    ax.legend(handles=handles[::-1], title="kind" + (": share of the bar" if log else ""),
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title_fontsize=8)
+    return fig
+
+
+def _kind_index(kind: str, kinds: list[str]) -> int:
+    """A device kind's colour index: its place in :data:`relaxsim.energy.KINDS` (the same colour
+    in every figure), then after them in ``kinds``."""
+    from relaxsim.energy import KINDS
+
+    return KINDS.index(kind) if kind in KINDS else len(KINDS) + kinds.index(kind)
+
+
+def accuracy_energy(series: dict[str, list[tuple[float, float, float, int]]],
+                    metric: str = "test accuracy") -> bytes:
+    """Test accuracy against energy per inference (J, log axis): per network kind, ``(energy,
+    mean, std, n)`` points with the spread over the ``n`` seeds as error bars."""
+    return _png(accuracy_energy_figure(series, metric))
+
+
+def accuracy_energy_figure(series: dict[str, list[tuple[float, float, float, int]]],
+                           metric: str = "test accuracy"):
+    """The figure of :func:`accuracy_energy`: markers without lines (the points of one kind are
+    not a sweep of energy), the x axis logarithmic and read in joules with SI prefixes."""
+    from matplotlib.ticker import NullFormatter
+
+    from relaxsim.devices import format_quantity
+
+    fig = _figure(6.4, 3.8)
+    ax = fig.add_subplot()
+    markers = {"RNN": "s", "ReLaX-Net": "o", "DNN": "^"}
+    several = any(p[3] > 1 for pts in series.values() for p in pts)
+    for i, kind in enumerate(sorted(series, key=_kind_key)):
+        pts = sorted(series[kind])
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts],
+                    yerr=[p[2] for p in pts] if several else None,
+                    marker=markers.get(kind.split(" ")[0], "D"), capsize=3, label=kind,
+                    color=_colour(i, len(series)), linestyle="none")
+    ax.set_xscale("log")
+    energies = [p[0] for pts in series.values() for p in pts]
+    if energies:  # room either side, so that even alike energies have a tick or two
+        ax.set_xlim(min(energies) / 1.5, max(energies) * 1.5)
+    decades = np.log10(ax.get_xlim()[1] / ax.get_xlim()[0])
+    ax.xaxis.set_major_formatter(lambda v, _: format_quantity(v, "energy"))
+    if decades <= 2:  # few decades: label the minor ticks too (only 2 and 5 over a decade)
+        ax.xaxis.set_minor_formatter(
+            lambda v, _: format_quantity(v, "energy")
+            if decades <= 0.6 or f"{v:.0e}"[0] in "25" else "")
+        ax.tick_params(axis="x", which="both", labelsize=8)
+    else:
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("energy per inference (log axis)")
+    ax.set_ylabel(f"{metric} (mean ± std)" if several else metric)
+    ax.grid(linewidth=0.3)
+    ax.legend(title=spread_text([p[3] for pts in series.values() for p in pts]),
+              title_fontsize=8, fontsize=8)
+    return fig
+
+
 TIMELINE_DPI = 130
 TIMELINE_FORMATS = ("png", "svg", "pdf")
 

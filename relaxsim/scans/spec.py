@@ -37,20 +37,32 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
 import itertools
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import tomli_w
 
-from relaxsim.config import (DEVICE_KINDS, QUANTITY_KINDS, SCHEMA, TIME_KINDS, Config,
-                             anchor_overrides, quantity_of,
-                             anchor_presets, apply_overrides, key_hint, network_kind,
-                             self_contained, validate, default_dict)
+from relaxsim.config import (
+    DEVICE_KINDS,
+    QUANTITY_KINDS,
+    SCHEMA,
+    TIME_KINDS,
+    Config,
+    anchor_overrides,
+    anchor_presets,
+    apply_overrides,
+    default_dict,
+    key_hint,
+    network_kind,
+    quantity_of,
+    self_contained,
+    validate,
+)
 from relaxsim.errors import ConfigError, RelaxsimError
 from relaxsim.io import read_toml
 from relaxsim.registry import closest

@@ -32,13 +32,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
 
-from relaxsim.devices.fields import UNIT_SUFFIXES
-
 from relaxsim.config import DEVICE_KINDS, validate
+from relaxsim.devices.fields import UNIT_SUFFIXES
 from relaxsim.errors import RelaxsimError, RelaxsimWarning
 from relaxsim.io import exclusive_lock, make_directory, write_json, write_npz, write_text
-from relaxsim.scans.spec import (Point, ScanSpec, config_id, field_dimension,
-                       legacy_config_id, load_spec, si_value)
+from relaxsim.scans.spec import (
+    Point,
+    ScanSpec,
+    config_id,
+    field_dimension,
+    legacy_config_id,
+    load_spec,
+    si_value,
+)
 
 SPEC_FILE = "scan.toml"
 POINTS_DIR = "points"
