@@ -199,16 +199,7 @@ def accuracy_energy_figure(series: dict[str, list[tuple[float, float, float, int
 
     from relaxsim.devices import format_quantity
 
-    fig = _figure(6.4, 3.8)
-    ax = fig.add_subplot()
-    markers = {"RNN": "s", "ReLaX-Net": "o", "DNN": "^"}
-    several = any(p[3] > 1 for pts in series.values() for p in pts)
-    for i, kind in enumerate(sorted(series, key=_kind_key)):
-        pts = sorted(series[kind])
-        ax.errorbar([p[0] for p in pts], [p[1] for p in pts],
-                    yerr=[p[2] for p in pts] if several else None,
-                    marker=markers.get(kind.split(" ")[0], "D"), capsize=3, label=kind,
-                    color=_colour(i, len(series)), linestyle="none")
+    fig, ax, several = _series_axes(series, lines=False)
     ax.set_xscale("log")
     energies = [p[0] for pts in series.values() for p in pts]
     if energies:  # room either side, so that even alike energies have a tick or two
@@ -441,17 +432,7 @@ def scaling_figure(series: dict[str, list[tuple[float, float, float, int]]],
                    x_label: str = BANK_PARAMS_LABEL, metric: str = "test accuracy"):
     """The figure of :func:`scaling`. The x axis is logarithmic only when the values span more
     than a decade; the legend's title says what the error bars are (:func:`spread_text`)."""
-    fig = _figure(6.4, 3.8)
-    ax = fig.add_subplot()
-    markers = {"RNN": "s", "ReLaX-Net": "o", "DNN": "^"}
-    several = any(p[3] > 1 for pts in series.values() for p in pts)
-    for i, kind in enumerate(sorted(series, key=_kind_key)):
-        pts = sorted(series[kind])
-        x = [p[0] for p in pts]
-        ax.errorbar(x, [p[1] for p in pts], yerr=[p[2] for p in pts] if several else None,
-                    marker=markers.get(kind.split(" ")[0], "D"),
-                    capsize=3, label=kind, color=_colour(i, len(series)),
-                    linestyle="-" if len(pts) > 1 else "none")
+    fig, ax, several = _series_axes(series, lines=True)
     if wide_range([p[0] for pts in series.values() for p in pts]):
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")  # 1, 10, 100 rather than 10^k
@@ -463,6 +444,24 @@ def scaling_figure(series: dict[str, list[tuple[float, float, float, int]]],
     ax.legend(title=spread_text([p[3] for pts in series.values() for p in pts]),
               title_fontsize=8, fontsize=8)
     return fig
+
+
+def _series_axes(series: dict[str, list[tuple[float, float, float, int]]], lines: bool):
+    """A figure with one marker style per network kind, ``(x, mean, std, n)`` points with the
+    spread over seeds as error bars when any point has several, joined by lines (``lines``, when
+    a kind has several points) or not. Returns ``(fig, ax, several)``."""
+    fig = _figure(6.4, 3.8)
+    ax = fig.add_subplot()
+    markers = {"RNN": "s", "ReLaX-Net": "o", "DNN": "^"}
+    several = any(p[3] > 1 for pts in series.values() for p in pts)
+    for i, kind in enumerate(sorted(series, key=_kind_key)):
+        pts = sorted(series[kind])
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts],
+                    yerr=[p[2] for p in pts] if several else None,
+                    marker=markers.get(kind.split(" ")[0], "D"), capsize=3, label=kind,
+                    color=_colour(i, len(series)),
+                    linestyle="-" if lines and len(pts) > 1 else "none")
+    return fig, ax, several
 
 
 def spread_text(seed_counts: list[int]) -> str:
