@@ -20,7 +20,7 @@ from relaxsim.registry import closest
 from .units import describe_value, format_quantity, parse_quantity
 
 UNIT_SUFFIXES = {"_s": "time", "_j": "energy", "_w": "power", "_db": "db", "_rad": "angle",
-                 "_hz": "frequency"}
+                 "_hz": "frequency", "_m": "length"}
 
 
 def join_field(prefix: str, key: str) -> str:

@@ -336,7 +336,9 @@ class WeightElement(DeviceRecord):
                                  lo_open=True)
     drift_tau_s: float = quantity(INF, "time", "time constant of exponential drift", lo=0,
                                   lo_open=True, inf=True)
-    program_time_s: float = quantity(0.0, "time", "time to program one bank", lo=0)
+    program_time_s: float = quantity(0.0, "time", "10-90 % response time of one write (a "
+                                     "bank settles to half a level of its precision: "
+                                     "write_settle_time)", lo=0)
     write_energy_j: float = quantity(0.0, "energy", "energy of one weight write", lo=0)
     endurance_writes: float = quantity(INF, "ratio", "writes a device survives (inf: no limit)",
                                        lo=0, lo_open=True, inf=True)
@@ -346,16 +348,172 @@ class WeightElement(DeviceRecord):
     signal: str = choice("coherent", ("coherent", "incoherent", "electrical"),
                          "what the banks act on: coherent (optical fields), incoherent (optical "
                          "powers) or electrical (voltages, currents)")
+    # how a bank is built: weight by weight, or a Mach-Zehnder mesh programmed by its phases
+    model: str = choice("crossbar", ("crossbar", "mesh"),
+                        "crossbar (one element per weight) or mesh (W = U S V^T: two Clements "
+                        "meshes of MZIs set by their phases, and N attenuators)")
+    mzi_length_m: float = quantity(0.0, "length", "mesh: length of one MZI column along the "
+                                   "light's path (couplers and phase shifters)", lo=0)
+    group_index: float = quantity(0.0, "ratio", "mesh: group index of the waveguides (the "
+                                  "propagation time is depth x length x n_g / c)", lo=0)
+    phase_power_w: float = quantity(0.0, "power", "mesh: heater power for a phase of pi (P_pi)",
+                                    lo=0)
+    phase_bits: float = quantity(INF, "ratio", "mesh: bits of the heater DACs over a phase of "
+                                 "2 pi (inf: analog)", lo=1, inf=True, whole=True)
+    phase_noise_rad: float = quantity(0.0, "angle", "mesh: rms programming error of a phase",
+                                      lo=0)
+    crosstalk: float = quantity(0.0, "ratio", "mesh: thermal crosstalk, the share of a phase "
+                                "shifter's phase that each neighbour in its column picks up",
+                                lo=0, hi=1, hi_open=True)
+    splitter_imbalance: float = quantity(0.0, "ratio", "mesh: rms deviation of a directional "
+                                         "coupler's power split from 50 %", lo=0, hi=0.5,
+                                         hi_open=True)
+    mzi_loss_db: float = quantity(0.0, "db", "mesh: optical loss of one MZI", lo=0)
+    # conductance statistics, drift compensation and wear
+    statistics: str = choice("uniform", ("uniform", "pcm"),
+                             "uniform (programming and read noise alike for every weight) or "
+                             "pcm (aihwkit's conductance-dependent PCM noise and drift)")
+    drift_compensation: str = choice("none", ("none", "global"),
+                                     "none, or global: one scale calibrated at read time on a "
+                                     "reference input undoes the mean drift (aihwkit)")
+    failure: str = choice("last", ("last", "random"),
+                          "a worn-out device (past endurance_writes) sticks at its last level or "
+                          "at a random level drawn at failure")
+    row_time_s: float = quantity(0.0, "time", "time to program one row of a bank "
+                                 "(hardware.program_banks = row_serial)", lo=0)
 
     def _check(self, prefix: str) -> None:
-        if self.w_max == INF and (self.bits != INF or self.program_noise or self.read_noise):
+        if self.w_max == INF and (self.bits != INF or self.program_noise or self.read_noise
+                                  or self.statistics != "uniform" or self.model == "mesh"):
             raise ConfigError(join_field(prefix, "w_max"),
-                              "must be finite unless bits = inf and program_noise = read_noise = 0",
-                              "inf")
+                              "must be finite unless bits = inf, program_noise = read_noise = 0, "
+                              'statistics = "uniform" and model = "crossbar"', "inf")
+        if self.statistics == "pcm":
+            # the conductance-dependent formulas take the place of these: refuse, never ignore
+            if self.sign != "differential":
+                raise ConfigError(join_field(prefix, "sign"), 'must be "differential" with '
+                                  'statistics = "pcm" (a weight is a pair of conductances)',
+                                  describe_value(self.sign))
+            if self.drift != "power_law":
+                raise ConfigError(join_field(prefix, "drift"), 'must be "power_law" with '
+                                  'statistics = "pcm" (the exponents follow from the '
+                                  "conductance)", describe_value(self.drift))
+            for key, value in (("program_noise", self.program_noise),
+                               ("read_noise", self.read_noise), ("drift_nu", self.drift_nu),
+                               ("drift_nu_std", self.drift_nu_std)):
+                if value != 0:
+                    raise ConfigError(join_field(prefix, key), 'must be 0 with statistics = '
+                                      '"pcm" (it follows from the conductance: docs/hardware.md)',
+                                      f"{value:g}")
+        elif self.drift_compensation != "none" and self.drift == "none":
+            raise ConfigError(join_field(prefix, "drift_compensation"),
+                              'must be "none" without drift (there is nothing to compensate)',
+                              describe_value(self.drift_compensation))
+        if self.model == "mesh":
+            for key, value, plain in (("bits", self.bits, INF),
+                                      ("program_noise", self.program_noise, 0.0)):
+                if value != plain:
+                    raise ConfigError(join_field(prefix, key), f"must be {plain:g} with model = "
+                                      '"mesh" (a mesh is programmed by its phases: phase_bits, '
+                                      "phase_noise)", f"{value:g}")
+            if self.sign != "bipolar" or self.statistics != "uniform":
+                raise ConfigError(join_field(prefix, "model"), 'must be "crossbar" with '
+                                  f'sign = "{self.sign}" and statistics = "{self.statistics}" '
+                                  "(a mesh holds signed weights in its phases)", '"mesh"')
 
     @property
     def devices_per_weight(self) -> int:
         return 2 if self.sign == "differential" else 1
+
+    def write_settle_time_s(self, tol: float) -> float:
+        """Time for a write to settle within half a level of the element's precision: a
+        first-order response of 10-90 % time ``program_time`` (``tau = program_time / ln 9``)
+        falls to ``1 / (2 (2^b - 1))`` of its swing after ``tau ln(2 (2^b - 1))``; ``b`` the
+        ``bits`` (``phase_bits`` of a mesh); an analog element settles to ``tol``."""
+        bits = self.phase_bits if self.model == "mesh" else self.bits
+        share = tol if bits == INF else 1.0 / (2.0 * (2.0 ** bits - 1.0))
+        return self.program_time_s / LN9 * math.log(1.0 / share)
+
+    # -- devices: what wear and the statistical PCM model act on ---------------------------
+    #
+    # A weight is one device (bipolar) or a pair (differential: w = d+ - d-). A device's value
+    # is in the weight's units, or (statistics = "pcm") a conductance relative to G_max, so
+    # that the pair holds w = w_max (g+ - g-).
+
+    @property
+    def tracks_wear(self) -> bool:
+        """Whether writes are counted per device (a finite ``endurance_writes``): a device is
+        then written only when its level changes, and sticks once worn out."""
+        return self.endurance_writes != INF
+
+    def device_targets(self, w):
+        """The level each device is programmed to for weights ``w`` (clipped and quantised as
+        :meth:`program` does, without noise), ``(devices_per_weight,) + w.shape`` float64, and
+        ``in_range`` (``|w| <= w_max``)."""
+        w = np.ascontiguousarray(w, dtype=np.float64)
+        target, in_range = self._write(w, None, 0.0, "")
+        if self.sign == "bipolar":
+            return target[None], in_range
+        pair = np.stack([np.maximum(target, 0.0), np.maximum(-target, 0.0)])
+        return (pair / self.w_max if self.statistics == "pcm" else pair), in_range
+
+    def device_program(self, targets, rng: np.random.Generator):
+        """Devices programmed to ``targets`` (:meth:`device_targets`) with their programming
+        noise, one standard normal per device from ``rng`` when there is noise: the statistical
+        PCM model's conductance-dependent noise (:mod:`relaxsim.devices.pcm`), else
+        ``program_noise w_max`` per device; a device of a pair never goes below 0."""
+        from . import pcm
+
+        if self.statistics == "pcm":
+            return pcm.program(targets, rng.standard_normal(np.shape(targets)))
+        sigma = self.program_noise * self.w_max
+        if sigma == 0:
+            return np.array(targets, dtype=np.float64)
+        out = targets + sigma * rng.standard_normal(np.shape(targets))
+        return out if self.sign == "bipolar" else np.maximum(out, 0.0)
+
+    def device_weights(self, values):
+        """The weights devices of ``values`` hold: ``d``, ``d+ - d-`` or ``w_max (g+ - g-)``."""
+        values = np.asarray(values)
+        if self.sign == "bipolar":
+            return values[0]
+        diff = values[0] - values[1]
+        return self.w_max * diff if self.statistics == "pcm" else diff
+
+    def device_random_levels(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` levels drawn uniformly at random, as a device worn out with
+        ``failure = "random"`` sticks at: one of the ``2^bits`` levels of its range (any value
+        when analog); the range is ``[-w_max, w_max]`` bipolar, ``[0, w_max]`` for a device of
+        a pair (``[0, 1]`` relative for PCM conductances)."""
+        lo = -self.w_max if self.sign == "bipolar" else 0.0
+        hi = 1.0 if self.statistics == "pcm" else self.w_max
+        if self.bits == INF:
+            return rng.uniform(lo, hi, n)
+        levels = 2.0 ** self.bits - 1.0
+        return lo + (hi - lo) * rng.integers(0, int(levels) + 1, n) / levels
+
+    def pcm_program(self, w, rng: np.random.Generator):
+        """Write ``w`` into conductance pairs (statistics = "pcm"): ``(g, in_range)``, ``g`` of
+        shape ``(2,) + w.shape`` relative to ``G_max``, each device with its
+        conductance-dependent programming noise."""
+        targets, in_range = self.device_targets(w)
+        return self.device_program(targets, rng), in_range
+
+    def pcm_exponents(self, g, key: int):
+        """The drift exponent of each device of conductances ``g``, drawn from ``key``."""
+        from relaxsim.kernels.rng import normal_from_key
+
+        from . import pcm
+
+        return pcm.drift_exponents(g, normal_from_key(key, np.shape(g), 1.0))
+
+    def pcm_read(self, g, nu, elapsed_s: float, rng: np.random.Generator):
+        """The pairs' conductances ``elapsed_s`` after programming (drift and 1/f read noise,
+        one standard normal per device from ``rng``), as weights ``w_max (g+ - g-)``."""
+        from . import pcm
+
+        g_t = pcm.read(g, nu, float(elapsed_s), self.drift_t0_s, rng.standard_normal(np.shape(g)))
+        return self.w_max * (g_t[0] - g_t[1])
 
     def program(self, w, rng: np.random.Generator | None = None):
         """Write the weights ``w``: ``(w_prog, in_range)``.

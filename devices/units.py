@@ -52,6 +52,7 @@ DIMENSIONS: dict[str, Dimension] = {d.name: d for d in [
     Dimension("frequency", "a frequency", '"10 GHz"', "Hz"),
     Dimension("db", "a level in dB", '"3 dB"', None, {"dB": 1.0}),
     Dimension("angle", "an angle", '"0.785 rad"', "rad", {"deg": math.pi / 180}),
+    Dimension("length", "a length", '"200 um"', "m"),
     Dimension("ratio", "a plain number", '"0.1"'),
 ]}
 

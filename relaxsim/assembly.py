@@ -103,15 +103,19 @@ class Assembly:
                      schedule=tuple(int(k) for k in self.schedule), banks=net.banks,
                      injection=net.input_injection)
 
-    def training_cost(self, samples: float, batches: float, writes: float) -> dict:
+    def training_cost(self, samples: float, batches: float, writes: float,
+                      device_writes: float | None = None) -> dict:
         """Hardware time and energy of training on this machine (:func:`relaxsim.energy.training`):
-        ``samples`` forward passes, ``batches`` optimizer steps, ``writes`` programming events."""
+        ``samples`` forward passes, ``batches`` optimizer steps, ``writes`` programming events
+        (``device_writes``: the device writes counted, when the element wears out)."""
         from relaxsim.energy import training
 
         figures = self.figures
         return training(self.hardware, self.shape, samples=samples, batches=batches,
                         writes=writes, params=self.network.param_counts()["total"],
-                        period_s=figures["period_s"], inference=figures["architectures"]["relaxnet"])
+                        period_s=figures["period_s"],
+                        inference=figures["architectures"]["relaxnet"],
+                        device_writes=device_writes)
 
     def training_per_sample(self) -> dict:
         """:meth:`training_cost` of one training sample, a programming event amortised over
@@ -144,6 +148,6 @@ def assemble(cfg: Config, info: TaskInfo | None = None) -> Assembly:
     once."""
     net = cfg.network
     schedule = resolve(net.schedule, net.banks, net.steps)
-    hardware = build_hardware(cfg.hardware, net.banks)
+    hardware = build_hardware(cfg.hardware, net.banks, net.hidden)
     return Assembly(config=cfg, hardware=hardware, schedule=schedule,
                     timing=MachineTiming(hardware, schedule, net.banks), task=info)

@@ -136,8 +136,9 @@ SCHEMA["hardware"] = {
                       _one_of(*PIPELINING)),
     "in_flight": Key("int", "pipelined: inferences in flight (each holds an active element)",
                      _at_least(1)),
-    "program_banks": Key("str", "programming the banks: parallel or serial (one after another)",
-                         _one_of("parallel", "serial")),
+    "program_banks": Key("str", "programming the banks: parallel, serial (one after another) "
+                         "or row_serial (one after another, each row by row)",
+                         _one_of("parallel", "serial", "row_serial")),
     "jitter_draws": Key("str", "switch timing jitter drawn once per batch (all its samples see "
                         "one draw: unbiased, one product per step) or per sample (each "
                         "inference its own: a product per bank whose share differs on every "

@@ -289,11 +289,13 @@ def backward_macs(shape: Shape) -> int:
 
 
 def training(hw, shape: Shape, *, samples: float, batches: float, writes: float, params: int,
-             period_s: float, inference: dict) -> dict:
+             period_s: float, inference: dict, device_writes: float | None = None) -> dict:
     """Hardware time and energy of training on the machine: ``samples`` forward passes,
     ``batches`` optimizer steps over ``params`` parameters, ``writes`` programming events of the
     banks; ``inference``: the machine's :func:`account` (its energy per inference at full
-    utilisation is what a forward pass costs). Phases one after another, by name: ``forward``,
+    utilisation is what a forward pass costs); ``device_writes``: the device writes counted
+    (:class:`relaxsim.hardware.Wear`), else every device at every event. Phases one after
+    another, by name: ``forward``,
     ``readout``, ``digital``, ``programming``; the static power also runs through the ones
     after the forward pass (``static``)."""
     N, T = shape.hidden, shape.steps
@@ -317,7 +319,10 @@ def training(hw, shape: Shape, *, samples: float, batches: float, writes: float,
         "forward": samples * full["energy_per_inference_j"],
         "readout": extra_states * io.adc_sample_j(hw.readout_bits),
         "digital": macs * digital.energy_per_mac_j,
-        "programming": writes * written * hw.weights.write_energy_j,
+        # every device at every event, or the device writes counted (an element that wears
+        # out is written only where its level changes)
+        "programming": (writes * written if device_writes is None else device_writes)
+        * hw.weights.write_energy_j,
         "static": after * full["static_power_total_w"],
     }
     return {

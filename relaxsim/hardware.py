@@ -188,6 +188,78 @@ class Programmed:
     mask: np.ndarray     # 1 where the target was inside the element's range (gradient passes)
     nu_key: int | None = None  # key of the per-weight drift exponents (None: no spread)
     nu_draws: np.ndarray | None = None  # the exponents, once drawn
+    # statistics = "pcm": the devices' conductances (2,) + W.shape, relative to G_max
+    devices: np.ndarray | None = None
+
+
+class Wear:
+    """The write history of every device of one bank array (the banks, or the input bank): the
+    level each was last programmed to, its programmed value, its writes, and whether it is worn
+    out (:attr:`WeightElement.tracks_wear`).
+
+    A programming event writes a device only when its level changes; the others keep the value
+    they were programmed to, programming error and all. A device written more than
+    ``endurance_writes`` times is worn out: that write fails and the device sticks, at its last
+    value (``failure = "last"``) or at a level drawn at random when it fails (``"random"``),
+    whatever it is asked for afterwards. The gradient stops at a weight one of whose devices is
+    stuck."""
+
+    def __init__(self, weights, shape: tuple):
+        self.weights = weights
+        d = weights.devices_per_weight
+        self.level = np.full((d,) + tuple(shape), np.nan)
+        self.value = np.zeros((d,) + tuple(shape))
+        self.writes = np.zeros((d,) + tuple(shape), dtype=np.int64)
+        self.stuck = np.zeros((d,) + tuple(shape), dtype=np.bool_)
+
+    def write(self, W: np.ndarray, rng: np.random.Generator):
+        """Program the weights ``W``: ``(values, mask)``, the devices' values after the event
+        and the weights' straight-through mask (in range, no device stuck)."""
+        wts = self.weights
+        targets, in_range = wts.device_targets(W)
+        programmed = wts.device_program(targets, rng)
+        written = (targets != self.level) & ~self.stuck
+        self.writes += written
+        failed = written & (self.writes > wts.endurance_writes)
+        if failed.any():
+            self.stuck |= failed
+            if wts.failure == "random":
+                self.value[failed] = wts.device_random_levels(int(failed.sum()), rng)
+        ok = written & ~failed
+        self.value[ok] = programmed[ok]
+        self.level[ok] = targets[ok]
+        mask = in_range & ~self.stuck.any(axis=0)
+        return self.value.copy(), mask
+
+    def state(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}/level": self.level, f"{prefix}/value": self.value,
+                f"{prefix}/writes": self.writes, f"{prefix}/stuck": self.stuck}
+
+    def restore(self, arrays: dict[str, np.ndarray], prefix: str) -> None:
+        self.level = np.array(arrays[f"{prefix}/level"], dtype=np.float64)
+        self.value = np.array(arrays[f"{prefix}/value"], dtype=np.float64)
+        self.writes = np.array(arrays[f"{prefix}/writes"], dtype=np.int64)
+        self.stuck = np.array(arrays[f"{prefix}/stuck"], dtype=np.bool_)
+
+
+def wear_summary(wears: list, write_energy_j: float, events: int, devices: int) -> dict:
+    """The writes of a run: per device (max, mean), the share worn out and the write energy,
+    over every bank array whose writes were counted (:class:`Wear`); without counting (an
+    unlimited endurance), every device is taken as written at each of the ``events``
+    programming events (``devices`` of them)."""
+    counted = [w for w in wears if w is not None]
+    if not counted:
+        return {"tracked": False, "writes_per_device_max": events,
+                "writes_per_device_mean": float(events), "worn_out_share": 0.0,
+                "device_writes": events * devices,
+                "write_energy_j": events * devices * write_energy_j}
+    writes = np.concatenate([w.writes.ravel() for w in counted])
+    stuck = np.concatenate([w.stuck.ravel() for w in counted])
+    total = int(writes.sum())
+    return {"tracked": True, "writes_per_device_max": int(writes.max()),
+            "writes_per_device_mean": float(writes.mean()),
+            "worn_out_share": float(stuck.mean()), "device_writes": total,
+            "write_energy_j": total * write_energy_j}
 
 
 @dataclass(frozen=True)
@@ -222,6 +294,7 @@ class Hardware:
     digital: object = None      # the digital processor: Processor
     input_layer: str = "digital"
     utilisation: float = 1.0
+    rows: int = 1  # N: the rows of a bank (row_serial programming)
 
     def __post_init__(self):
         from relaxsim.devices.records import Interface, Processor
@@ -238,7 +311,7 @@ class Hardware:
         return TimingSpec(
             schedule=tuple(int(k) for k in schedule), banks=banks,
             t_mm=self.propagation_time_s, t_switch=self.switch.settle_time_s(tol),
-            t_state=self.active.settle_time_s(tol), t_program=self.weights.program_time_s,
+            t_state=self.active.settle_time_s(tol), t_program=self.bank_program_time_s,
             t_readout=self.readout_time_s, clock=self.clock_s,
             pipelining=pipelining or self.pipelining, in_flight=self.in_flight,
             architecture=architecture)
@@ -531,12 +604,22 @@ class Hardware:
         """Whether the input layer ``W_in`` is held in a weight bank of its own."""
         return self.input_layer == "bank"
 
+    @property
+    def bank_program_time_s(self) -> float:
+        """Time to program one bank: its elements settled to half a level
+        (:meth:`WeightElement.write_settle_time_s`) all at once, or (``program_banks =
+        "row_serial"``) row after row, each row ``row_time`` (the settled write when 0)."""
+        settle = self.weights.write_settle_time_s(self.settle_tolerance)
+        if self.program_banks == "row_serial":
+            return self.rows * (self.weights.row_time_s or settle)
+        return settle
+
     def program_time_s(self, banks: int) -> float:
         """Hardware time of one programming event (all banks, and the input bank when
         ``input_layer = "bank"``): one bank's time when they are programmed in parallel, their
-        sum when serially."""
-        per_bank = self.weights.program_time_s
-        return per_bank * (banks + self.input_bank if self.program_banks == "serial" else 1)
+        sum when serially (``serial``, ``row_serial``)."""
+        per_bank = self.bank_program_time_s
+        return per_bank * (banks + self.input_bank if self.program_banks != "parallel" else 1)
 
     def figures(self, schedule, banks: int, hidden: int,
                 timing: "MachineTiming | None" = None, shape: "Shape | None" = None) -> dict:
@@ -601,19 +684,50 @@ class Hardware:
 
     # -- slow time scale: the weight elements ----------------------------------------------
 
-    def program(self, W: np.ndarray, rng: np.random.Generator) -> Programmed:
-        """Write the bank weights ``W`` into the weight elements (fixing each element's drift
-        exponent, which stays with it until the next write: see :class:`Programmed`)."""
-        W_prog, mask = self.weights.program(W, rng)
-        return Programmed(W=W_prog, mask=mask.astype(W.dtype),
-                          nu_key=self.weights.drift_key(rng))
+    @property
+    def plain_writes(self) -> bool:
+        """Whether a write is the compiled clip, quantise and add-noise of every weight alone
+        (:class:`TrainingDraws`): not for conductance statistics, drift compensation or wear."""
+        w = self.weights
+        return (w.statistics == "uniform" and w.model == "crossbar"
+                and w.drift_compensation == "none" and not w.tracks_wear)
 
-    def program_and_read(self, W: np.ndarray, rng: np.random.Generator, out=None):
+    def wear(self, shape: tuple) -> Wear | None:
+        """A fresh write history for bank weights of ``shape`` (``None`` when writes are not
+        counted: an unlimited endurance)."""
+        return Wear(self.weights, shape) if self.weights.tracks_wear else None
+
+    def program(self, W: np.ndarray, rng: np.random.Generator,
+                wear: Wear | None = None) -> Programmed:
+        """Write the bank weights ``W`` into the weight elements (fixing each element's drift
+        exponent, which stays with it until the next write: see :class:`Programmed`); with
+        ``wear``, only the devices whose level changes are written, worn-out ones stick
+        (:class:`Wear`)."""
+        wts = self.weights
+        if wear is not None or wts.statistics == "pcm":
+            if wear is not None:
+                values, mask = wear.write(W, rng)
+            else:
+                targets, mask = wts.device_targets(W)
+                values = wts.device_program(targets, rng)
+            W_prog = np.asarray(wts.device_weights(values)).astype(W.dtype)
+            pcm = wts.statistics == "pcm"
+            return Programmed(W=W_prog, mask=mask.astype(W.dtype),
+                              nu_key=int(draw_key(rng)) if pcm else wts.drift_key(rng),
+                              devices=values if pcm else None)
+        W_prog, mask = wts.program(W, rng)
+        return Programmed(W=W_prog, mask=mask.astype(W.dtype), nu_key=wts.drift_key(rng))
+
+    def program_and_read(self, W: np.ndarray, rng: np.random.Generator, out=None,
+                         wear: Wear | None = None):
         """Write ``W`` and read it at once (no drift yet), as :meth:`read` returns it: the bank
         weights a forward pass sees and the factor ``dW_hw/dW``. One normal of the summed
         variance stands for the programming and the read noise (the distribution of
         :meth:`program` then :meth:`read` at time 0; ``update_every = 1`` trains this way).
-        ``out``: two arrays of ``W``'s shape and dtype to fill and return instead of new ones."""
+        ``out``: two arrays of ``W``'s shape and dtype to fill and return instead of new ones.
+        Without :attr:`plain_writes`: :meth:`program`, then :meth:`read` at time 0."""
+        if not self.plain_writes:
+            return self.read(self.program(W, rng, wear), 0.0, rng)
         if out is None:
             out = np.empty_like(W), np.empty_like(W)
         return self.weights.program_and_read(W, rng, *out)
@@ -631,15 +745,48 @@ class Hardware:
         The gradient passes straight through quantisation and noise, is scaled by the drift and
         stops where the target was clipped.
         """
-        if self.weights.drift_is_identity(elapsed_s):  # no drift yet: a factor of 1 exactly
+        wts = self.weights
+        if wts.statistics == "pcm":
+            if programmed.nu_draws is None:
+                programmed.nu_draws = wts.pcm_exponents(programmed.devices, programmed.nu_key)
+            W = wts.pcm_read(programmed.devices, programmed.nu_draws, elapsed_s, rng)
+            return self._compensated(programmed, W, programmed.mask)
+        if wts.drift_is_identity(elapsed_s):  # no drift yet: a factor of 1 exactly
             W, factor = programmed.W, programmed.mask
         else:
             drift = self.drift_factor(programmed, elapsed_s)
             W, factor = drift * programmed.W, drift * programmed.mask
-        sigma = self.weights.read_sigma()
+        sigma = wts.read_sigma()
         if sigma > 0:  # drawn in the weights' dtype (relaxsim.kernels.rng)
             W = add_normal(rng, W, sigma)
+        if wts.drift_compensation == "global":
+            return self._compensated(programmed, W, programmed.mask)
         return W.astype(programmed.W.dtype, copy=False), factor
+
+    def _compensated(self, programmed: Programmed, W: np.ndarray, mask: np.ndarray):
+        """``W`` as read, with the global drift compensation when asked for, and the factor
+        ``dW_hw/dW``: straight through where in range, times each bank's mean drift after the
+        compensation.
+
+        ``drift_compensation = "global"`` (aihwkit's ``GlobalDriftCompensation``): per bank, a
+        reference input of ones read now and just after programming,
+        ``alpha = ||W_prog 1||_1 / ||W 1||_1``, and the weights read are scaled by ``alpha``.
+        The bank's mean drift is ``||W 1||_1 / ||W_prog 1||_1`` after the scaling (1 with the
+        compensation)."""
+        dtype = programmed.W.dtype
+        W = np.asarray(W, dtype=np.float64)
+
+        def readout(M):  # ||M 1||_1 of each bank, broadcastable against M
+            return np.abs(np.asarray(M, dtype=np.float64).sum(axis=-1)).sum(
+                axis=-1, keepdims=True)[..., None]
+
+        tiny = np.finfo(np.float64).tiny
+        ref, now = readout(programmed.W), readout(W)
+        if self.weights.drift_compensation == "global":
+            W = W * (ref / np.maximum(now, tiny))
+            now = ref
+        factor = mask * (now / np.maximum(ref, tiny))
+        return W.astype(dtype, copy=False), factor.astype(dtype, copy=False)
 
     def training_draws(self, coupling: Coupling, batch: int, hidden: int, w_shape: tuple,
                        out=None) -> "TrainingDraws":
@@ -802,11 +949,12 @@ class MachineTiming:
                                 record=True)
 
 
-def build_hardware(hw_cfg, banks: int = 1) -> Hardware:
+def build_hardware(hw_cfg, banks: int = 1, rows: int = 1) -> Hardware:
     """Build the machine described by a validated ``hardware`` config section (its parsed
     times and device records: :meth:`relaxsim.config.Section.seconds`, ``.device``); an
     ``auto`` signal domain is the weight element's (:attr:`WeightElement.signal`); ``banks``:
-    the network's ``L_W`` (the switch stages in the power budget)."""
+    the network's ``L_W`` (the switch stages in the power budget); ``rows``: its ``N`` (row-serial
+    programming)."""
     signal = hw_cfg["signal"]
     if signal == "auto":
         signal = hw_cfg.device("weights").signal
@@ -838,6 +986,7 @@ def build_hardware(hw_cfg, banks: int = 1) -> Hardware:
         digital=hw_cfg.device("digital"),
         input_layer=hw_cfg["input_layer"],
         utilisation=hw_cfg["utilisation"],
+        rows=int(rows),
     )
     return hw  # a clock shorter than the propagation is refused when the config is validated
 

@@ -11,6 +11,8 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from relaxsim import __version__
 from relaxsim.assembly import assemble
 from relaxsim.config import Config
@@ -195,9 +197,18 @@ def refigured(result: dict) -> dict:
                                             int(result["epochs"]))
     writes = (old.get("programming_events", 0) if cfg.hardware["mode"] == "hardware_aware"
               else math.ceil(batches / machine.hardware.update_every))
+    wear = old.get("wear")
+    if wear is None:  # written before writes were counted: every device at every event
+        from relaxsim.hardware import wear_summary
+
+        shapes = machine.network.param_shapes()
+        devices = machine.hardware.weights.devices_per_weight * int(np.prod(shapes["W"]))
+        wear = wear_summary([], machine.hardware.weights.write_energy_j, writes, devices)
     hardware = {**old, **machine.figures,
-                "training": machine.training_cost(samples, batches, writes),
-                "figures_version": __version__}
+                "training": machine.training_cost(samples, batches, writes,
+                                                  device_writes=wear["device_writes"]
+                                                  if wear["tracked"] else None),
+                "wear": wear, "figures_version": __version__}
     return {**result, "hardware": hardware}
 
 
@@ -224,6 +235,14 @@ def _hardware_summary(machine, train_engine, cautions: list[str],
     writes = getattr(train_engine, "writes", None)
     if writes is None:  # trained off the machine: what it would have programmed
         writes = math.ceil(batches / hw.update_every)
+    from relaxsim.hardware import wear_summary
+
+    shapes = machine.network.param_shapes()
+    devices = hw.weights.devices_per_weight * (
+        int(np.prod(shapes["W"])) + (int(np.prod(shapes["W_in"])) if hw.input_bank else 0))
+    wear = wear_summary([getattr(train_engine, "wear", None),
+                         getattr(train_engine, "wear_in", None)],
+                        hw.weights.write_energy_j, writes, devices)
     return {
         "mode": hw.mode,
         "switch": hw.switch.name, "weights": hw.weights.name, "active": hw.active.name,
@@ -234,7 +253,12 @@ def _hardware_summary(machine, train_engine, cautions: list[str],
         "programming_events": getattr(train_engine, "writes", 0),
         # training as a hardware process: forward passes, readout, digital gradients,
         # programming (relaxsim.energy.training), in every mode as if the machine were in the loop
-        "training": machine.training_cost(samples, batches, writes),
+        "training": machine.training_cost(samples, batches, writes,
+                                          device_writes=wear["device_writes"]
+                                          if wear["tracked"] else None),
+        # writes per device, worn-out devices, write energy (Hardware.wear; counted only for
+        # an element with a finite endurance)
+        "wear": wear,
         "coupling": machine.coupling_summary(),
         "warnings": list(cautions),
     }

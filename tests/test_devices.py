@@ -341,7 +341,8 @@ def test_drift_power_law_and_exponential():
 
 def test_pcm_preset_drift_is_aihwkit_like():
     pcm = load_preset("weight", "pcm")
-    assert (pcm.drift, pcm.drift_nu, pcm.drift_t0_s) == ("power_law", 0.05, 20.0)
+    # the exponents follow from the conductance (aihwkit's statistics), t0 = 20 s
+    assert (pcm.drift, pcm.statistics, pcm.drift_t0_s) == ("power_law", "pcm", 20.0)
 
 
 def test_read_sigma():
@@ -385,8 +386,8 @@ BAD = [
      "weight.bits: must be a whole number or inf (got 4.5)"),
     ("w_max <= 0", make(WeightElement, w_max=0), "weight.w_max: must be > 0 (got 0)"),
     ("unbounded but quantised", make(WeightElement, bits=8),
-     "weight.w_max: must be finite unless bits = inf and program_noise = read_noise = 0 "
-     "(got inf)"),
+     "weight.w_max: must be finite unless bits = inf, program_noise = read_noise = 0, "
+     'statistics = "uniform" and model = "crossbar" (got inf)'),
     ("sign", make(WeightElement, sign="unipolar"),
      'weight.sign: must be one of bipolar, differential (got "unipolar"); did you mean '
      "'bipolar'?"),
@@ -429,7 +430,7 @@ BAD = [
      "si_mzi_carrier, soa_gate"),
     ("close preset", device("weight", {"preset": "thermooptic"}, "hardware.weights"),
      "hardware.weights.preset: unknown weight preset 'thermooptic'; known: ideal, lcos_slm, mtj, "
-     "pcm, rram, thermo_optic; did you mean 'thermo_optic'?"),
+     "pcm, pcm_photonic, rram, thermo_optic; did you mean 'thermo_optic'?"),
     ("preset type", device("active", {"preset": 3}, "hardware.active"),
      "hardware.active.preset: must be a preset name or a TOML file (got 3)"),
     ("not a table", device("active", "soa", "hardware.active"),

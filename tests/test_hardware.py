@@ -18,6 +18,12 @@ IDEAL = {f"hardware.{kind}": {"preset": "ideal"} for kind in ("switch", "weights
 SMALL = {"network.hidden": 32, "training.epochs": 6}
 
 
+# A PCM crossbar with noise alike for every weight and no wear (the compiled write path): the
+# numbers of the pcm preset before its conductance statistics (relaxsim.devices.pcm)
+UNIFORM_PCM = {"preset": "pcm", "statistics": "uniform", "drift_compensation": "none",
+               "endurance_writes": "inf", "program_noise": 0.04, "read_noise": 0.01,
+               "drift_nu": 0.05, "drift_nu_std": 0.008}
+
 def test_ideal_presets_give_the_ideal_coupling():
     cfg = relaxsim.load_config(overrides={**IDEAL, "hardware.mode": "hardware_aware"})
     hw = build_hardware(cfg.hardware)
@@ -106,8 +112,9 @@ def test_accuracy_falls_with_read_noise(trained_run):
 def test_pcm_drift_lowers_accuracy_with_elapsed_time(trained_run):
     """PCM cells drift as (t / t0)^-nu (nu = 0.1, the fast end of the published 0.05-0.1), with
     programming and read noise off so that only the drift acts."""
-    pcm = {"hardware.weights": {"preset": "pcm", "program_noise": 0.0, "read_noise": 0.0,
-                                "bits": float("inf"), "w_max": 100.0, "drift_nu": 0.1}}
+    pcm = {"hardware.weights": {**UNIFORM_PCM, "program_noise": 0.0, "read_noise": 0.0,
+                                "drift_nu_std": 0.0, "bits": float("inf"), "w_max": 100.0,
+                                "drift_nu": 0.1}}
     accs = [accuracy_on(trained_run, **pcm, **{"hardware.drift_time": t})
             for t in ("0 s", "1 h", "1 day", "1000 day")]
     assert_falls(accs, drop=0.02, slack=0.0)
@@ -195,8 +202,7 @@ def test_program_and_read_is_program_then_read_at_once():
     weights and the gradient factor of a write then a read at time 0, into the buffers given;
     wrong buffers are refused before anything is written."""
     cfg = relaxsim.load_config(overrides={"hardware.weights": {
-        "preset": "pcm", "w_max": 0.5, "program_noise": 0, "read_noise": 0,
-        "drift_nu_std": 0}})
+        **UNIFORM_PCM, "w_max": 0.5, "program_noise": 0, "read_noise": 0, "drift_nu_std": 0}})
     hw = build_hardware(cfg.hardware)
     W = np.random.default_rng(0).uniform(-2.0, 2.0, (2, 6, 6))  # some outside the range
     W_read, factor = hw.read(hw.program(W, np.random.default_rng(1)), 0.0,
@@ -217,7 +223,7 @@ def test_drift_exponents_are_fixed_at_programming_and_drawn_when_first_needed():
     """Programming draws only the key of each weight's drift exponent; the exponents drawn from
     it later are the ones an eager draw at programming gives, the same at every read, and a read
     before the drift's onset draws none."""
-    cfg = relaxsim.load_config(overrides={"hardware.weights": {"preset": "pcm"}})
+    cfg = relaxsim.load_config(overrides={"hardware.weights": UNIFORM_PCM})
     hw = build_hardware(cfg.hardware)
     W = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 6, 6))
     programmed = hw.program(W, np.random.default_rng(4))
@@ -295,7 +301,7 @@ def test_training_batch_draws_what_the_separate_calls_draw(dtype, jitter_draws, 
     cfg = relaxsim.load_config(overrides={
         "network.hidden": hidden, "network.steps": 6, "network.banks": 3, "network.dtype": dtype,
         "hardware.mode": "hardware_aware", "hardware.switch": "si_mzi_carrier",
-        "hardware.weights.preset": "pcm", "hardware.clock": "60 ps",
+        "hardware.weights": UNIFORM_PCM, "hardware.clock": "60 ps",
         "hardware.active": {"preset": "soa", "noise": 0.02, "detector_noise": 0.01},
         "hardware.jitter_draws": jitter_draws, "hardware.weights.bits": 6,
         "hardware.weights.program_noise": weight_noise, "hardware.weights.read_noise": weight_noise})

@@ -246,11 +246,12 @@ def test_checkpoint_contents(tmp_path, monkeypatch, update_every):
     params = {"W_in", "W", "b", "W_out", "b_out"}
     assert {f"params/{k}" for k in params} | {f"best/{k}" for k in params} <= names
     assert {f"optimizer/m/{k}" for k in params} | {f"optimizer/v/{k}" for k in params} <= names
-    programmed = {"engine/programmed/W", "engine/programmed/mask"}
-    if update_every == 1:  # every batch writes the banks anew: nothing to keep
-        assert not programmed & names and meta["engine"]["nu_key"] is None
-    else:  # the banks as written, and the key their drift exponents are drawn from
-        assert programmed <= names and isinstance(meta["engine"]["nu_key"], int)
+    # the banks as written, the key their drift exponents are drawn from, the devices'
+    # conductances (PCM statistics) and every device's write history (PCM wears out): kept
+    # even when every batch writes anew, as a device keeps its value where its level stays
+    programmed = {"engine/programmed/W", "engine/programmed/mask", "engine/programmed/devices"}
+    assert programmed <= names and isinstance(meta["engine"]["nu_key"], int)
+    assert {f"engine/wear/{k}" for k in ("level", "value", "writes", "stuck")} <= names
     assert meta["epoch"] == 1 and meta["relaxsim_version"] == relaxsim.__version__
     assert meta["config"] == cfg.to_dict()
     assert meta["config_sha256"] == ckpt_module.config_digest(cfg.to_dict())

@@ -86,8 +86,8 @@ def test_parse_quantity_rejects(value, dimension, message):
 
 
 def test_unknown_dimension_is_a_programming_error():
-    with pytest.raises(ValueError, match="unknown dimension 'length'; known: time, energy"):
-        parse_quantity("1 m", "length", FIELD)
+    with pytest.raises(ValueError, match="unknown dimension 'volume'; known: time, energy"):
+        parse_quantity("1 l", "volume", FIELD)
 
 
 FORMATS = [

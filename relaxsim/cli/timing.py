@@ -141,7 +141,9 @@ def report(cfg, hw, figures: dict, coupling=None) -> str:
         ["switch", hw.switch.name, f"settles in {format_quantity(t_sw, 'time')} "
                                    f"(to {100 * tol:g} % of the old path)"],
         ["weights", hw.weights.name,
-         f"programs a bank in {format_quantity(hw.weights.program_time_s, 'time')}"],
+         f"programs a bank in {format_quantity(hw.bank_program_time_s, 'time')} (settled to "
+         f"half a level; a write's 10-90 % time "
+         f"{format_quantity(hw.weights.program_time_s, 'time')})"],
         ["active", hw.active.name, f"settles in {format_quantity(t_st, 'time')}"],
         ["bank", "", f"T_MM = {format_quantity(t_mm, 'time')}; readout "
                      f"{format_quantity(hw.readout_time_s, 'time')}"],

@@ -74,22 +74,27 @@ class HardwareEngine(Engine):
         # hardware.input_layer = "bank": W_in held in a weight bank of its own, programmed with
         # the banks (its drift exponents, like theirs, fixed at programming)
         self.programmed_in: Programmed | None = None
+        # every device's writes, when the weight element wears out (a finite endurance)
+        shapes = net.param_shapes()
+        self.wear = hw.wear(shapes["W"])
+        self.wear_in = hw.wear(shapes["W_in"]) if hw.input_bank else None
 
     # -- training ----------------------------------------------------------------------------
 
     def loss_and_grad(self, params, x, y):
         hw, net = self.hw, self.net
         on_hw = {}
-        if hw.update_every == 1:  # each write is read once, at once: one draw for both noises
+        if hw.update_every == 1 and hw.plain_writes:  # each write read once, at once: one draw
+            # for both noises, in one compiled pass
             W_hw, dW_factor, mix, noise, det = self._draws(len(y))(params["W"], self.rng)
             if hw.input_bank:  # the input bank, written and read as the banks are
-                on_hw["W_in"] = hw.program_and_read(params["W_in"], self.rng)
+                on_hw["W_in"] = hw.program_and_read(params["W_in"], self.rng, wear=self.wear_in)
             self._wrote()
         else:
             if self.programmed is None or self.batches_since_program >= hw.update_every:
-                self.programmed = hw.program(params["W"], self.rng)
+                self.programmed = hw.program(params["W"], self.rng, self.wear)
                 if hw.input_bank:
-                    self.programmed_in = hw.program(params["W_in"], self.rng)
+                    self.programmed_in = hw.program(params["W_in"], self.rng, self.wear_in)
                 self._wrote()
             elapsed = self.clock_s - self.programmed_at
             W_hw, dW_factor = hw.read(self.programmed, elapsed, self.rng)
@@ -147,6 +152,13 @@ class HardwareEngine(Engine):
             arrays.update({"programmed_in/W": self.programmed_in.W,
                            "programmed_in/mask": self.programmed_in.mask})
             nu_key_in = self.programmed_in.nu_key
+        for prefix, programmed in (("programmed", self.programmed),
+                                   ("programmed_in", self.programmed_in)):
+            if programmed is not None and programmed.devices is not None:
+                arrays[f"{prefix}/devices"] = programmed.devices
+        for prefix, wear in (("wear", self.wear), ("wear_in", self.wear_in)):
+            if wear is not None:
+                arrays.update(wear.state(prefix))
         return arrays, {
             "rng": self.rng.bit_generator.state, "writes": self.writes, "nu_key": nu_key,
             "nu_key_in": nu_key_in,
@@ -162,12 +174,17 @@ class HardwareEngine(Engine):
                                          mask=arrays["programmed/mask"],
                                          nu_key=scalars.get("nu_key"),
                                          # earlier checkpoints kept the exponents themselves
-                                         nu_draws=arrays.get("programmed/nu_draws"))
+                                         nu_draws=arrays.get("programmed/nu_draws"),
+                                         devices=arrays.get("programmed/devices"))
         self.programmed_in = None
         if "programmed_in/W" in arrays:
             self.programmed_in = Programmed(W=arrays["programmed_in/W"],
                                             mask=arrays["programmed_in/mask"],
-                                            nu_key=scalars.get("nu_key_in"))
+                                            nu_key=scalars.get("nu_key_in"),
+                                            devices=arrays.get("programmed_in/devices"))
+        for prefix, wear in (("wear", self.wear), ("wear_in", self.wear_in)):
+            if wear is not None:
+                wear.restore(arrays, prefix)
         self.writes = int(scalars["writes"])
         self.batches_since_program = int(scalars["batches_since_program"])
         self.clock_s = float(scalars["clock_s"])
@@ -178,8 +195,8 @@ class HardwareEngine(Engine):
 
     def begin_evaluation(self, params) -> None:
         """Program the banks from ``params`` once; they are read after ``hardware.drift_time``."""
-        self._eval_programmed = self.hw.program(params["W"], self.rng)
-        self._eval_programmed_in = (self.hw.program(params["W_in"], self.rng)
+        self._eval_programmed = self.hw.program(params["W"], self.rng, self.wear)
+        self._eval_programmed_in = (self.hw.program(params["W_in"], self.rng, self.wear_in)
                                     if self.hw.input_bank else None)
 
     def logits(self, params, x):
