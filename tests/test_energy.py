@@ -51,6 +51,8 @@ def tiny(**overrides):
 T_SW = 3 * PS / math.log(9) * math.log(1 / TOL)
 T_ST = 1 * PS * math.log(1 / TOL)
 T_MM = T_RO = 10 * PS
+# a bank's programming: the 1 us write (10-90 %) of an analog element settled to the tolerance
+T_PROG = 1e-6 / math.log(9) * math.log(1 / TOL)
 LATENCY = 4 * T_MM + 3 * max(T_SW, T_ST) + T_ST + T_RO  # ReLaX-Net, auto clock, alone
 STATIC = {"weights": 2 * 16 * 1e-3,           # 32 heaters of 1 mW
           "switch": 1 * 4 * 2 * 2e-3,         # 1 set x 4 channels x (router + mirror) x 2 mW
@@ -113,7 +115,7 @@ def test_tiny_machine_other_architectures_by_hand():
     assert close(rep["energy_breakdown_j"]["programming"], 4 * 16 * 10e-12)
     # each of the 4 writes holds up its step (T_state < 1 us); the last step settles, then the
     # readout
-    rep_period = 4 * 1e-6 + 4 * T_MM + T_ST + T_RO
+    rep_period = 4 * T_PROG + 4 * T_MM + T_ST + T_RO
     assert close(rep["period_s"], rep_period)
     # unrolled DNN: 4 banks, 4 element layers; the input injected at each layer anew
     d = dnn["devices"]
@@ -136,14 +138,14 @@ def test_tiny_machine_training_by_hand():
     assert close(cost["time_s"]["forward"], 100 * LATENCY)
     assert close(cost["time_s"]["readout"], 100 * 3 * 4 / (4 * 10e9))  # (L_T - 1) N states
     assert close(cost["time_s"]["digital"], macs / 1e12)
-    assert close(cost["time_s"]["programming"], 5 * 1e-6)
+    assert close(cost["time_s"]["programming"], 5 * T_PROG)
     full = (4 * 2 * 4 * 1e-12 + 8e-12 + 0.4e-12 + 0.256e-12 + 2.048e-12 + 200e-12
             + 0.124 * LATENCY)  # an inference at full utilisation
     assert close(cost["energy_j"]["forward"], 100 * full)
     assert close(cost["energy_j"]["readout"], 100 * 3 * 4 * 2e-15 * 256)
     assert close(cost["energy_j"]["digital"], macs * 10e-12)
     assert close(cost["energy_j"]["programming"], 5 * 32 * 10e-12)
-    after = 100 * 3 * 4 / (4 * 10e9) + macs / 1e12 + 5e-6
+    after = 100 * 3 * 4 / (4 * 10e9) + macs / 1e12 + 5 * T_PROG
     assert close(cost["energy_j"]["static"], 0.124 * after)
     per_sample = machine.training_per_sample()
     assert close(per_sample["programming_events"], 1 / (8 * 3))
@@ -354,7 +356,7 @@ def test_the_input_bank_survives_a_checkpoint():
 
 def test_serial_programming_counts_the_input_bank():
     hw = tiny(**{"hardware.input_layer": "bank", "hardware.program_banks": "serial"}).hardware
-    assert close(hw.program_time_s(2), 3 * 1e-6)
+    assert close(hw.program_time_s(2), 3 * T_PROG)
 
 
 # -- stored results of earlier versions: their figures worked out again, not their training ------
@@ -365,8 +367,9 @@ def test_a_stored_point_of_an_earlier_version_gets_this_versions_figures(tmp_pat
     from relaxsim.scans.spec import load_spec
     from relaxsim.scans.store import ScanWarning, Store
 
-    spec = load_spec({"base": {"network": {"hidden": 8}, "training": {"epochs": 1}},
-                      "seeds": [0]})
+    # an ideal-mode point: its results are this version's (a hardware one runs again)
+    spec = load_spec({"base": {"network": {"hidden": 8}, "training": {"epochs": 1},
+                               "hardware": {"mode": "ideal"}}, "seeds": [0]})
     (point,) = spec.expand()
     fresh = relaxsim.run(point.config)
     old = json.loads(json.dumps(fresh))  # as 0.3.0 wrote it: no accounting, another energy

@@ -380,7 +380,8 @@ def test_legacy_ids_are_the_ids_earlier_stores_hold():
     ("0.2.0", 0.0, "hardware_aware", 1, True),   # the signal physics of 0.3.0 changes it
     ("0.2.0", 0.0, "hardware_aware", 2, True),   # (the budget's noise: with one bank too)
     ("0.2.0", 0.0, "ideal", 2, False),
-    ("0.3.0", 0.5, "hardware_aware", 2, False),
+    ("0.3.0", 0.5, "hardware_aware", 2, True),   # the weight elements of 0.4.0 change it
+    ("0.3.0", 0.5, "ideal", 2, False),
 ])
 def test_a_point_stored_before_a_fix_that_changes_it_runs_again(tmp_path, version, alpha, mode,
                                                                 banks, stale):
@@ -401,8 +402,8 @@ def test_a_point_stored_before_a_fix_that_changes_it_runs_again(tmp_path, versio
         state = store.status([point])
     assert len(state["missing" if stale else "done"]) == 1
     messages = [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
-    fix = ("the carry-over fix of 0.2.0" if version == "0.1.0"
-           else "the signal physics of 0.3.0")
+    fix = {"0.1.0": "the carry-over fix of 0.2.0", "0.2.0": "the signal physics of 0.3.0",
+           "0.3.0": "the weight elements of 0.4.0"}[version]
     assert messages == ([f"{store.path(point.id)}: written by relaxsim {version}, before "
                          f"{fix}, which changes this point's results; counted as missing"]
                         if stale else [])

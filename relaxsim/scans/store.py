@@ -337,6 +337,10 @@ FIXED_IN = (
      and cfg.get("hardware", {}).get("mode") != "ideal"),
     ((0, 3, 0), "the signal physics of 0.3.0",
      lambda cfg: cfg.get("hardware", {}).get("mode") != "ideal"),
+    # 0.4.0: the weight elements as built (the thermo-optic mesh, PCM statistics, wear, a write
+    # settled to half a level) change every machine's weights but the ideal mode's
+    ((0, 4, 0), "the weight elements of 0.4.0",
+     lambda cfg: cfg.get("hardware", {}).get("mode") != "ideal"),
 )
 
 
