@@ -18,6 +18,8 @@ conductances in those units.
   0)`` with ``Q_s = min(0.0088 / max(g_prog^0.65, 1e-3), 0.2)`` and ``t_read = 250 ns``.
 
 The numbers are aihwkit's defaults; ``t0`` is the weight element's ``drift_t0`` (aihwkit: 20 s).
+:func:`program_compiled` and :func:`read_compiled` are the compiled passes the machine runs
+(:mod:`relaxsim.kernels.programming`); :func:`program` and :func:`read` their numpy twins.
 """
 
 from __future__ import annotations
@@ -83,3 +85,34 @@ def read(g_prog, nu, t_inf: float, t0: float, z):
     g_drift = g_prog * drift_factor(nu, t_inf, t0)
     noisy = g_drift + np.abs(g_drift) * read_sigma(g_prog, t_inf, t0) * z
     return np.maximum(noisy, 0.0)
+
+
+def program_compiled(g_target: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """:func:`program` in one compiled pass (float64, any shape)."""
+    from relaxsim.kernels.programming import pcm_program
+
+    g = np.ascontiguousarray(g_target, dtype=np.float64)
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    out = np.empty_like(g)
+    pcm_program(g.reshape(-1), z.reshape(-1), *PROG_COEFF, PROG_G_MAX_US, out.reshape(-1))
+    return out
+
+
+def read_compiled(g_prog: np.ndarray, nu, t_inf: float, t0: float, z: np.ndarray) -> np.ndarray:
+    """:func:`read` in one compiled pass (``nu`` may be ``None`` when ``t_inf = 0``: no drift)."""
+    from relaxsim.kernels.programming import pcm_read
+
+    g = np.ascontiguousarray(g_prog, dtype=np.float64)
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    t = t_inf + t0
+    if t <= t0:  # no drift yet: the exponents are not read
+        nu = np.zeros(1)
+    elif nu is None:
+        raise ValueError("read_compiled: the drift exponents are needed after t0")
+    else:
+        nu = np.ascontiguousarray(np.broadcast_to(nu, g.shape), dtype=np.float64)
+    out = np.empty_like(g)
+    pcm_read(g.reshape(-1), nu.reshape(-1), t / t0,
+             float(np.sqrt(np.log((t + T_READ_S) / (2.0 * T_READ_S)))), z.reshape(-1),
+             out.reshape(-1))
+    return out

@@ -462,15 +462,18 @@ class WeightElement(DeviceRecord):
         noise, one standard normal per device from ``rng`` when there is noise: the statistical
         PCM model's conductance-dependent noise (:mod:`relaxsim.devices.pcm`), else
         ``program_noise w_max`` per device; a device of a pair never goes below 0."""
+        from relaxsim.kernels.rng import draw_key, normal_from_key
+
         from . import pcm
 
         if self.statistics == "pcm":
-            return pcm.program(targets, rng.standard_normal(np.shape(targets)))
+            return pcm.program_compiled(targets, normal_from_key(draw_key(rng),
+                                                                 np.shape(targets)))
         sigma = self.program_noise * self.w_max
         if sigma == 0:
             return np.array(targets, dtype=np.float64)
-        out = targets + sigma * rng.standard_normal(np.shape(targets))
-        return out if self.sign == "bipolar" else np.maximum(out, 0.0)
+        out = targets + normal_from_key(draw_key(rng), np.shape(targets), sigma)
+        return out if self.sign == "bipolar" else np.maximum(out, 0.0, out=out)
 
     def device_weights(self, values):
         """The weights devices of ``values`` hold: ``d``, ``d+ - d-`` or ``w_max (g+ - g-)``."""
@@ -509,10 +512,14 @@ class WeightElement(DeviceRecord):
 
     def pcm_read(self, g, nu, elapsed_s: float, rng: np.random.Generator):
         """The pairs' conductances ``elapsed_s`` after programming (drift and 1/f read noise,
-        one standard normal per device from ``rng``), as weights ``w_max (g+ - g-)``."""
+        one standard normal per device, drawn from a key of ``rng``), as weights
+        ``w_max (g+ - g-)``; ``nu`` may be ``None`` at ``elapsed_s = 0`` (no drift yet)."""
+        from relaxsim.kernels.rng import draw_key, normal_from_key
+
         from . import pcm
 
-        g_t = pcm.read(g, nu, float(elapsed_s), self.drift_t0_s, rng.standard_normal(np.shape(g)))
+        z = normal_from_key(draw_key(rng), np.shape(g))
+        g_t = pcm.read_compiled(g, nu, float(elapsed_s), self.drift_t0_s, z)
         return self.w_max * (g_t[0] - g_t[1])
 
     def program(self, w, rng: np.random.Generator | None = None):

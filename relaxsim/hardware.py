@@ -215,19 +215,18 @@ class Wear:
     def write(self, W: np.ndarray, rng: np.random.Generator):
         """Program the weights ``W``: ``(values, mask)``, the devices' values after the event
         and the weights' straight-through mask (in range, no device stuck)."""
+        from relaxsim.kernels.programming import wear_write
+
         wts = self.weights
         targets, in_range = wts.device_targets(W)
         programmed = wts.device_program(targets, rng)
-        written = (targets != self.level) & ~self.stuck
-        self.writes += written
-        failed = written & (self.writes > wts.endurance_writes)
-        if failed.any():
-            self.stuck |= failed
-            if wts.failure == "random":
-                self.value[failed] = wts.device_random_levels(int(failed.sum()), rng)
-        ok = written & ~failed
-        self.value[ok] = programmed[ok]
-        self.level[ok] = targets[ok]
+        failed = np.empty(self.stuck.shape, dtype=np.bool_)
+        endurance = int(min(wts.endurance_writes, np.iinfo(np.int64).max))
+        n = wear_write(targets.reshape(-1), programmed.reshape(-1), self.level.reshape(-1),
+                       self.value.reshape(-1), self.writes.reshape(-1), self.stuck.reshape(-1),
+                       endurance, failed.reshape(-1))
+        if n and wts.failure == "random":
+            self.value[failed] = wts.device_random_levels(n, rng)
         mask = in_range & ~self.stuck.any(axis=0)
         return self.value.copy(), mask
 
@@ -747,7 +746,7 @@ class Hardware:
         """
         wts = self.weights
         if wts.statistics == "pcm":
-            if programmed.nu_draws is None:
+            if programmed.nu_draws is None and elapsed_s > 0:  # at 0: no drift, none drawn
                 programmed.nu_draws = wts.pcm_exponents(programmed.devices, programmed.nu_key)
             W = wts.pcm_read(programmed.devices, programmed.nu_draws, elapsed_s, rng)
             return self._compensated(programmed, W, programmed.mask)

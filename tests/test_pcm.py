@@ -127,3 +127,45 @@ def test_drift_compensation_needs_drift():
     with pytest.raises(ConfigError, match="drift_compensation: must be \"none\" without drift"):
         WeightElement(w_max=1.0, drift_compensation="global")
     assert load_preset("weight", "pcm").drift_compensation == "global"
+
+
+def test_compiled_passes_against_their_numpy_twins():
+    rng = np.random.default_rng(3)
+    g = np.abs(rng.normal(0.4, 0.3, (2, 3, 7, 7)))
+    g[0, 0, 0, :3] = 0.0  # devices at zero conductance
+    z = rng.standard_normal(g.shape)
+    np.testing.assert_allclose(pcm.program_compiled(g, z), pcm.program(g, z), rtol=1e-13,
+                               atol=1e-15)
+    nu = pcm.drift_exponents(g, rng.standard_normal(g.shape))
+    for t_inf in (0.0, 1.0, 3600.0, 1e7):
+        np.testing.assert_allclose(pcm.read_compiled(g, nu, t_inf, 20.0, z),
+                                   pcm.read(g, nu, t_inf, 20.0, z), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="drift exponents are needed"):
+        pcm.read_compiled(g, None, 1.0, 20.0, z)
+
+
+def test_the_compiled_wear_write_against_its_numpy_twin():
+    from relaxsim.kernels.programming import wear_write
+
+    rng = np.random.default_rng(4)
+    n, endurance = 500, 3
+    level, value = np.full(n, np.nan), np.zeros(n)
+    writes, stuck = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.bool_)
+    t_level, t_value, t_writes, t_stuck = level.copy(), value.copy(), writes.copy(), stuck.copy()
+    for _ in range(8):
+        targets = rng.integers(0, 3, n).astype(float)
+        programmed = targets + 0.01 * rng.standard_normal(n)
+        failed = np.empty(n, dtype=np.bool_)
+        count = wear_write(targets, programmed, level, value, writes, stuck, endurance, failed)
+        # the twin
+        written = (targets != t_level) & ~t_stuck
+        t_writes += written
+        t_failed = written & (t_writes > endurance)
+        t_stuck |= t_failed
+        ok = written & ~t_failed
+        t_value[ok], t_level[ok] = programmed[ok], targets[ok]
+        assert count == t_failed.sum()
+        np.testing.assert_array_equal(failed, t_failed)
+        for a, b in ((level, t_level), (value, t_value), (writes, t_writes), (stuck, t_stuck)):
+            np.testing.assert_array_equal(a, b)
+    assert stuck.any() and not stuck.all()

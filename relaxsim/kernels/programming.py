@@ -248,3 +248,55 @@ def mixing(k, p, r, banks, levels, on, floor, square, root, cos_phase, out):
                             P *= rise if bj == bk else fall
                 m = P * P if square else (math.sqrt(P) if root else P)
                 out[t, w, j] = m * cos_phase[t, j] if phased else m
+
+
+# -- the statistical PCM model and wear (relaxsim.devices.pcm, relaxsim.hardware.Wear) ---------
+
+@nb.njit(cache=True, error_model="numpy")
+def pcm_program(g, z, c0, c1, c2, scale, out):
+    """Programmed conductances: ``max(g + (c0 + c1 g + c2 g^2) / scale z, 0)`` per element of
+    the flat arrays ``g`` and ``z``, into ``out`` (the twin: :func:`relaxsim.devices.pcm.program`)."""
+    for i in range(g.size):
+        gi = g[i]
+        out[i] = max(gi + (c0 + c1 * gi + c2 * gi * gi) / scale * z[i], 0.0)
+
+
+@nb.njit(cache=True, error_model="numpy", parallel=True)
+def pcm_read(g_prog, nu, ratio, accumulated, z, out):
+    """Conductances read after drift and 1/f noise: ``g_d = g_prog ratio^(-nu)`` (``ratio = t /
+    t0``; no drift, and ``nu`` not read, when ``ratio <= 1``), then ``max(g_d + |g_d| Q_s
+    accumulated z, 0)`` with ``Q_s = min(0.0088 / max(g_prog^0.65, 1e-3), 0.2)`` and
+    ``accumulated = sqrt(ln((t + t_read) / (2 t_read)))``; flat arrays, into ``out`` (the twin:
+    :func:`relaxsim.devices.pcm.read`)."""
+    drifts = ratio > 1.0
+    log_ratio = math.log(ratio) if drifts else 0.0
+    for i in nb.prange(g_prog.size):
+        g = g_prog[i]
+        gd = g * math.exp(-nu[i] * log_ratio) if drifts else g
+        a = abs(g)
+        q_s = 0.2 if a <= 0.0 else min(0.0088 / max(math.exp(0.65 * math.log(a)), 1e-3), 0.2)
+        out[i] = max(gd + abs(gd) * q_s * accumulated * z[i], 0.0)
+
+
+@nb.njit(cache=True)
+def wear_write(targets, programmed, level, value, writes, stuck, endurance, failed):
+    """One programming event of devices with a write history (flat arrays): a device whose
+    target differs from its level, and is not stuck, is written; its write count grows, and a
+    write past ``endurance`` fails (the device sticks, ``failed`` marks it, its value stays);
+    a write that succeeds takes the programmed value and the new level. Returns the number of
+    devices that failed (their stuck value, when drawn at random, is set by the caller)."""
+    n_failed = 0
+    for i in range(targets.size):
+        failed[i] = False
+        t = targets[i]
+        if stuck[i] or t == level[i]:
+            continue
+        writes[i] += 1
+        if writes[i] > endurance:
+            stuck[i] = True
+            failed[i] = True
+            n_failed += 1
+        else:
+            value[i] = programmed[i]
+            level[i] = t
+    return n_failed
