@@ -26,6 +26,7 @@ from .fields import DeviceRecord, choice, join_field, quantity
 from .units import describe_value
 
 LN9 = math.log(9.0)  # a first-order response rises from 10 % to 90 % in tau ln 9
+SPEED_OF_LIGHT = 299_792_458.0  # m/s (SI, exact)
 INF = math.inf
 
 
@@ -411,11 +412,12 @@ class WeightElement(DeviceRecord):
                               describe_value(self.drift_compensation))
         if self.model == "mesh":
             for key, value, plain in (("bits", self.bits, INF),
-                                      ("program_noise", self.program_noise, 0.0)):
+                                      ("program_noise", self.program_noise, 0.0),
+                                      ("static_power", self.static_power_w, 0.0)):
                 if value != plain:
                     raise ConfigError(join_field(prefix, key), f"must be {plain:g} with model = "
                                       '"mesh" (a mesh is programmed by its phases: phase_bits, '
-                                      "phase_noise)", f"{value:g}")
+                                      "phase_noise; its heaters draw phase_power)", f"{value:g}")
             if self.sign != "bipolar" or self.statistics != "uniform":
                 raise ConfigError(join_field(prefix, "model"), 'must be "crossbar" with '
                                   f'sign = "{self.sign}" and statistics = "{self.statistics}" '
@@ -424,6 +426,30 @@ class WeightElement(DeviceRecord):
     @property
     def devices_per_weight(self) -> int:
         return 2 if self.sign == "differential" else 1
+
+    def mesh_heaters(self, rows: int, cols: int) -> int:
+        """Phase shifters of a mesh bank of ``rows x cols`` weights: two per MZI of the two
+        Clements meshes (``rows (rows - 1) / 2`` and ``cols (cols - 1) / 2`` MZIs) and one per
+        attenuator (``min(rows, cols)``)."""
+        return rows * (rows - 1) + cols * (cols - 1) + min(rows, cols)
+
+    def mesh_columns(self, n: int) -> int:
+        """MZI columns a signal crosses in a mesh bank of ``n`` modes: ``n`` for each of the two
+        Clements meshes (U and V^T) and one of attenuators."""
+        return 2 * n + 1
+
+    def mesh_propagation_time_s(self, n: int, field: str = "propagation_time") -> float:
+        """Propagation through a mesh bank of ``n`` modes: ``(2 n + 1) mzi_length group_index /
+        c``; ``field`` names the setting that asked, in the error when there is no mesh or no
+        geometry."""
+        if self.model != "mesh":
+            raise ConfigError(field, 'must be a time unless the weights are a mesh (model = '
+                              f'"mesh"; {self.name} is a crossbar)', '"auto"')
+        for key, value in (("mzi_length", self.mzi_length_m), ("group_index", self.group_index)):
+            if not value > 0:
+                raise ConfigError(f"hardware.weights.{key}", f'must be > 0 for {field} = "auto" '
+                                  "(the mesh's geometry)", f"{value:g}")
+        return self.mesh_columns(n) * self.mzi_length_m * self.group_index / SPEED_OF_LIGHT
 
     def write_settle_time_s(self, tol: float) -> float:
         """Time for a write to settle within half a level of the element's precision: a

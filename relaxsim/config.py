@@ -125,7 +125,9 @@ SCHEMA["hardware"] = {
                 _one_of("ideal", "hardware_aware", "deploy")),
     "clock": Key("clock", "step clock: 'auto' (each step waits until switch and active element "
                  "have settled) or a period such as '100 ps'"),
-    "propagation_time": Key("positive_time", "T_MM: propagation of the signal through a bank"),
+    "propagation_time": Key("auto_time", "T_MM: propagation of the signal through a bank, or "
+                            "'auto': through a mesh's 2 N + 1 columns of MZIs (mzi_length x "
+                            "group_index / c each)"),
     "settle_tolerance": Key("float", "auto clock: residual switch leak and carry-over a step "
                             "waits for", _fraction(True)),
     "drift_time": Key("time", "hardware time between programming the banks and testing"),
@@ -179,7 +181,8 @@ DEFAULT_CONFIG = "default.toml"
 # the device tables of the hardware section, and the kind of device each holds
 DEVICE_KINDS = {"switch": "switch", "weights": "weight", "active": "active", "io": "io",
                 "digital": "digital"}
-TIME_KINDS = ("time", "positive_time", "clock")  # the kinds of key that hold a time
+TIME_KINDS = ("time", "positive_time", "clock", "auto_time")  # the kinds of key that hold a time
+AUTO_TIMES = ("clock", "auto_time")  # time kinds that also take "auto"
 
 
 def _describe(value: Any) -> str:
@@ -197,8 +200,8 @@ def seconds_of(field: str, value: Any, positive: bool = False) -> float:
     seconds = parse_quantity(value, "time", field)
     if not seconds >= 0 or math.isinf(seconds) or (positive and seconds == 0):
         raise ConfigError(field, "must be a finite time " + (
-            ("> 0 or 'auto'" if field.endswith("clock") else "> 0") if positive else ">= 0"),
-            _describe(value))
+            ("> 0 or 'auto'" if field.endswith(("clock", "propagation_time")) else "> 0")
+            if positive else ">= 0"), _describe(value))
     return seconds
 
 
@@ -253,7 +256,7 @@ def _coerce(field: str, kind: str, value: Any) -> Any:
             raise ConfigError(field, "must be true or false", _describe(value))
         return value
     if kind in TIME_KINDS:
-        if kind == "clock" and value == "auto":
+        if kind in AUTO_TIMES and value == "auto":
             return value
         seconds_of(field, value, positive=kind != "time")
         return value  # kept as written ("10 ps"); Section.seconds holds it parsed
@@ -293,7 +296,7 @@ class Section(Mapping):
         object.__setattr__(self, "_values", MappingProxyType(dict(values)))
         keys = SCHEMA.get(name, {})
         object.__setattr__(self, "_seconds", MappingProxyType({
-            key: (None if keys[key].kind == "clock" and value == "auto" else
+            key: (None if keys[key].kind in AUTO_TIMES and value == "auto" else
                   seconds_of(f"{name}.{key}", value, positive=keys[key].kind != "time"))
             for key, value in values.items() if key in keys and keys[key].kind in TIME_KINDS}))
         object.__setattr__(self, "_devices", {})
@@ -545,9 +548,15 @@ def _check_together(cfg: dict[str, dict[str, Any]], hw: Section) -> None:
                           f"{task['val_fraction']} + {task['test_fraction']}")
     hwc = cfg["hardware"]
     clock = hw.seconds("clock")
-    if clock is not None and clock <= hw.seconds("propagation_time"):
+    t_mm = hw.seconds("propagation_time")
+    if t_mm is None:  # through the mesh: it needs one, with its geometry
+        t_mm = hw.device("weights").mesh_propagation_time_s(net["hidden"],
+                                                            "hardware.propagation_time")
+    if clock is not None and clock <= t_mm:
         raise ConfigError("hardware.clock", "must be longer than hardware.propagation_time",
-                          f"{hwc['clock']} <= {hwc['propagation_time']}")
+                          f"{hwc['clock']} <= {hwc['propagation_time']}"
+                          + (f" ({t_mm:.4g} s through the mesh)"
+                             if hwc["propagation_time"] == "auto" else ""))
     switch = hw.device("switch")
     if clock is not None and switch.jitter_s >= clock:
         raise ConfigError("hardware.switch.jitter", "must be smaller than hardware.clock",

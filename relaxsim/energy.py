@@ -19,7 +19,8 @@ Device counts (:func:`counts`):
   computed digitally) or ``D`` (``"bank"``: the raw input, through an input bank of ``N x D``
   weights at every injection point);
 - weight elements ``g (L_W N^2 + [bank] P N D)``; heaters: the weight elements that draw static
-  power (``weights.static_power > 0``);
+  power (``weights.static_power > 0``), or a mesh's phase shifters, ``N (N - 1)`` per Clements
+  mesh of ``N`` modes and one per attenuator (``2 N (N - 1) + N`` a bank);
 - switches (ReLaX-Net with ``L_W > 1`` only): ``S N d (2 if mux = "switch" else 1)``, ``d`` the
   devices of one routing side per channel (1 for a star, ``2^levels - 1`` for a tree);
 - active elements: ``S N`` (``L_T N`` unrolled);
@@ -28,7 +29,8 @@ Device counts (:func:`counts`):
 - laser channels (optical machines): ``P V`` (the modulators' light) and one per O-E-O element
   (it re-emits on a channel of its own).
 
-Static power (:func:`static_power`), by kind: heaters ``weights.static_power`` each; switches
+Static power (:func:`static_power`), by kind: heaters ``weights.static_power`` each (a mesh's
+``phase_power`` each: phases spread over ``[0, 2 pi)`` draw ``P_pi`` on average); switches
 ``holding_power`` each; active elements ``static_power`` each (an SOA's bias); detectors
 ``detector_power`` each (with the amplifier); lasers ``laser_power / laser_efficiency`` per
 channel (wall-plug).
@@ -191,13 +193,19 @@ def counts(hw, shape: Shape, arch: str) -> dict[str, int]:
     S, P, V = element_sets(hw, shape, arch), injection_points(hw, shape, arch), \
         injected_values(hw, shape)
     banks = arch_banks(shape, arch)
-    weights = g * (banks * N * N + (P * N * shape.inputs if hw.input_layer == "bank" else 0))
+    bank_input = hw.input_layer == "bank"
+    weights = g * (banks * N * N + (P * N * shape.inputs if bank_input else 0))
+    if hw.weights.model == "mesh":  # the phase shifters of the meshes and attenuators
+        heaters = banks * hw.weights.mesh_heaters(N, N) + (
+            P * hw.weights.mesh_heaters(N, shape.inputs) if bank_input else 0)
+    else:
+        heaters = weights if hw.weights.static_power_w > 0 else 0
     active = S * N
     light = optical(hw)
     oeo = active if (light and hw.active.detection == "oeo") else 0
     return {
         "weight_elements": weights,
-        "heaters": weights if hw.weights.static_power_w > 0 else 0,
+        "heaters": heaters,
         "switches": (S * N * switch_devices_per_channel(hw, banks)
                      if arch == "relaxnet" else 0),
         "active_elements": active,
@@ -211,8 +219,11 @@ def counts(hw, shape: Shape, arch: str) -> dict[str, int]:
 
 def static_power(hw, devices: dict[str, int]) -> dict[str, float]:
     """Static power by kind (:data:`STATIC_KINDS`), W."""
+    # a mesh's heaters at their mean: the phases spread over [0, 2 pi), P_pi on average
+    per_heater = (hw.weights.phase_power_w if hw.weights.model == "mesh"
+                  else hw.weights.static_power_w)
     return {
-        "weights": devices["heaters"] * hw.weights.static_power_w,
+        "weights": devices["heaters"] * per_heater,
         "switch": devices["switches"] * hw.switch.holding_power_w,
         "active": devices["active_elements"] * hw.active.static_power_w,
         "detector": devices["detectors"] * hw.active.detector_power_w,

@@ -948,7 +948,20 @@ class MachineTiming:
                                 record=True)
 
 
-def build_hardware(hw_cfg, banks: int = 1, rows: int = 1) -> Hardware:
+def propagation_time_s(hw_cfg, rows: int | None) -> float:
+    """``T_MM``: the ``hardware.propagation_time`` set, or (``"auto"``) through the weight
+    element's mesh of ``rows`` modes (:meth:`WeightElement.mesh_propagation_time_s`)."""
+    t_mm = hw_cfg.seconds("propagation_time")
+    if t_mm is None:
+        if rows is None:
+            raise ValueError("build_hardware: rows (the network's N) is needed for "
+                             'propagation_time = "auto"')
+        t_mm = hw_cfg.device("weights").mesh_propagation_time_s(int(rows),
+                                                                "hardware.propagation_time")
+    return t_mm
+
+
+def build_hardware(hw_cfg, banks: int = 1, rows: int | None = None) -> Hardware:
     """Build the machine described by a validated ``hardware`` config section (its parsed
     times and device records: :meth:`relaxsim.config.Section.seconds`, ``.device``); an
     ``auto`` signal domain is the weight element's (:attr:`WeightElement.signal`); ``banks``:
@@ -962,7 +975,7 @@ def build_hardware(hw_cfg, banks: int = 1, rows: int = 1) -> Hardware:
         weights=hw_cfg.device("weights"),
         active=hw_cfg.device("active"),
         clock_s=hw_cfg.seconds("clock"),
-        propagation_time_s=hw_cfg.seconds("propagation_time"),
+        propagation_time_s=propagation_time_s(hw_cfg, rows),
         settle_tolerance=hw_cfg["settle_tolerance"],
         drift_time_s=hw_cfg.seconds("drift_time"),
         update_every=hw_cfg["update_every"],
@@ -985,7 +998,7 @@ def build_hardware(hw_cfg, banks: int = 1, rows: int = 1) -> Hardware:
         digital=hw_cfg.device("digital"),
         input_layer=hw_cfg["input_layer"],
         utilisation=hw_cfg["utilisation"],
-        rows=int(rows),
+        rows=1 if rows is None else int(rows),
     )
     return hw  # a clock shorter than the propagation is refused when the config is validated
 
