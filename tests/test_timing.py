@@ -670,7 +670,7 @@ def test_reprogrammed_bank_programs_only_when_the_weights_change(schedule, progr
     cfg = relaxsim.load_config()
     hw = build_hardware(cfg.hardware, 2)
     sim = hw.simulate(schedule, 2, "reprogram", pipelining="sequential", n=1, record=True)
-    T_mm, T_p, T_r = hw.propagation_time_s, hw.weights.program_time_s, hw.readout_time_s
+    T_mm, T_p, T_r = hw.propagation_time_s, hw.bank_program_time_s, hw.readout_time_s
     T_st = hw.active.settle_time_s(hw.settle_tolerance)
     waits = [max(T_p, T_st) if a != b else T_st for a, b in zip(schedule, schedule[1:])]
     closed = len(schedule) * T_mm + sum(waits) + T_st + T_r
