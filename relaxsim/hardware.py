@@ -190,6 +190,9 @@ class Programmed:
     nu_draws: np.ndarray | None = None  # the exponents, once drawn
     # statistics = "pcm": the devices' conductances (2,) + W.shape, relative to G_max
     devices: np.ndarray | None = None
+    # model = "mesh": the target's SVD and the singular values the spectral bound clipped
+    # (:meth:`Hardware.pass_gradient` stops the gradient along them)
+    clip: tuple | None = None
 
 
 class Wear:
@@ -703,6 +706,8 @@ class Hardware:
         ``wear``, only the devices whose level changes are written, worn-out ones stick
         (:class:`Wear`)."""
         wts = self.weights
+        if wts.model == "mesh":
+            return self._program_mesh(W, rng)
         if wear is not None or wts.statistics == "pcm":
             if wear is not None:
                 values, mask = wear.write(W, rng)
@@ -716,6 +721,46 @@ class Hardware:
                               devices=values if pcm else None)
         W_prog, mask = wts.program(W, rng)
         return Programmed(W=W_prog, mask=mask.astype(W.dtype), nu_key=wts.drift_key(rng))
+
+    def _program_mesh(self, W: np.ndarray, rng: np.random.Generator) -> Programmed:
+        """Program ``W`` into meshes (:func:`relaxsim.kernels.mesh.program_banks`): each bank
+        ``U S V^T``, the two unitaries decomposed into MZI phases, the phases quantised, noisy and
+        thermally coupled, the couplers imbalanced, the MZIs lossy, and the realised matrix's
+        in-phase part read back. A bank that is not square (the input bank, ``N x D``) is a
+        square mesh of ``max(N, D)`` modes with its unused ports dark. One key from ``rng``."""
+        from relaxsim.kernels.mesh import program_banks
+
+        wts = self.weights
+        square = W if W.ndim == 3 and W.shape[1] == W.shape[2] else None
+        if square is None:  # pad: the unused ports of a larger square mesh
+            n = max(W.shape[-2:])
+            square = np.zeros((1, n, n), dtype=W.dtype)
+            square[0, :W.shape[0], :W.shape[1]] = W
+        write = program_banks(square, wts.w_max, wts.phase_bits, wts.phase_noise_rad,
+                              wts.crosstalk, wts.splitter_imbalance, wts.mzi_loss_db,
+                              key=draw_key(rng))
+        realised = write.weights
+        if realised.shape != W.shape:
+            realised = realised[0, :W.shape[0], :W.shape[1]]
+        clip = (write.U, write.Vt, write.clipped, W.shape) if write.clipped.any() else None
+        return Programmed(W=np.ascontiguousarray(realised, dtype=W.dtype),
+                          mask=np.ones(W.shape, dtype=W.dtype), clip=clip)
+
+    def pass_gradient(self, programmed: Programmed | None, grad: np.ndarray) -> np.ndarray:
+        """The gradient reaching the target weights of a mesh: straight through the
+        realisation, with the part along each clipped singular direction removed
+        (``g - sum_i (u_i^T g v_i) u_i v_i^T`` over the singular values the spectral bound
+        clipped: changing them changes nothing). ``grad`` as it is for anything else."""
+        if programmed is None or programmed.clip is None:
+            return grad
+        U, Vt, clipped, shape = programmed.clip
+        g = np.zeros(U.shape, dtype=grad.dtype) if grad.shape != U.shape else grad.copy()
+        if grad.shape != U.shape:
+            g[0, :shape[0], :shape[1]] = grad
+        for l, i in zip(*np.nonzero(clipped)):
+            u, v = U[l, :, i], Vt[l, i, :]
+            g[l] -= (u @ g[l] @ v) * np.outer(u, v)
+        return g if grad.shape == U.shape else g[0, :shape[0], :shape[1]].copy()
 
     def program_and_read(self, W: np.ndarray, rng: np.random.Generator, out=None,
                          wear: Wear | None = None):

@@ -11,7 +11,10 @@ sides of each ratio timed a second apart). Sections (``--only`` picks some):
   numba's threads) when torch is importable; and the BLAS bound: the matrix products the step
   needs, done with numpy (its BLAS limited to the same threads) on the same shapes. Ratios:
   ours / PyTorch (below 1: faster), bound / ours (1: at the bound), physics / ideal.
-- ``kernels``: forward + backward of the numba kernels against their numpy twins.
+- ``kernels``: forward + backward of the numba kernels against their numpy twins; and one
+  programming event of coherent photonic banks (:mod:`relaxsim.kernels.mesh`, ``L = 2`` banks at
+  N = 64 and 128, every effect on), split into its SVD, mesh decomposition and rebuild, as ratios
+  to numpy's SVD of the same banks and to the ideal training step (batch 256, float64).
 - ``timing``: the SimPy timing model's events per second and its share of a training epoch.
 - ``start``: cold start (the first ``relaxsim run`` on an empty numba cache: JIT compilation) and
   warm start (the next run, from numba's on-disk cache), as wall time of a one-epoch run of the
@@ -292,6 +295,71 @@ def kernels_section(sizes, repeats: int) -> dict:
     return {"rows": rows}
 
 
+# -- kernels: programming coherent meshes ---------------------------------------------------------
+
+MESH_SIZES = (64, 128)
+MESH_BANKS = 2
+# every effect of a mesh on: 8-bit phase drivers, noise, thermal crosstalk, coupler imbalance, loss
+MESH_EFFECTS = dict(phase_bits=8.0, phase_noise=0.01, crosstalk=0.01, imbalance=0.01,
+                    loss_db=0.05)
+
+
+def mesh_cases(N: int, L: int = MESH_BANKS, seed: int = 0) -> dict:
+    """Timed calls of one programming event of ``L`` banks of ``N x N`` (spectral norm 1): the
+    whole event and its stages (SVD, decomposition of the ``2 L`` meshes, rebuild with every
+    effect and the read-out products), and numpy's SVD of the same banks."""
+    from relaxsim.kernels import mesh
+
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((L, N, N))
+    W /= np.linalg.norm(W, 2, axis=(1, 2))[:, None, None]
+    U, s, Vt = mesh.bank_svd(W)
+    Q = np.empty((2 * L, N, N))
+    Q[0::2], Q[1::2] = U, Vt
+    theta, phi, psi = mesh.decompose_stack(Q)
+    key = np.uint64(1)
+    return {"program": lambda: mesh.program_banks(W, 1.0, key=key, **MESH_EFFECTS),
+            "svd": lambda: mesh.bank_svd(W),
+            "decompose": lambda: mesh.decompose_stack(Q),
+            "rebuild": lambda: mesh.realise(theta, phi, psi, s, key=key, **MESH_EFFECTS),
+            "numpy_svd": lambda: np.linalg.svd(W)}
+
+
+def mesh_section(repeats: int) -> dict:
+    import numba
+
+    from relaxsim.kernels.threads import set_numpy_blas_threads, single_threaded_kernel_blas
+    from relaxsim.validation.train_step import OursStep
+
+    threads = numba.get_num_threads()
+    single_threaded_kernel_blas()
+    set_numpy_blas_threads(threads)
+    print(f"\nprogramming coherent meshes: {MESH_BANKS} banks, every effect on "
+          f"({', '.join(f'{k} {v:g}' for k, v in MESH_EFFECTS.items())}), float64; against "
+          f"numpy's SVD of the banks and the ideal training step (batch 256, float64); "
+          f"{threads} threads, median of {repeats}")
+    print(f"{'N':>5} {'event ms':>9} {'svd ms':>8} {'decomp ms':>10} {'rebuild ms':>11} | "
+          f"{'np svd ms':>10} {'step ms':>8} | {'event/np svd':>12} {'event/step':>10}")
+    rows = []
+    for N in MESH_SIZES:
+        cases = mesh_cases(N)
+        cases["step"] = OursStep(N, 256, "float64", False)
+        # the numba family back to back; numpy's SVD and the step after a pause each
+        times = time_side_by_side(cases, repeats, samples=True,
+                                  settle={"program", "numpy_svd", "step"})
+        t = {k: statistics.median(v) for k, v in times.items()}
+        row = {"N": N, "banks": MESH_BANKS, **{f"{k}_s": v for k, v in t.items()},
+               "program_over_numpy_svd": paired_ratio(times, "program", "numpy_svd"),
+               "program_over_step": paired_ratio(times, "program", "step")}
+        rows.append(row)
+        ms = {k: v * 1e3 for k, v in t.items()}
+        print(f"{N:>5} {ms['program']:>9.3f} {ms['svd']:>8.3f} {ms['decompose']:>10.3f} "
+              f"{ms['rebuild']:>11.3f} | {ms['numpy_svd']:>10.3f} {ms['step']:>8.3f} | "
+              f"{row['program_over_numpy_svd']:>12.2f} {row['program_over_step']:>10.2f}",
+              flush=True)
+    return {"threads": threads, "effects": MESH_EFFECTS, "rows": rows}
+
+
 # -- section: the timing model --------------------------------------------------------------------
 
 def timing_events_per_second(n: int, repeats: int) -> dict:
@@ -457,6 +525,7 @@ def main(quick: bool = False, json_path: str | None = None, sizes=SIZES, batches
         report["step"] = step_section(sizes, batches, dtypes, repeats, use_torch)
     if "kernels" in only:
         report["kernels"] = kernels_section(sizes, repeats)
+        report["mesh"] = mesh_section(repeats)
     if "timing" in only:
         report["timing"] = timing_section(quick)
     with tempfile.TemporaryDirectory(prefix="relaxsim-bench-") as tmp:

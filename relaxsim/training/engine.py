@@ -74,6 +74,7 @@ class HardwareEngine(Engine):
         # hardware.input_layer = "bank": W_in held in a weight bank of its own, programmed with
         # the banks (its drift exponents, like theirs, fixed at programming)
         self.programmed_in: Programmed | None = None
+        self._programmed_in_now: Programmed | None = None  # the input bank of this batch
         # every device's writes, when the weight element wears out (a finite endurance)
         shapes = net.param_shapes()
         self.wear = hw.wear(shapes["W"])
@@ -100,6 +101,7 @@ class HardwareEngine(Engine):
             W_hw, dW_factor = hw.read(self.programmed, elapsed, self.rng)
             if hw.input_bank:
                 on_hw["W_in"] = hw.read(self.programmed_in, elapsed, self.rng)
+                self._programmed_in_now = self.programmed_in
             mix = hw.jittered_mix(net.coupling, len(y), self.rng)
             noise, det = hw.draw_noise(self.rng, net.steps, len(y), net.hidden, net.dtype,
                                        out=self._buffer)
@@ -109,6 +111,10 @@ class HardwareEngine(Engine):
         grads["W"] *= dW_factor
         for key, (_, factor) in on_hw.items():  # straight through, stopped where clipped
             grads[key] *= factor
+        if hw.weights.model == "mesh":  # and along the singular values a mesh clipped
+            grads["W"] = hw.pass_gradient(self.programmed, grads["W"])
+            if "W_in" in on_hw:
+                grads["W_in"] = hw.pass_gradient(self._programmed_in_now, grads["W_in"])
         self.batches_since_program += 1
         self.clock_s += len(y) * self.inference_time_s
         return loss, grads
