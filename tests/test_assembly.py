@@ -49,7 +49,8 @@ def test_the_assembly_is_what_the_parts_give_built_by_hand(environments):
     cfg = relaxsim.load_config(overrides={"hardware.clock": "30 ps"})
     machine = relaxsim.assemble(cfg)
     assert isinstance(machine, Assembly)
-    net, hw = relaxsim.build(cfg), build_hardware(cfg.hardware, cfg.network.banks)
+    net = relaxsim.build(cfg)
+    hw = build_hardware(cfg.hardware, cfg.network.banks, cfg.network.hidden)
     assert machine.hardware == hw
     assert machine.network.param_shapes() == net.param_shapes()
     by_hand = hw.coupling(net.schedule, net.alpha, cfg.network.activation, net.dtype)

@@ -75,9 +75,10 @@ def test_energy_and_utilisation_use_the_period():
                                    "hardware.switch.rise_time": "300 ps"})
     net = cfg.network
     fig = hw.figures(schedule, net.banks, net.hidden)
-    devices = net.banks * net.hidden ** 2 * hw.weights.devices_per_weight
+    # the mesh banks' phase shifters: 2 N (N - 1) + N each, P_pi on average
+    heaters = net.banks * (2 * net.hidden * (net.hidden - 1) + net.hidden)
     assert fig["energy_breakdown_j"]["weights"] == pytest.approx(
-        devices * hw.weights.static_power_w * fig["period_s"], rel=PERIOD_RTOL)
+        heaters * hw.weights.phase_power_w * fig["period_s"], rel=PERIOD_RTOL)
     uses = list(schedule).count(0)
     assert fig["utilisation"]["bank0"] == pytest.approx(
         uses * hw.propagation_time_s / fig["period_s"], rel=1e-6)

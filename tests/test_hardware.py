@@ -241,7 +241,7 @@ def test_drift_exponents_are_fixed_at_programming_and_drawn_when_first_needed():
 
 @pytest.mark.parametrize("setting,message", [
     ("hardware.propagation_time=-5 ps",
-     "hardware.propagation_time: must be a finite time > 0 (got '-5 ps')"),
+     "hardware.propagation_time: must be a finite time > 0 or 'auto' (got '-5 ps')"),
     ("hardware.drift_time=nan", 'hardware.drift_time: must be a time such as "200 ps" (got nan)'),
     ("hardware.clock=5 ps", "hardware.clock: must be longer than hardware.propagation_time "
                             "(got 5 ps <= 10 ps)"),
