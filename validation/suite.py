@@ -19,7 +19,7 @@ from .common import Check, save, timed
 
 # name -> module of relaxsim.validation, in report order
 STUDIES = ("gradients", "kernels", "ideal_limit", "timing", "determinism", "leak", "power",
-           "equal_budget", "mnist1d_claims")
+           "wear", "equal_budget", "mnist1d_claims")
 
 
 def study(name: str):
