@@ -342,7 +342,7 @@ class WeightElement(DeviceRecord):
                                      "write_settle_time)", lo=0)
     write_energy_j: float = quantity(0.0, "energy", "energy of one weight write", lo=0)
     endurance_writes: float = quantity(INF, "ratio", "writes a device survives (inf: no limit)",
-                                       lo=0, lo_open=True, inf=True)
+                                       lo=0, lo_open=True, inf=True, whole=True)
     static_power_w: float = quantity(0.0, "power", "power to hold one weight", lo=0)
     insertion_loss_db: float = quantity(0.0, "db", "optical loss of one pass through a bank",
                                         lo=0)
