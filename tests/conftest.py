@@ -73,3 +73,19 @@ def client():
             distributed.Client(cluster, timeout=CLUSTER_TIMEOUT_S) as c:
         c.wait_for_workers(2, timeout=CLUSTER_TIMEOUT_S)
         yield c
+
+
+def tls_args(client, directory) -> list[str]:
+    """The ``--tls-*`` options with which a ``relaxsim scan`` subprocess connects to the TLS
+    cluster of ``client`` (relaxsim's local clusters make their own credentials): its CA,
+    certificate and key written as PEM files into ``directory``."""
+    from pathlib import Path
+
+    sec = client.security
+    files = []
+    for name, pem in (("ca", sec.tls_ca_file), ("cert", sec.tls_client_cert),
+                      ("key", sec.tls_client_key)):
+        path = Path(directory) / f"{name}.pem"
+        path.write_text(pem)
+        files.append(str(path))
+    return ["--tls-ca-file", files[0], "--tls-cert", files[1], "--tls-key", files[2]]

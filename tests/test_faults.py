@@ -26,6 +26,7 @@ from relaxsim.scans.execute import local_cluster, scan  # noqa: E402
 from relaxsim.scans.spec import load_spec  # noqa: E402
 from relaxsim.scans.store import ScanWarning, Store  # noqa: E402
 from relaxsim.validation.scan_faults import FILE_FAULTS, Faults, Reference  # noqa: E402
+from tests.conftest import tls_args  # noqa: E402
 
 TIMEOUT_S = 120
 # 4 points, a fraction of a second each once a worker is warm; weights kept
@@ -38,7 +39,8 @@ SPEC = {"save_weights": True,
 def faults(client, tmp_path_factory):
     """The cycles' machinery, resuming on the shared cluster, and the uninterrupted scan."""
     root = tmp_path_factory.mktemp("faults")
-    f = Faults(root, seed=7, workers=2, resume=["--address", client.scheduler.address],
+    f = Faults(root, seed=7, workers=2,
+               resume=["--address", client.scheduler.address, *tls_args(client, root)],
                spec=SPEC)
     scan(f.spec_path, client, out=root / "reference")
     return f, Reference.read(root / "reference")
@@ -79,8 +81,9 @@ def test_the_script_survives_one_fault_of_each_kind(faults, capsys, monkeypatch)
     monkeypatch.setattr(scan_faults.Faults, "reference", lambda self: _copy(ref, self.root))
     monkeypatch.setattr(scan_faults.Faults, "moment", lambda self, ref: (1, 0.1))
     out = f.root / "script"
+    tls = f.resume_args[3::2]  # the CA, certificate and key files
     assert scan_faults.main(["--cycles", "3", "--seed", "6", "--out", str(out),
-                             "--address", f.resume_args[1]]) == 0
+                             "--address", f.resume_args[1], "--tls", *tls]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("scan_faults: seed 6, 3 cycles, 2 workers, 4 points")
     cycles = [line for line in lines if line.startswith("cycle ")]

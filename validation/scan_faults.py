@@ -387,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="keep the stores and logs here (default: a temporary "
                                   "directory, removed at the end)")
     ap.add_argument("--address", help="run the reference and the resumes on this Dask scheduler")
+    ap.add_argument("--tls", nargs=3, metavar=("CA", "CERT", "KEY"),
+                    help="with a tls:// --address: the CA, certificate and key files the scans "
+                         "connect with (relaxsim scan --tls-ca-file, --tls-cert, --tls-key)")
     args = ap.parse_args(argv)
     if args.cycles < 1 or args.workers < 1:
         ap.error("--cycles and --workers must be >= 1")
@@ -397,8 +400,10 @@ def main(argv: list[str] | None = None) -> int:
         if root.is_dir() and any(root.iterdir()):
             ap.error(f"--out {str(root)!r}: not empty; choose a new directory")
         root.mkdir(parents=True, exist_ok=True)
+        tls = ([] if not args.tls else ["--tls-ca-file", args.tls[0], "--tls-cert",
+                                         args.tls[1], "--tls-key", args.tls[2]])
         faults = Faults(root, seed, args.workers,
-                        ["--address", args.address] if args.address else None)
+                        ["--address", args.address, *tls] if args.address else None)
         print(f"scan_faults: seed {seed}, {args.cycles} cycles, {args.workers} workers, "
               f"{faults.points} points; stores and logs in {root}"
               + (f"; resumes on {args.address}" if args.address else ""), flush=True)

@@ -189,10 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     from relaxsim.cli.devices import add_devices_command
     from relaxsim.cli.report import add_report_command, add_validate_command
     from relaxsim.cli.scan import add_scan_command
+    from relaxsim.cli.search import add_search_command
     from relaxsim.cli.timing import add_timing_command
+    from relaxsim.cli.tolerance import add_tolerance_command
 
     for add_command in (add_timing_command, add_scan_command, add_devices_command,
-                        add_data_command, add_report_command, add_validate_command):
+                        add_data_command, add_report_command, add_validate_command,
+                        add_tolerance_command, add_search_command):
         add_command(sub)
     return parser
 

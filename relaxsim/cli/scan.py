@@ -2,6 +2,8 @@
 
     relaxsim scan SCAN.toml [--out DIR] [--workers N | --address tcp://HOST:8786] [--retry-failed]
                             [--save-weights]
+    relaxsim scan SCAN.toml --address tls://HOST:8786 --tls-ca-file CA.pem --tls-cert CERT.pem
+                            [--tls-key KEY.pem]      # a scheduler that speaks TLS
     relaxsim scan SCAN.toml --dry-run          # the points and their varied fields
     relaxsim scan DIR                          # resume the scan stored in DIR
     relaxsim scan DIR --status                 # done, failed, missing
@@ -31,6 +33,7 @@ def add_scan_command(sub) -> None:
     p.add_argument("--workers", type=int, help="local worker processes (default: the cores)")
     p.add_argument("--address", help="a Dask scheduler, e.g. tcp://HOST:8786, instead of local "
                                       "workers")
+    add_tls_arguments(p)
     p.add_argument("--retry-failed", action="store_true", help="run failed points again")
     p.add_argument("--save-weights", action="store_true",
                    help="keep each point's weights as points/<id>.weights.npz (the store "
@@ -72,6 +75,7 @@ def _cmd_scan(args) -> int:
     if args.workers is not None and args.address:
         raise RelaxsimError("--workers: the cluster at --address has its own workers; "
                             "give one of --workers and --address")
+    security = tls_options(args)
     if args.save_weights and not spec.save_weights:
         spec = dataclasses.replace(spec, save_weights=True)
     points, duplicates = expand(spec)
@@ -84,10 +88,44 @@ def _cmd_scan(args) -> int:
             n = export(store, points, args.export)
             print(f"wrote {n} rows to {args.export}")
         return 0
-    return _run(args, spec, points, store)
+    return _run(args, spec, points, store, security)
 
 
-def _run(args, spec, points, store) -> int:
+TLS_FLAGS = (("--tls-ca-file", "tls_ca_file"), ("--tls-cert", "tls_cert"), ("--tls-key", "tls_key"))
+
+
+def add_tls_arguments(p) -> None:
+    """The ``--tls-*`` options of a command that takes ``--address`` (scan, search)."""
+    p.add_argument("--tls-ca-file", metavar="PEM",
+                   help="with a tls:// --address: the CA certificate that signed the cluster's "
+                        "(default: Dask's distributed.comm.tls.ca-file)")
+    p.add_argument("--tls-cert", metavar="PEM",
+                   help="with a tls:// --address: this client's certificate (default: Dask's "
+                        "distributed.comm.tls.client.cert)")
+    p.add_argument("--tls-key", metavar="PEM",
+                   help="with --tls-cert: its private key, unless it is in the cert file")
+
+
+def tls_options(args):
+    """The ``distributed.Security`` of the ``--tls-*`` options, or ``None`` when none is given;
+    checked (the files too) before any work or connection."""
+    given = [flag for flag, name in TLS_FLAGS if getattr(args, name, None) is not None]
+    if not given:
+        return None
+    if not args.address:
+        raise RelaxsimError(f"{given[0]}: for a cluster at --address; the local cluster makes "
+                            "its own credentials")
+    if args.tls_key is not None and args.tls_cert is None:
+        raise RelaxsimError("--tls-key: the key of --tls-cert; give --tls-cert too")
+    missing = [flag for flag, name in TLS_FLAGS[:2] if getattr(args, name) is None]
+    if missing:
+        raise RelaxsimError(f"{given[0]}: needs {' and '.join(missing)} too")
+    from relaxsim.scans.execute import tls_security
+
+    return tls_security(args.tls_ca_file, args.tls_cert, args.tls_key)
+
+
+def _run(args, spec, points, store, security=None) -> int:
     from relaxsim.hardware import SETTLE_WARNING
     from relaxsim.scans.execute import default_workers, scan
 
@@ -99,7 +137,7 @@ def _run(args, spec, points, store) -> int:
     try:
         results = scan(spec, out=store.root, workers=args.workers, address=args.address,
                        retry_failed=args.retry_failed, save_weights=args.save_weights,
-                       quiet=args.quiet)
+                       quiet=args.quiet, security=security)
     except KeyboardInterrupt:
         return interrupted(args, points, store)
     failed = results.failed
@@ -135,7 +173,8 @@ def resume_command(args, store) -> str:
     words = ["relaxsim", "scan", str(target)]
     if not target.is_dir():
         words += ["--out", str(store.root)]
-    for flag, value in (("--workers", args.workers), ("--address", args.address)):
+    for flag, value in (("--workers", args.workers), ("--address", args.address),
+                        *((flag, getattr(args, name, None)) for flag, name in TLS_FLAGS)):
         if value is not None:
             words += [flag, str(value)]
     words += [flag for flag, on in (("--retry-failed", args.retry_failed),

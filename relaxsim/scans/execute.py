@@ -3,13 +3,16 @@
     results = relaxsim.scan("scan.toml")                       # local worker processes
     results = relaxsim.scan("scan.toml", out="scans/s1")      # ... stored, resumable
     results = relaxsim.scan(spec, client=Client("tcp://host:8786"))   # a cluster
+    results = relaxsim.scan(spec, address="tls://host:8786",            # ... over TLS
+                            security=tls_security("ca.pem", "client.pem", "client.key"))
     results.to_csv("results.csv")
 
 The same code runs every point everywhere: ``run_point`` on a Dask worker, with one numba thread
 (workers must not oversubscribe the cores; results do not depend on the thread count). Without a
 client, a ``LocalCluster`` of processes is started (one thread each, ``NUMBA_NUM_THREADS=1``) and
-closed at the end. The driver, never a worker, writes the store, so a cluster needs no shared file
-system. ``distributed`` is imported only when a scan runs.
+closed at the end; it speaks TLS only, with credentials made for it in memory, so that no other
+user of the machine can run code in it. The driver, never a worker, writes the store, so a cluster
+needs no shared file system. ``distributed`` is imported only when a scan runs.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import threading
 import traceback
 import uuid
 import warnings
+import weakref
 from concurrent.futures import CancelledError
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -43,7 +47,13 @@ CLUSTER_ATTEMPTS = 3  # starts of a local cluster before giving up (a worker may
 PLUGIN_NAME = "relaxsim-one-numba-thread"
 PRE_SPAWN = "distributed.nanny.pre-spawn-environ"
 
-__all__ = ["ScanResults", "connect", "local_cluster", "run_point", "scan"]
+__all__ = ["ScanResults", "connect", "local_cluster", "run_point", "scan", "tls_security"]
+
+# the local clusters this process started, by scheduler address: their credentials exist only in
+# this process's memory, and connect() finds them here
+_OWN_CLUSTERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+TLS_OPTIONS = "--tls-ca-file and --tls-cert (and --tls-key unless the key is in the cert file)"
+TLS_CONFIG = "distributed.comm.tls.ca-file and distributed.comm.tls.client.cert"
 
 
 class ScanResults(list):
@@ -124,13 +134,24 @@ def default_workers() -> int:
 
 def local_cluster(workers: int | None = None):
     """A LocalCluster of ``workers`` processes (default: the usable cores), one thread each, with
-    ``NUMBA_NUM_THREADS=1`` in their environment."""
+    ``NUMBA_NUM_THREADS=1`` in their environment.
+
+    Its scheduler, nannies and workers listen on loopback and speak TLS only, with a certificate
+    and key made for this cluster and held in memory (``distributed.Security.temporary()``): a
+    process without them, another user's say, cannot connect, so cannot run code as this user.
+    A ``distributed.Client(cluster)`` takes them from ``cluster.security``, and so does
+    ``connect(cluster.scheduler_address)`` in this process."""
     import dask
-    from distributed import LocalCluster
+    from distributed import LocalCluster, Security
 
     n = workers or default_workers()
     if n < 1:
         raise RelaxsimError(f"--workers: must be >= 1 (got {n})")
+    try:
+        security = Security.temporary()
+    except ImportError:
+        raise RelaxsimError("the local cluster's TLS credentials need the `cryptography` "
+                            "package; install it (pip install cryptography)") from None
     for attempt in range(1, CLUSTER_ATTEMPTS + 1):
         try:
             # Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 in their workers, which hands
@@ -141,14 +162,23 @@ def local_cluster(workers: int | None = None):
                     _ctrl_c_for_the_driver_only():
                 # the scheduler's HTTP server on a free local port: scans side by side never
                 # clash
-                return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                    dashboard_address="127.0.0.1:0",
-                                    silence_logs=logging.CRITICAL,
-                                    env={"NUMBA_NUM_THREADS": "1"})
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                       dashboard_address="127.0.0.1:0",
+                                       silence_logs=logging.CRITICAL,
+                                       env={"NUMBA_NUM_THREADS": "1"},
+                                       security=security)
         except RuntimeError as exc:
             # a worker process that dies while the cluster starts (killed, out of memory) fails
             # the whole start; the cluster closes the others, and a new start usually succeeds
             problem = exc
+            continue
+        if not cluster.scheduler_address.startswith("tls://"):  # never run without TLS
+            address = cluster.scheduler_address
+            cluster.close()
+            raise RelaxsimError(f"the local cluster listens on {address}, not on a tls:// "
+                                "address; refusing to run on it")
+        _OWN_CLUSTERS[cluster.scheduler_address] = cluster
+        return cluster
     raise RelaxsimError(
         f"could not start {n} local worker processes in {CLUSTER_ATTEMPTS} attempts "
         f"({problem}); a script that calls relaxsim.scan must do so under "
@@ -180,18 +210,111 @@ def _ctrl_c_for_the_driver_only():
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
+def tls_security(ca_file: str | Path, cert: str | Path, key: str | Path | None = None):
+    """The ``distributed.Security`` of a client of a TLS scheduler: the CA certificate that signed
+    the cluster's certificates, this client's certificate and its key (``None``: in the cert file),
+    PEM files all. A file that is missing, unreadable or not PEM is a one-line error naming its
+    option (``--tls-ca-file``, ``--tls-cert``, ``--tls-key``), before anything connects."""
+    import ssl
+
+    from distributed import Security
+
+    files = {"--tls-ca-file": ca_file, "--tls-cert": cert, "--tls-key": key}
+    for option, path in files.items():
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError as exc:
+            raise RelaxsimError(f"{option} {path}: cannot be read "
+                                f"({exc.strerror or type(exc).__name__})") from None
+    try:
+        ssl.create_default_context(cafile=str(ca_file))
+    except (ssl.SSLError, ValueError) as exc:
+        raise RelaxsimError(f"--tls-ca-file {ca_file}: not a PEM CA certificate ({exc})") from None
+    try:
+        ssl.create_default_context().load_cert_chain(str(cert), None if key is None else str(key))
+    except (ssl.SSLError, ValueError) as exc:
+        what = (f"--tls-cert {cert}" if key is None else f"--tls-cert {cert} with --tls-key {key}")
+        raise RelaxsimError(f"{what}: not a PEM certificate and its private key ({exc})") from None
+    return Security(tls_ca_file=str(ca_file), tls_client_cert=str(cert),
+                    tls_client_key=None if key is None else str(key), require_encryption=True)
+
+
+def _scheme(address: str) -> str:
+    import dask
+
+    if "://" in address:
+        return address.split("://", 1)[0]
+    return dask.config.get("distributed.comm.default-scheme", "tcp") or "tcp"
+
+
+def _tls_in_dask_config() -> bool:
+    """Whether Dask's configuration gives a client TLS credentials (``Client`` then uses them)."""
+    import dask
+
+    return bool(dask.config.get("distributed.client.security-loader", None)
+                or (dask.config.get("distributed.comm.tls.ca-file", None)
+                    and dask.config.get("distributed.comm.tls.client.cert", None)))
+
+
+def _client_security(address: str, security):
+    """The security of a client of ``address``: ``security`` if given, else that of a local
+    cluster this process started there, else ``None`` (Dask's configuration). A tls:// address
+    that none of them covers, or credentials for a plain one, is a one-line error."""
+    scheme = _scheme(address)
+    if security is not None:
+        if scheme != "tls":
+            raise RelaxsimError(f"--address {address}: TLS credentials are for a tls:// "
+                                "scheduler; give its tls:// address, or leave the --tls-* "
+                                "options out")
+        return security
+    if scheme != "tls":
+        return None
+    own = _OWN_CLUSTERS.get(address)
+    if own is not None:
+        return own.security
+    if _tls_in_dask_config():
+        return None
+    raise RelaxsimError(f"--address {address}: a tls:// scheduler needs credentials; give "
+                        f"{TLS_OPTIONS}, or set {TLS_CONFIG} in Dask's configuration")
+
+
+def _tls_refused(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it comes from, is a failed TLS handshake."""
+    import ssl
+
+    from distributed.comm.core import FatalCommClosedError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (ssl.SSLError, FatalCommClosedError)):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S, security=None):
     """A client of the scheduler at ``address``; an unreachable one is a one-line error after
-    ``timeout_s`` seconds."""
+    ``timeout_s`` seconds. ``security``: a ``distributed.Security`` (e.g. ``tls_security(...)``)
+    for a tls:// scheduler; without it, Dask's configuration (``distributed.comm.tls.*``), or the
+    credentials of a local cluster that this process started at ``address``."""
     from distributed import Client
 
+    security = _client_security(address, security)
     try:
-        return Client(address, timeout=timeout_s)
+        return Client(address, timeout=timeout_s, security=security)
     except ValueError as exc:  # a malformed address: missing port, unknown scheme
         problem = f"not a scheduler address ({exc}); expected e.g. tcp://HOST:8786"
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError) as exc:
         problem = (f"no Dask scheduler answered within {timeout_s:g} s; start one with "
                    "`dask scheduler`, or leave --address out for local workers")
+        if _scheme(address) == "tls" and _tls_refused(exc):
+            reason = (str(exc).splitlines() or [""])[0][:120]
+            problem = (f"the TLS handshake failed ({reason}); check {TLS_OPTIONS}, or Dask's "
+                       "distributed.comm.tls.* configuration")
     except Exception as exc:  # noqa: BLE001  (something answered, but not a scheduler)
         reason = (str(exc).splitlines() or [""])[0][:120]
         problem = (f"no Dask scheduler there ({type(exc).__name__}: {reason}); check the host "
@@ -201,7 +324,7 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
 
 def scan(spec: str | Path | Mapping | ScanSpec, client=None, *, out: str | Path | None = None,
          workers: int | None = None, address: str | None = None, retry_failed: bool = False,
-         save_weights: bool = False, quiet: bool = True) -> ScanResults:
+         save_weights: bool = False, quiet: bool = True, security=None) -> ScanResults:
     """Run every point of ``spec`` (a TOML path, a dict or a ScanSpec) and return their records.
 
     ``client``: a ``distributed.Client`` to run on; else one for ``address`` (a scheduler), else
@@ -211,8 +334,13 @@ def scan(spec: str | Path | Mapping | ScanSpec, client=None, *, out: str | Path 
     "traceback"}`` (failed). A failed point does not stop the scan. ``save_weights`` (or the
     spec's ``save_weights = true``, which the store then keeps): each point's weights in
     ``out/points/<id>.weights.npz``, the bytes ``relaxsim run`` writes, and their sha256 in the
-    record as ``weights_sha256``.
+    record as ``weights_sha256``. ``security``: the ``distributed.Security`` of a tls:// scheduler
+    at ``address`` (e.g. ``tls_security(ca_file, cert, key)``; without it, Dask's configuration).
+    The local cluster makes its own credentials (see ``local_cluster``).
     """
+    if security is not None and (client is not None or not address):
+        raise RelaxsimError("security: for the scheduler at address=; a client brings its own, "
+                            "and the local cluster makes its own")
     spec = load_spec(spec)
     if save_weights and not spec.save_weights:
         spec = dataclasses.replace(spec, save_weights=True)
@@ -221,7 +349,7 @@ def scan(spec: str | Path | Mapping | ScanSpec, client=None, *, out: str | Path 
     points, _ = expand(spec)
     owned = None
     if client is None and address:  # before touching the store: a wrong address changes nothing
-        client = owned = connect(address)
+        client = owned = connect(address, security=security)
     try:
         store = Store(out) if out is not None else None
         with store.session(spec, points) if store else nullcontext():
@@ -264,7 +392,7 @@ def _compute(todo: list[Point], store: Store | None, client, workers, address,
         if client is None:
             cluster = local_cluster(workers)
             owned.append(cluster)
-            client = Client(cluster, timeout=30)
+            client = Client(cluster, timeout=30, security=cluster.security)
             owned.insert(0, client)
         try:
             client.register_plugin(_one_numba_thread_plugin(), name=PLUGIN_NAME)

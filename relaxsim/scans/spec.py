@@ -287,7 +287,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
     base = copy.deepcopy(dict(base))
     for name in flatten_fields(base):
         if "." in name:  # a section that is not a table is reported by the config's validation
-            _check_field(name, "base", source)
+            check_field(name, "base", source)
 
     grid = _axes(data, "grid", fail)
     zipped = _axes(data, "zip", fail)
@@ -320,7 +320,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
     owner: dict[str, str] = {}
     for block, fields in blocks.items():
         for name in fields:
-            _check_field(name, block, source)
+            check_field(name, block, source)
             for other, where in owner.items():
                 if where != block and (name == other or name.startswith(other + ".")
                                        or other.startswith(name + ".")):
@@ -368,7 +368,7 @@ def _axes(data: Mapping[str, Any], block: str, fail) -> dict[str, list]:
     return axes
 
 
-def _check_field(name: str, block: str, source: str) -> None:
+def check_field(name: str, block: str, source: str) -> None:
     """Unknown sections and keys, reported as the config reports them, with the closest name."""
     section, _, rest = name.partition(".")
     key = rest.split(".")[0]
