@@ -13,7 +13,17 @@ def add_report_command(sub) -> None:
     """Register ``relaxsim report`` on the subcommand parsers ``sub`` of the main parser."""
     p = sub.add_parser("report", help="a self-contained HTML report (and Markdown twin) of a run "
                                       "directory or a scan store")
-    p.add_argument("dir", help="a directory written by relaxsim run, or a scan store")
+    p.add_argument("dir", help="a directory written by relaxsim run, a scan store, a search or "
+                               "a tolerance study")
+    p.add_argument("--metric", metavar="FIELD",
+                   help="a store's result field to draw against --against (default "
+                        "test_accuracy), e.g. hardware.energy_per_inference_j")
+    p.add_argument("--against", metavar="FIELD",
+                   help="a field the points vary, e.g. hardware.switch.rise_time (default: the "
+                        "first numeric one)")
+    p.add_argument("--front", metavar="M1:max,M2:min",
+                   help="the Pareto front of two result fields, e.g. "
+                        "test_accuracy:max,hardware.energy_per_inference_j:min")
     p.add_argument("--out", metavar="HTML",
                    help="the HTML file (default DIR/report.html); the .md twin and its "
                         "<stem>_figures/ go beside it")
@@ -38,7 +48,8 @@ def add_validate_command(sub) -> None:
 def cmd_report(args) -> int:
     from relaxsim.report.document import write_report
 
-    html_path, md_path = write_report(args.dir, args.out)
+    front = None if args.front is None else [m.strip() for m in args.front.split(",")]
+    html_path, md_path = write_report(args.dir, args.out, args.metric, args.against, front)
     print(f"report: {html_path} (Markdown: {md_path})")
     return 0
 

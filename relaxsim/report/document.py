@@ -13,11 +13,14 @@ import base64
 import csv
 import html
 import json
+import math
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +34,7 @@ from relaxsim.scans.groups import (
     Group,
     axis_unit,
     group_points,
+    is_number,
     show_value,
     varied_fields,
     x_field,
@@ -661,22 +665,202 @@ def _grid(groups: list[Group], varied: list[str]):
 
 # -- entry point -------------------------------------------------------------------------------
 
-def report(path: str | Path) -> Document:
-    """The report of ``path``: a run directory or a scan store."""
+def report(path: str | Path, metric: str | None = None, against: str | None = None,
+           front: list[str] | None = None) -> Document:
+    """The report of ``path``: a run directory, a scan store, a search (``search.toml``) or a
+    tolerance study (``tolerance.toml``; its retrain mode's scan store). For stores: ``metric``
+    (a result field, default ``test_accuracy``) against the varied field ``against``, and the
+    Pareto front of the two metrics of ``front`` (``["test_accuracy:max",
+    "hardware.energy_per_inference_j:min"]``; a search's objectives by default), the seeds
+    aggregated (:func:`metric_sections`)."""
     d = Path(path)
     if not d.is_dir():
-        raise RelaxsimError(f"{path}: not a directory; give a run directory (result.json) "
-                            "or a scan store (scan.toml)")
+        raise RelaxsimError(f"{path}: not a directory; give a run directory (result.json), "
+                            "a scan store (scan.toml), a search (search.toml) or a tolerance "
+                            "study (tolerance.toml)")
     if (d / "result.json").is_file():
+        if metric or against or front:
+            raise RelaxsimError("--metric, --against, --front: for a scan store, a search or a "
+                                "tolerance study (a run has one point)")
         return run_report(d)
+    if (d / "tolerance.toml").is_file():
+        if (d / "scan" / "scan.toml").is_file():  # retrain mode: its points are a scan
+            doc = scan_report(d / "scan")
+            metric_sections(doc, d / "scan", metric, against, front)
+            return doc
+        return tolerance_report(d, metric, against, front)
     if (d / "scan.toml").is_file():
-        return scan_report(d)
-    raise RelaxsimError(f"{path}: neither a run directory (no result.json) nor a scan store "
-                        "(no scan.toml)")
+        doc = scan_report(d)
+        metric_sections(doc, d, metric, against, front)
+        return doc
+    if (d / "search.toml").is_file():
+        return search_report(d, metric, against, front)
+    raise RelaxsimError(f"{path}: not a run directory (result.json), scan store (scan.toml), "
+                        "search (search.toml) or tolerance study (tolerance.toml)")
 
 
-def write_report(path: str | Path, out: str | Path | None = None) -> tuple[Path, Path]:
+def write_report(path: str | Path, out: str | Path | None = None, metric: str | None = None,
+                 against: str | None = None, front: list[str] | None = None
+                 ) -> tuple[Path, Path]:
     """Build the report of ``path`` and write it to ``out`` (default ``path/report.html``)."""
-    doc = report(path)
+    doc = report(path, metric, against, front)
     return doc.write(Path(out) if out else Path(path) / "report.html")
+
+
+# -- any metric against any varied field, and the front of any two ----------------------------
+
+def metric_value(result: dict, name: str) -> float | None:
+    """The result field ``name`` (dotted: ``hardware.latency_s``) as a finite number, or None."""
+    node: Any = result
+    for part in name.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
+        return None
+    return float(node)
+
+
+def _check_metric(name: str, results: list[dict], option: str) -> None:
+    if results and all(metric_value(r, name) is None for r in results):
+        raise RelaxsimError(f"{option} {name!r}: not a numeric result field of any finished "
+                            "point (e.g. test_accuracy, hardware.energy_per_inference_j, "
+                            "hardware.latency_s, params.banks)")
+
+
+def parse_front(front: list[str] | None) -> list[tuple[str, str]] | None:
+    """``["m1:max", "m2:min"]`` -> ``[("m1", "max"), ("m2", "min")]`` (``max`` when left out)."""
+    if front is None:
+        return None
+    if len(front) != 2:
+        raise RelaxsimError(f"--front {','.join(front)!r}: give two metrics, e.g. "
+                            "test_accuracy:max,hardware.energy_per_inference_j:min")
+    out = []
+    for item in front:
+        name, _, way = item.partition(":")
+        way = way or "max"
+        if way not in ("max", "min") or not name:
+            raise RelaxsimError(f"--front {item!r}: a metric as NAME:max or NAME:min")
+        out.append((name, way))
+    return out
+
+
+def pareto(points: list[tuple[float, float]], ways: tuple[str, str]) -> list[int]:
+    """Indices of the points no other point beats in both metrics (``max``/``min`` each)."""
+    sign = [1.0 if w == "max" else -1.0 for w in ways]
+    keyed = [(sign[0] * a, sign[1] * b) for a, b in points]
+    front = []
+    for i, (a, b) in enumerate(keyed):
+        if not any((c >= a and e >= b) and (c > a or e > b) for j, (c, e) in enumerate(keyed)
+                   if j != i):
+            front.append(i)
+    return front
+
+
+def metric_sections(doc: Document, store_dir: Path, metric: str | None, against: str | None,
+                    front: list[str] | None, spec: Mapping | None = None) -> None:
+    """Add to ``doc`` the sections of a store's points: ``metric`` against the varied numeric
+    field ``against`` (the seeds of each combination aggregated: mean and std), and the front of
+    two metrics. Nothing is added when neither is asked for."""
+    from relaxsim.io import read_toml
+
+    if not (metric or against or front):
+        return
+    if spec is None:
+        spec = read_toml(store_dir / "scan.toml", "scan spec")
+    recs = load_points(store_dir)
+    done = [r for r in recs if r.get("status") == "done" and "result" in r]
+    varied = varied_fields(spec, recs)
+    groups = group_points(done, varied)
+    metric = metric or "test_accuracy"
+    results = [r["result"] for r in done]
+    _check_metric(metric, results, "--metric")
+    if against is not None and against not in varied:
+        raise RelaxsimError(f"--against {against!r}: not a field the points vary; they vary "
+                            f"{', '.join(varied) or 'nothing'}")
+    field = against or x_field(groups, varied)
+    if field is not None or against is not None:
+        i = varied.index(field)
+        s = doc.section(f"{metric} against {field}")
+        series: dict[str, list] = defaultdict(list)
+        for g in groups:
+            x = g.values[i]
+            ys = [v for v in (metric_value(r, metric) for r in g.results) if v is not None]
+            if not is_number(x) or not ys:
+                continue
+            rest = ", ".join(show_value(n, v) for n, v in zip(varied, g.values)
+                             if n != field and n not in SIZE_FIELDS)
+            label = g.kind + (f" {rest}" if rest else "")
+            m, sd = mean_std(ys)
+            series[label].append((float(x), m, sd, len(ys)))
+        if series:
+            unit, scale = axis_unit(field, [p[0] for pts in series.values() for p in pts])
+            scaled = {k: [(x / scale, m, sd, n) for x, m, sd, n in v] for k, v in series.items()}
+            s.figure("metric_against", figures.scaling(
+                scaled, f"{field} ({unit})" if unit else field, metric),
+                f"{metric} against {field} (mean ± std over the seeds of each point).")
+        else:
+            s.text(f"Left out: no finished point has a numeric {field} and {metric}.")
+    pair = parse_front(front)
+    if pair is not None:
+        for name, _ in pair:
+            _check_metric(name, results, "--front")
+        s = doc.section(f"Front of {pair[0][0]} ({pair[0][1]}) and {pair[1][0]} ({pair[1][1]})")
+        rows, pts = [], []
+        for g in groups:
+            a = [metric_value(r, pair[0][0]) for r in g.results]
+            b = [metric_value(r, pair[1][0]) for r in g.results]
+            if None in a or None in b or not a:
+                continue
+            pts.append((statistics.fmean(a), statistics.fmean(b)))
+            rows.append(", ".join(f"{n} = {show_value(n, v)}" for n, v in zip(varied, g.values))
+                        or "the base config")
+        idx = pareto(pts, (pair[0][1], pair[1][1]))
+        s.text(f"{len(idx)} of {len(pts)} points on the front (no other point is better in "
+               "both; the seeds of a point averaged).")
+        s.table(["point", pair[0][0], pair[1][0]],
+                [[rows[i], f"{pts[i][0]:.6g}", f"{pts[i][1]:.6g}"]
+                 for i in sorted(idx, key=lambda i: pts[i][1])])
+        if pts:
+            s.figure("front", figures.front_figure_png(pts, idx, pair),
+                     f"Every point (grey) and the front (red) of {pair[0][0]} and {pair[1][0]}.")
+
+
+def search_report(d: Path, metric: str | None, against: str | None,
+                  front: list[str] | None) -> Document:
+    """The report of a search: its trials as points, a metric against a searched field, and the
+    front of two metrics (by default its first two objectives)."""
+    from relaxsim.io import read_toml
+
+    spec = read_toml(d / "search.toml", "search spec")
+    recs = load_points(d)
+    done = [r for r in recs if r.get("status") == "done" and "result" in r]
+    doc = Document(f"relaxsim search report: {d.name}")
+    s = doc.section("Summary")
+    s.table(["trials stored", "count"], [["done", len(done)], ["failed", len(recs) - len(done)]])
+    objectives = (spec.get("search") or {}).get("objectives") or []
+    if front is None and len(objectives) >= 2:
+        front = [str(o) for o in objectives[:2]]
+    metric_sections(doc, d, metric or "test_accuracy", against, front, spec={})
+    return doc
+
+
+def tolerance_report(d: Path, metric: str | None, against: str | None,
+                     front: list[str] | None) -> Document:
+    """The report of a deploy-mode tolerance study: its curve (accuracy against the swept
+    field), from ``curve.json``."""
+    if front or (metric and metric != "test_accuracy"):
+        raise RelaxsimError("--metric, --front: a deploy tolerance study measures test accuracy "
+                            "only (its curve.json)")
+    curve = json.loads((d / "curve.json").read_text(encoding="utf-8"))
+    doc = Document(f"relaxsim tolerance report: {d.name}")
+    s = doc.section("The curve")
+    png = d / "tolerance.png"
+    if png.is_file():
+        s.figure("tolerance", png.read_bytes(), "Test accuracy against the swept field "
+                 "(mean and spread over seeds and draws), the tolerance marked.")
+    text = curve.get("summary") or curve.get("tolerance")
+    if text:
+        s.text(str(text) if not isinstance(text, dict) else json.dumps(text))
+    return doc
 

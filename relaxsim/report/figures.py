@@ -535,3 +535,25 @@ def _kind_key(kind: str):
     """RNN, then ReLaX-Net (any L_W), then DNN, then anything else."""
     base = kind.split(" ")[0]
     return (KIND_ORDER.index(base) if base in KIND_ORDER else len(KIND_ORDER), kind)
+
+
+def front_figure_png(points: list[tuple[float, float]], front: list[int],
+                     pair: list[tuple[str, str]]) -> bytes:
+    """Every point of two metrics (grey) and the Pareto front among them (red, joined in the
+    order of the second metric); an axis logarithmic when its values span more than a decade."""
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    xs, ys = [p[1] for p in points], [p[0] for p in points]
+    ax.scatter(xs, ys, color="0.6", s=18, label="points")
+    on = sorted(front, key=lambda i: points[i][1])
+    ax.plot([points[i][1] for i in on], [points[i][0] for i in on], "o-", color="C3",
+            label="front")
+    if wide_range(xs) and min(xs) > 0:
+        ax.set_xscale("log")
+    if wide_range(ys) and min(ys) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel(f"{pair[1][0]} ({pair[1][1]})")
+    ax.set_ylabel(f"{pair[0][0]} ({pair[0][1]})")
+    ax.grid(linewidth=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
