@@ -323,3 +323,19 @@ def test_search_writes_only_its_directory(tmp_path):
     assert os.listdir(tmp_path) == ["s"]
     text = textwrap.dedent((out / "search.toml").read_text())
     assert "objectives" in text
+
+
+def test_a_tie_in_one_objective_is_broken_by_the_other():
+    from types import SimpleNamespace
+
+    from relaxsim.scans.search import best_trials
+
+    spec = SimpleNamespace(objectives=[("test_accuracy", "max"),
+                                       ("hardware.energy_per_inference_j", "min")],
+                           constraints=[])
+    rows = [{"trial": t, "id": str(t), "fields": {}, "state": "complete", "feasible": True,
+             "metrics": {"test_accuracy": acc, "hardware.energy_per_inference_j": e}}
+            for t, acc, e in ((0, 0.442, 37e-9), (1, 0.451, 37e-9), (2, 0.451, 40e-9))]
+    best = best_trials(rows, spec)["all_constraints"]
+    assert best["hardware.energy_per_inference_j"]["trial"] == 1  # same energy, more accurate
+    assert best["test_accuracy"]["trial"] == 1  # same accuracy, less energy

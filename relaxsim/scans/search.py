@@ -568,8 +568,15 @@ def best_trials(rows: list[dict], spec: SearchSpec) -> dict[str, Any]:
         cands = [r for r in cands if _number(r["metrics"].get(metric)) is not None]
         if not cands:
             return None
-        pick = (max if direction == "max" else min)(cands, key=lambda r: r["metrics"][metric])
-        return _summary(pick, spec)
+
+        def key(r):  # the objective, then (a tie) the other objectives in order, each improved
+            values = [r["metrics"][metric]] + [
+                _number(r["metrics"].get(m)) for m, _ in spec.objectives if m != metric]
+            ways = [direction] + [d for m, d in spec.objectives if m != metric]
+            return tuple((v if w == "max" else -v) if v is not None else -math.inf
+                         for v, w in zip(values, ways))
+
+        return _summary(max(cands, key=key), spec)
 
     out: dict[str, Any] = {"all_constraints": {m: best([r for r in done if r["feasible"]], m, d)
                                                for m, d in spec.objectives}}
