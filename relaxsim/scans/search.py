@@ -742,9 +742,26 @@ def _held(root: Path):
         yield
 
 
-def attach(root: Path, spec: SearchSpec) -> None:
-    """Make ``root`` the output directory of ``spec`` (created if new); one holding another
-    search, or other files, is refused."""
+def _spec_temporary(path: Path) -> bool:
+    """Whether ``path`` is a temporary file of ``search.toml`` left by a killed write."""
+    return path.name.startswith(f".{SPEC_FILE}.") and path.name.endswith(".tmp")
+
+
+def _made_but_not_written(root: Path) -> bool:
+    """Whether ``root`` holds only what a search killed while making it leaves: its lock, an
+    empty ``points/``, a temporary file of ``search.toml``."""
+    for p in root.iterdir():
+        if p.name == LOCK_FILE or _spec_temporary(p):
+            continue
+        if p.name == "points" and p.is_dir() and not any(p.iterdir()):
+            continue
+        return False
+    return True
+
+
+def check_out(root: Path, spec: SearchSpec) -> None:
+    """Refuse ``root`` as the output of ``spec`` when it is a file, holds another search, or
+    holds files no search left; nothing is written."""
     if root.exists() and not root.is_dir():
         raise RelaxsimError(f"--out {str(root)!r}: is a file, not a directory")
     spec_path = root / SPEC_FILE
@@ -754,11 +771,34 @@ def attach(root: Path, spec: SearchSpec) -> None:
             raise RelaxsimError(f"{root}: holds another search (its base, space, objectives "
                                 f"or constraints differ from {spec.source}'s); choose another "
                                 "--out")
-    elif root.is_dir() and any(p.name not in (LOCK_FILE,) for p in root.iterdir()):
+    elif root.is_dir() and not _made_but_not_written(root):
         raise RelaxsimError(f"--out {str(root)!r}: not empty and not a search directory (no "
                             f"{SPEC_FILE}); choose a new or empty directory")
+
+
+def attach(root: Path, spec: SearchSpec) -> None:
+    """Make ``root`` the output directory of ``spec`` (created if new; a directory a killed
+    search left before writing its spec is taken over); one holding another search, or other
+    files, is refused (:func:`check_out`). Called with the directory's lock held."""
+    check_out(root, spec)
+    if root.exists() and not root.is_dir():
+        raise RelaxsimError(f"--out {str(root)!r}: is a file, not a directory")
+    spec_path = root / SPEC_FILE
+    if spec_path.is_file():
+        stored = load_search_spec(spec_path)
+        if stored.study_key() != spec.study_key():
+            raise RelaxsimError(f"{root}: holds another search (its base, space, objectives "
+                                f"or constraints differ from {spec.source}'s); choose another "
+                                "--out")
+    elif root.is_dir() and not _made_but_not_written(root):
+        raise RelaxsimError(f"--out {str(root)!r}: not empty and not a search directory (no "
+                            f"{SPEC_FILE}); choose a new or empty directory")
+    for p in list(root.iterdir()) if root.is_dir() else []:
+        if _spec_temporary(p):
+            p.unlink(missing_ok=True)
     make_directory(root / "points", f"--out {str(root)!r}")
-    write_text(spec_path, tomli_w.dumps(spec.to_dict()))
+    if not spec_path.is_file():
+        write_text(spec_path, tomli_w.dumps(spec.to_dict()))
 
 
 def search(spec: str | Path | Mapping | SearchSpec, out: str | Path, *, trials: int | None = None,
@@ -785,8 +825,10 @@ def search(spec: str | Path | Mapping | SearchSpec, out: str | Path, *, trials: 
     if timeout is not None and timeout <= 0:
         raise RelaxsimError(f"--timeout: must be > 0 seconds (got {timeout:g})")
     runner = None
-    attach(root, spec)
+    check_out(root, spec)  # before anything is written there, the lock included
+    make_directory(root, f"--out {str(root)!r}")
     with _held(root):
+        attach(root, spec)  # the spec written under the lock: one driver at a time
         _remove_stale_journal_lock(root)
         study = open_study(root, spec, seed)
         store = Store(root)
