@@ -58,7 +58,7 @@ from relaxsim.scans.search import (
     LOCK_FILE,
     SPEC_FILE,
     STUDY_NAME,
-    _storage,
+    study_storage,
     load_search_spec,
     trial_table,
 )
@@ -101,7 +101,7 @@ def read_rows(root: Path) -> list[dict]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(root))
+            study = optuna.load_study(study_name=STUDY_NAME, storage=study_storage(root))
         except KeyError:  # the journal holds no study yet
             return []
     return trial_table(study)

@@ -494,7 +494,7 @@ def make_sampler(spec: SearchSpec, seed: int):
     return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cf, **kwargs)
 
 
-def _storage(root: Path):
+def study_storage(root: Path):
     from optuna.storages import JournalStorage
 
     try:  # Optuna 4 and later
@@ -511,7 +511,7 @@ def open_study(root: Path, spec: SearchSpec, seed: int | None = None):
     """The study stored in ``root`` (created if new), its sampler seeded with ``seed`` plus the
     number of trials it holds (a resumed study does not draw its first trials' fields again)."""
     optuna = _optuna()
-    storage = _storage(root)
+    storage = study_storage(root)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -1077,7 +1077,7 @@ def status(root: str | Path) -> dict[str, Any]:
     optuna = _optuna()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(root))
+        study = optuna.load_study(study_name=STUDY_NAME, storage=study_storage(root))
     rows = trial_table(study)
     states = [r["state"] for r in rows]
     return {"trials": len(rows), "target": spec.trials, "done": states.count("complete"),
