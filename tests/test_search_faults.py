@@ -75,7 +75,7 @@ def test_a_duplicated_trial_is_found(script, tmp_path):
     root = _copy(script[1], tmp_path)
     before = Snapshot.take(root)
     study = optuna.load_study(study_name=search_faults.STUDY_NAME,
-                              storage=search_faults._storage(root))
+                              storage=search_faults.study_storage(root))
     study.add_trial(study.trials[3])  # trial 3 told a second time, as trial 10
     problems = check(root, before, 10, 0, {})
     assert "11 trials, expected 10" in problems
