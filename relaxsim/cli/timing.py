@@ -1,14 +1,15 @@
 """``relaxsim timing``: what a machine built from the chosen devices achieves, from the SimPy model.
 
     relaxsim timing [CONFIG] [--set KEY=VALUE ...] [--trace trace.csv] [--plot timeline.png]
-                    [--inferences N] [--json FILE]
+                    [--inferences N] [--json FILE] [--schedule FILE]
 
 Latency per inference, throughput, utilisation of every bank, switch and the readout, energy per
 inference by device kind, and the same machine's figures against a single bank reprogrammed
 between steps and a fully unrolled DNN (:meth:`relaxsim.hardware.Hardware.figures`). The event
 trace of one inference (a short stream when pipelined) goes to a CSV file
 (:func:`relaxsim.timing.trace_csv`) and to a timeline plot
-(:func:`relaxsim.report.figures.plot_timeline`); this module only writes the files.
+(:func:`relaxsim.report.figures.plot_timeline`), and the control sequence it commands to a CSV,
+JSON or VCD file (:mod:`relaxsim.control`); this module only writes the files.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def add_timing_command(sub) -> None:
                    help="inferences in the trace and the plot (default: 1 sequential; pipelined, "
                         "a short stream: 2 x hardware.in_flight + 1)")
     p.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
+    p.add_argument("--schedule", metavar="FILE",
+                   help="write the control sequence of the trace: switch commands, programming "
+                        "and readout (.csv, .json) or a waveform of every device (.vcd)")
     p.set_defaults(func=cmd_timing)
 
 
@@ -54,7 +58,8 @@ def cmd_timing(args) -> int:
     if args.inferences is not None and args.inferences < 1:
         raise RelaxsimError(f"--inferences: must be >= 1 (got {args.inferences})")
     outputs = [(option, path) for option, path in (("--trace", args.trace),
-                                                   ("--plot", args.plot), ("--json", args.json))
+                                                   ("--plot", args.plot), ("--json", args.json),
+                                                   ("--schedule", args.schedule))
                if path is not None]
     for option, path in outputs:
         check_output_path(option, path)
@@ -63,6 +68,10 @@ def cmd_timing(args) -> int:
             if Path(path).resolve() == Path(other_path).resolve():
                 raise RelaxsimError(f"{other} {other_path!r}: the same file as {option}; give "
                                     "each output its own file")
+    if args.schedule is not None:
+        from relaxsim.control import schedule_format
+
+        schedule_format(args.schedule)
     if args.plot is not None:
         image_format(args.plot)
         try:
@@ -84,8 +93,12 @@ def cmd_timing(args) -> int:
         write_output("--json", args.json, lambda p: write_json(p, {
             **figures, "coupling": machine.coupling_summary(),
             "warnings": cautions, "config": cfg.to_dict()}))
-    if args.trace or args.plot:
+    if args.trace or args.plot or args.schedule:
         sim = machine.timing.trace(args.inferences)
+        if args.schedule:
+            from relaxsim.control import write_schedule
+
+            write_output("--schedule", args.schedule, lambda p: write_schedule(p, sim))
         if args.trace:
             write_output("--trace", args.trace, lambda p: write_trace(p, sim.trace))
         if args.plot:
