@@ -54,7 +54,10 @@ def test_the_script_survives_a_driver_and_a_worker_kill(script):
     for n in (1, 2):
         rows = search_faults.read_rows(out / f"cycle-{n:02d}")
         assert [r["trial"] for r in rows] == list(range(10))
-        assert all(r["state"] == "complete" for r in rows)
+        # a trial killed before all its fields were chosen fails (the script checks that only
+        # such a trial does); every other one completes
+        assert all(r["state"] in ("complete", "fail") for r in rows)
+        assert sum(r["state"] == "complete" for r in rows) >= 9
     assert not list(out.rglob("*.tmp")) and not list(out.rglob("study.journal.lock"))
 
 
