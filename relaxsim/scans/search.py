@@ -781,18 +781,7 @@ def attach(root: Path, spec: SearchSpec) -> None:
     search left before writing its spec is taken over); one holding another search, or other
     files, is refused (:func:`check_out`). Called with the directory's lock held."""
     check_out(root, spec)
-    if root.exists() and not root.is_dir():
-        raise RelaxsimError(f"--out {str(root)!r}: is a file, not a directory")
     spec_path = root / SPEC_FILE
-    if spec_path.is_file():
-        stored = load_search_spec(spec_path)
-        if stored.study_key() != spec.study_key():
-            raise RelaxsimError(f"{root}: holds another search (its base, space, objectives "
-                                f"or constraints differ from {spec.source}'s); choose another "
-                                "--out")
-    elif root.is_dir() and not _made_but_not_written(root):
-        raise RelaxsimError(f"--out {str(root)!r}: not empty and not a search directory (no "
-                            f"{SPEC_FILE}); choose a new or empty directory")
     for p in list(root.iterdir()) if root.is_dir() else []:
         if _spec_temporary(p):
             p.unlink(missing_ok=True)
