@@ -33,17 +33,11 @@ import io
 import json
 import math
 from fractions import Fraction
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from relaxsim.errors import RelaxsimError
-from relaxsim.io import write_text
-from relaxsim.timing import actor_kind
-
-# A relaxsim.timing.Simulation recorded with record=True: its spec, inferences, trace and end are
-# read without importing the timing model (this module is its independent sibling in the layers).
-Simulation = Any
-
+from relaxsim.io import suffix_format, write_text
+from relaxsim.timing import Simulation, actor_kind, require_trace
 
 SCHEDULE_FORMATS = ("csv", "json", "vcd")
 COMMAND_KINDS = ("switch", "program", "readout")
@@ -84,18 +78,10 @@ COMMAND_COLUMNS = Command._fields
 
 def schedule_format(path) -> str:
     """The format of ``--schedule path`` from its suffix, one of :data:`SCHEDULE_FORMATS`."""
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in SCHEDULE_FORMATS:
-        raise RelaxsimError(f"--schedule {str(path)!r}: unknown format "
-                            f"{('.' + suffix) if suffix else '(no suffix)'}; use "
-                            + ", ".join("." + f for f in SCHEDULE_FORMATS))
-    return suffix
-
-
-def _check(sim: Simulation) -> None:
-    if not sim.trace:
-        raise RelaxsimError("the simulation has no trace: run it with record=True "
-                            "(relaxsim.timing.simulate, Hardware.simulate)")
+    try:
+        return suffix_format(path, SCHEDULE_FORMATS)
+    except RelaxsimError as exc:
+        raise RelaxsimError(f"--schedule {exc}") from None
 
 
 def program_start(sim: Simulation, end: float, times: list[float] | None = None) -> float:
@@ -114,7 +100,7 @@ def program_start(sim: Simulation, end: float, times: list[float] | None = None)
 
 def commands(sim: Simulation) -> list[Command]:
     """Every switch command, programming and readout of ``sim``'s trace, by start time."""
-    _check(sim)
+    require_trace(sim)
     spec = sim.spec
     reads = {inf.index: inf.read for inf in sim.inferences}
     times = sorted(row.time_s for row in sim.trace)
@@ -203,7 +189,7 @@ def busy(sim: Simulation) -> dict[str, list[tuple[float, float]]]:
     order the trace ends them: a bank from ``in`` to ``out``, an element from the signal leaving
     the step's bank to ``settled``, the programmer from :func:`program_start` to ``programmed``, the
     readout from its sampling's start to ``read``."""
-    _check(sim)
+    require_trace(sim)
     spec = sim.spec
     by_index = {inf.index: inf for inf in sim.inferences}
     times = sorted(row.time_s for row in sim.trace)
@@ -267,7 +253,7 @@ def schedule_vcd(sim: Simulation) -> str:
     except ImportError:
         raise RelaxsimError("--schedule: a .vcd file needs pyvcd (pip install 'pyvcd>=0.4')"
                             ) from None
-    _check(sim)
+    require_trace(sim)
     intervals = busy(sim)
     switches = switch_changes(sim)
     levels = [*_slots(sim, "bank"), *(["programmer"] if sim.spec.architecture == "reprogram"

@@ -299,6 +299,16 @@ def backward_macs(shape: Shape) -> int:
     return 3 * T * N * N + shape.distinct_inputs() * N * shape.inputs + 2 * shape.classes * N
 
 
+def written_devices(hw, shape: Shape) -> int:
+    """Weight devices one programming event of ReLaX-Net writes: its banks' ``g L_W N^2`` and,
+    with ``input_layer = "bank"``, the input banks' ``g P N D``."""
+    g, N = hw.weights.devices_per_weight, shape.hidden
+    written = g * shape.banks * N * N
+    if hw.input_layer == "bank":
+        written += g * injection_points(hw, shape, "relaxnet") * N * shape.inputs
+    return written
+
+
 def training(hw, shape: Shape, *, samples: float, batches: float, writes: float, params: int,
              period_s: float, inference: dict, device_writes: float | None = None) -> dict:
     """Hardware time and energy of training on the machine: ``samples`` forward passes,
@@ -313,10 +323,7 @@ def training(hw, shape: Shape, *, samples: float, batches: float, writes: float,
     io, digital = hw.io, hw.digital
     extra_states = samples * (T - 1) * N
     macs = samples * backward_macs(shape) + batches * ADAM_MACS * params
-    written = hw.weights.devices_per_weight * shape.banks * N * N
-    if hw.input_layer == "bank":
-        written += hw.weights.devices_per_weight * injection_points(hw, shape, "relaxnet") \
-            * N * shape.inputs
+    written = written_devices(hw, shape)
     time = {
         "forward": samples * period_s,
         "readout": extra_states / (N * io.adc_rate_hz) if math.isfinite(io.adc_rate_hz) else 0.0,

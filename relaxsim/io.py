@@ -211,3 +211,14 @@ def check_output_path(option: str, path: str) -> None:
         raise RelaxsimError(f"{option} {path!r}: is a directory; give a file name")
     if not p.parent.is_dir():
         raise RelaxsimError(f"{option} {path!r}: directory {str(p.parent)!r} does not exist")
+
+
+def suffix_format(path, formats, noun: str = "format") -> str:
+    """The format of ``path`` from its suffix (``"png"``), one of ``formats``; any other is a
+    :class:`RelaxsimError` naming the path and the formats allowed."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise RelaxsimError(f"{str(path)!r}: unknown {noun} "
+                            f"{('.' + suffix) if suffix else '(no suffix)'}; use "
+                            + ", ".join("." + f for f in formats))
+    return suffix

@@ -11,8 +11,6 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from relaxsim import __version__
 from relaxsim.assembly import assemble
 from relaxsim.config import Config
@@ -197,19 +195,26 @@ def refigured(result: dict) -> dict:
                                             int(result["epochs"]))
     writes = (old.get("programming_events", 0) if cfg.hardware["mode"] == "hardware_aware"
               else math.ceil(batches / machine.hardware.update_every))
-    wear = old.get("wear")
-    if wear is None:  # written before writes were counted: every device at every event
-        from relaxsim.hardware import wear_summary
-
-        shapes = machine.network.param_shapes()
-        devices = machine.hardware.weights.devices_per_weight * int(np.prod(shapes["W"]))
-        wear = wear_summary([], machine.hardware.weights.write_energy_j, writes, devices)
+    # written before writes were counted: every device at every event
+    wear = old.get("wear") or _wear(machine, None, writes)
     hardware = {**old, **machine.figures,
                 "training": machine.training_cost(samples, batches, writes,
                                                   device_writes=wear["device_writes"]
                                                   if wear["tracked"] else None),
                 "wear": wear, "figures_version": __version__}
     return {**result, "hardware": hardware}
+
+
+def _wear(machine, train_engine, writes: int) -> dict:
+    """The writes of a run (:func:`relaxsim.hardware.wear_summary`): counted by the engine's
+    write histories, else every device written at each of ``writes`` programming events."""
+    from relaxsim.energy import written_devices
+    from relaxsim.hardware import wear_summary
+
+    hw = machine.hardware
+    wears = [getattr(train_engine, "wear", None), getattr(train_engine, "wear_in", None)]
+    return wear_summary(wears, hw.weights.write_energy_j, writes,
+                        written_devices(hw, machine.shape))
 
 
 def _remove_report(out: Path) -> None:
@@ -235,14 +240,7 @@ def _hardware_summary(machine, train_engine, cautions: list[str],
     writes = getattr(train_engine, "writes", None)
     if writes is None:  # trained off the machine: what it would have programmed
         writes = math.ceil(batches / hw.update_every)
-    from relaxsim.hardware import wear_summary
-
-    shapes = machine.network.param_shapes()
-    devices = hw.weights.devices_per_weight * (
-        int(np.prod(shapes["W"])) + (int(np.prod(shapes["W_in"])) if hw.input_bank else 0))
-    wear = wear_summary([getattr(train_engine, "wear", None),
-                         getattr(train_engine, "wear_in", None)],
-                        hw.weights.write_energy_j, writes, devices)
+    wear = _wear(machine, train_engine, writes)
     return {
         "mode": hw.mode,
         "switch": hw.switch.name, "weights": hw.weights.name, "active": hw.active.name,

@@ -206,6 +206,13 @@ def trace_csv(trace: list[TraceEvent]) -> str:
     return buf.getvalue()
 
 
+def require_trace(sim: "Simulation") -> None:
+    """Refuse a simulation run without ``record``: it has no trace to read."""
+    if not sim.trace:
+        raise RelaxsimError("the simulation has no trace: run it with record=True "
+                            "(relaxsim.timing.simulate, Hardware.simulate)")
+
+
 def busy_intervals(sim: "Simulation") -> dict[str, list[tuple[float, float, int, str]]]:
     """Per actor (banks, programmer, switches, elements, readout, in that order, then by
     number), the intervals ``(start_s, end_s, inference, label)`` in which it was busy, read from
@@ -217,9 +224,7 @@ def busy_intervals(sim: "Simulation") -> dict[str, list[tuple[float, float, int,
     (``inference:step``); the readout for ``T_readout`` before ``read`` (``inference``); the
     programmer for ``T_program`` before ``programmed`` (``s<step>``, inference -1).
     """
-    if not sim.trace:
-        raise RelaxsimError("the simulation has no trace: run it with record=True "
-                            "(relaxsim.timing.simulate, Hardware.simulate)")
+    require_trace(sim)
     spec = sim.spec
     rows: dict[str, list] = {}
     open_bank: dict[str, TraceEvent] = {}

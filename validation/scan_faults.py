@@ -115,8 +115,9 @@ def scan_argv(target: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "relaxsim", "scan", str(target), "--quiet", *extra]
 
 
-def run_scan(argv: list[str], log: Path) -> tuple[int, str]:
-    """Run ``relaxsim scan`` to the end; its exit status and output (also kept in ``log``)."""
+def run_logged(argv: list[str], log: Path) -> tuple[int, str]:
+    """Run a ``relaxsim`` command (a scan, a search) to the end, in a session of its own; its
+    exit status and output (also kept in ``log``)."""
     with open(log, "a", encoding="utf-8") as fh:
         fh.write("$ " + " ".join(argv[1:]) + "\n")
         fh.flush()
@@ -127,6 +128,7 @@ def run_scan(argv: list[str], log: Path) -> tuple[int, str]:
 
 
 def stored(store: Path) -> int:
+    """Results stored in a scan store or a search directory (its ``points/``)."""
     points = store / "points"
     return len(list(points.glob("*.json"))) if points.is_dir() else 0
 
@@ -179,7 +181,7 @@ class Faults:
 
     def reference(self) -> Reference:
         store = self.root / "reference"
-        code, out = run_scan(scan_argv(self.spec_path, "--out", str(store), *self.resume_args),
+        code, out = run_logged(scan_argv(self.spec_path, "--out", str(store), *self.resume_args),
                              self.logs / "reference.txt")
         if code != 0:
             raise SystemExit(f"scan_faults: the reference scan failed:\n{out}")
@@ -320,7 +322,7 @@ class Faults:
             target = store if (store / "scan.toml").is_file() else None
             argv = (scan_argv(store, *self.resume_args) if target else
                     scan_argv(self.spec_path, "--out", str(store), *self.resume_args))
-            code, out = run_scan(argv, log)
+            code, out = run_logged(argv, log)
             found = COUNTS.search(out)
             runs.append(tuple(map(int, found.groups())) if found else None)
             if code == 0:

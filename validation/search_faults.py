@@ -58,14 +58,15 @@ from relaxsim.scans.search import (
     LOCK_FILE,
     SPEC_FILE,
     STUDY_NAME,
-    study_storage,
     load_search_spec,
+    study_storage,
     trial_table,
 )
 from relaxsim.scans.store import flatten_metrics
 
+from .scan_faults import TIMEOUT_S, alive, run_logged, stored, worker_pids
+
 FAULTS = ("driver", "worker")
-TIMEOUT_S = 300.0  # no search, resume or wait takes longer than this
 ORPHAN_WAIT_S = 20.0  # a killed driver's workers must be gone by then
 MAX_DELAY_S = 0.5  # the random delay after the k-th stored result is at most this
 ABANDONED = "abandoned before its fields were chosen"
@@ -276,52 +277,6 @@ def search_argv(target: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "relaxsim", "search", str(target), "--quiet", *extra]
 
 
-def run_search(argv: list[str], log: Path) -> tuple[int, str]:
-    """Run ``relaxsim search`` to the end; its exit status and output (also kept in ``log``)."""
-    with open(log, "a", encoding="utf-8") as fh:
-        fh.write("$ " + " ".join(argv[1:]) + "\n")
-        fh.flush()
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=TIMEOUT_S, start_new_session=True)
-        fh.write(proc.stdout)
-    return proc.returncode, proc.stdout
-
-
-def stored(root: Path) -> int:
-    points = root / "points"
-    return len(list(points.glob("*.json"))) if points.is_dir() else 0
-
-
-def worker_pids(driver: int) -> list[int]:
-    """The driver's worker processes: its children but multiprocessing's resource tracker."""
-    import psutil
-
-    pids = []
-    try:
-        for child in psutil.Process(driver).children(recursive=True):
-            try:
-                if "resource_tracker" not in " ".join(child.cmdline()):
-                    pids.append(child.pid)
-            except psutil.Error:  # gone meanwhile
-                pass
-    except psutil.NoSuchProcess:
-        pass
-    return pids
-
-
-def alive(pids: list[int]) -> list[int]:
-    import psutil
-
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
 @dataclass
 class Reference:
     """The uninterrupted search: its records by config id (without ``seconds``)."""
@@ -357,7 +312,7 @@ class Faults:
 
     def reference(self) -> Reference:
         out = self.root / "reference"
-        code, text = run_search(search_argv(self.spec_path, "--out", str(out), "--workers",
+        code, text = run_logged(search_argv(self.spec_path, "--out", str(out), "--workers",
                                             str(self.workers)), self.logs / "reference.txt")
         if code != 0:
             raise SystemExit(f"search_faults: the reference search failed:\n{text}")
@@ -466,7 +421,7 @@ class Faults:
                     if (out / SPEC_FILE).is_file() else
                     search_argv(self.spec_path, "--out", str(out), "--workers",
                                 str(self.workers)))
-            code, text = run_search(argv, log)
+            code, text = run_logged(argv, log)
             found = COUNTS.search(text)
             runs.append(tuple(map(int, found.groups())) if found else None)
             if code == 0:

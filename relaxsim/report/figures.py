@@ -9,11 +9,8 @@ writes a file, the one it is given (``relaxsim timing --plot``).
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
-
-from relaxsim.errors import RelaxsimError
 
 DPI = 110
 KIND_ORDER = ("RNN", "ReLaX-Net", "DNN")
@@ -232,12 +229,9 @@ def timeline(sim, title: str = "") -> bytes:
 
 def timeline_format(path) -> str:
     """The image format of ``path`` from its suffix, one of :data:`TIMELINE_FORMATS`."""
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in TIMELINE_FORMATS:
-        raise RelaxsimError(f"{str(path)!r}: unknown image format "
-                            f"{('.' + suffix) if suffix else '(no suffix)'}; use "
-                            + ", ".join("." + f for f in TIMELINE_FORMATS))
-    return suffix
+    from relaxsim.io import suffix_format
+
+    return suffix_format(path, TIMELINE_FORMATS, "image format")
 
 
 def plot_timeline(sim, path, title: str = "") -> None:

@@ -48,7 +48,6 @@ from relaxsim.config import (
     QUANTITY_KINDS,
     SCHEMA,
     Config,
-    anchor_presets,
     apply_overrides,
     key_hint,
     quantity_of,
@@ -58,7 +57,7 @@ from relaxsim.config import (
 from relaxsim.errors import ConfigError, RelaxsimError
 from relaxsim.io import exclusive_lock, make_directory, read_toml, write_json, write_text
 from relaxsim.registry import closest
-from relaxsim.scans.spec import config_id, field_dimension, toml_value
+from relaxsim.scans.spec import config_id, field_dimension, read_base, toml_value
 from relaxsim.scans.store import Store, export_fields, flatten_metrics
 
 KEYS = ("description", "base", "search")
@@ -241,16 +240,7 @@ def parse_search_spec(data: Mapping[str, Any], source: str = "search spec",
     description = data.get("description", "")
     if not isinstance(description, str):
         fail(f"description: must be a string (got {toml_value(description)})")
-    here = Path.cwd() if root is None else root
-    base = data.get("base", {})
-    if isinstance(base, str):
-        path = Path(base) if root is None or Path(base).is_absolute() else root / base
-        base = anchor_presets(read_toml(path, "base config"), path.parent, fallback=Path.cwd())
-    elif isinstance(base, Mapping):
-        base = anchor_presets(copy.deepcopy(dict(base)), here)
-    else:
-        fail(f"base: must be a config file name or a table of config sections (got {base!r})")
-    base = copy.deepcopy(dict(base))
+    base = read_base(data.get("base", {}), root, source, fail)
     try:
         validate(copy.deepcopy(base))
     except RelaxsimError as exc:

@@ -276,18 +276,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "scan spec",
     # directory, the spec's (inline base, grid, zip, points) from the spec's (the current
     # directory for a spec given as a dict), as a config file's are.
     here = Path.cwd() if root is None else root
-    base = data.get("base", {})
-    if isinstance(base, str):
-        path = Path(base) if root is None or Path(base).is_absolute() else root / base
-        base = anchor_presets(read_toml(path, "base config"), path.parent, fallback=Path.cwd())
-    elif isinstance(base, Mapping):
-        base = anchor_presets(copy.deepcopy(dict(base)), here)
-    else:
-        fail(f"base: must be a config file name or a table of config sections (got {base!r})")
-    base = copy.deepcopy(dict(base))
-    for name in flatten_fields(base):
-        if "." in name:  # a section that is not a table is reported by the config's validation
-            check_field(name, "base", source)
+    base = read_base(data.get("base", {}), root, source, fail)
 
     grid = _axes(data, "grid", fail)
     zipped = _axes(data, "zip", fail)
@@ -366,6 +355,26 @@ def _axes(data: Mapping[str, Any], block: str, fail) -> dict[str, list]:
         if not values:
             fail(f"{block}: {name}: empty list; an axis needs at least one value")
     return axes
+
+
+def read_base(base: Any, root: Path | None, source: str, fail) -> dict:
+    """A spec's ``base``: a config file's name (read relative to ``root``, the spec's directory)
+    or a table of config sections, its device preset files anchored where the file that names
+    them is (a base file's directory, else ``root`` or the current directory); unknown
+    sections and keys reported with the closest name. ``fail(message)`` reports a bad base."""
+    here = Path.cwd() if root is None else root
+    if isinstance(base, str):
+        path = Path(base) if root is None or Path(base).is_absolute() else root / base
+        base = anchor_presets(read_toml(path, "base config"), path.parent, fallback=Path.cwd())
+    elif isinstance(base, Mapping):
+        base = anchor_presets(copy.deepcopy(dict(base)), here)
+    else:
+        fail(f"base: must be a config file name or a table of config sections (got {base!r})")
+    base = copy.deepcopy(dict(base))
+    for name in flatten_fields(base):
+        if "." in name:  # a section that is not a table is reported by the config's validation
+            check_field(name, "base", source)
+    return base
 
 
 def check_field(name: str, block: str, source: str) -> None:
